@@ -1,0 +1,95 @@
+"""The registry of gate probes and stage actions that plan.toml refers to by name.
+
+A gate is a function ``(ctx) -> str`` returning a one-line detail when the condition holds and
+raising :class:`GateFailure` (with the reason and the command that fixes it) when it does not.
+An action is a function ``(ctx) -> ActionResult`` that is idempotent: when there is nothing to do
+it returns ``ActionResult(changed=False, ...)`` without redoing work.
+
+Probes live in ``caravan_workspace.stages.<area>`` modules, which register themselves with the
+``@gate`` / ``@action`` decorators when :func:`load_all` imports them. A name that plan.toml uses
+but nobody registered is a gate that is "not implemented yet" — it fails, it never passes.
+"""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+
+class GateFailure(Exception):
+    """A gate's condition does not hold. ``fix`` is the command (or step) that makes it hold."""
+
+    def __init__(self, reason: str, *, fix: str | None = None) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.fix = fix
+
+
+class ActionError(Exception):
+    """A stage action could not do its work; the message is shown to the user as one line."""
+
+
+@dataclass(frozen=True)
+class ActionResult:
+    changed: bool
+    detail: str = ""
+
+
+class Progress(Protocol):
+    def __call__(self, message: str) -> None: ...
+
+
+def _silent(message: str) -> None:
+    return None
+
+
+@dataclass(frozen=True)
+class Context:
+    """What a gate or an action gets: where the workspace is and how to report progress."""
+
+    root: Path
+    state_dir: Path
+    progress: Progress = field(default=_silent)
+
+    def path(self, *parts: str) -> Path:
+        """A path inside the state folder (created on demand for directories by the caller)."""
+        return self.state_dir.joinpath(*parts)
+
+
+Gate = Callable[[Context], str]
+Action = Callable[[Context], ActionResult]
+
+GATES: dict[str, Gate] = {}
+ACTIONS: dict[str, Action] = {}
+
+
+def gate(name: str) -> Callable[[Gate], Gate]:
+    def register(fn: Gate) -> Gate:
+        if name in GATES:
+            raise RuntimeError(f"gate probe {name!r} registered twice")
+        GATES[name] = fn
+        return fn
+
+    return register
+
+
+def action(name: str) -> Callable[[Action], Action]:
+    def register(fn: Action) -> Action:
+        if name in ACTIONS:
+            raise RuntimeError(f"stage action {name!r} registered twice")
+        ACTIONS[name] = fn
+        return fn
+
+    return register
+
+
+def load_all() -> None:
+    """Import every ``caravan_workspace.stages.*`` module so that its probes register."""
+    from caravan_workspace import stages
+
+    for info in pkgutil.iter_modules(stages.__path__):
+        importlib.import_module(f"{stages.__name__}.{info.name}")

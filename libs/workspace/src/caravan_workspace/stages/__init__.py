@@ -1,0 +1,1 @@
+"""Gate probes and stage actions, one module per area; each registers itself (see registry)."""
