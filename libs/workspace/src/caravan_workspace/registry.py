@@ -1,8 +1,8 @@
 """The registry of gate probes and stage actions that plan.toml refers to by name.
 
-A gate is a function ``(ctx) -> str`` returning a one-line detail when the condition holds and
+A gate is a function ``(ctx, **args) -> str`` (``args`` from plan.toml) returning a one-line detail when the condition holds and
 raising :class:`GateFailure` (with the reason and the command that fixes it) when it does not.
-An action is a function ``(ctx) -> ActionResult`` that is idempotent: when there is nothing to do
+An action is a function ``(ctx, **args) -> ActionResult`` that is idempotent: when there is nothing to do
 it returns ``ActionResult(changed=False, ...)`` without redoing work.
 
 Probes live in ``caravan_workspace.stages.<area>`` modules, which register themselves with the
@@ -60,8 +60,8 @@ class Context:
         return self.state_dir.joinpath(*parts)
 
 
-Gate = Callable[[Context], str]
-Action = Callable[[Context], ActionResult]
+Gate = Callable[..., str]
+Action = Callable[..., ActionResult]
 
 GATES: dict[str, Gate] = {}
 ACTIONS: dict[str, Action] = {}

@@ -1,0 +1,1 @@
+"""Invoke task modules; the root tasks.py assembles them into the CLI."""
