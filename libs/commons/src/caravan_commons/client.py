@@ -1,0 +1,416 @@
+"""The inter-service HTTP client: discovery, pooling, deadlines, tracing, retries, circuit breaking.
+
+Services call each other only through :class:`ServiceClient`; the transport (aiohttp, chosen by
+measurement: about 12x httpx's throughput as a pooled proxy client on this kind of machine) stays
+behind this interface. One client per service process: it holds one pooled ``ClientSession``
+opened and closed with the app (:meth:`ServiceClient.lifespan`).
+
+Every call:
+
+1. gets a deadline — ``timeout=`` (or ``ClientConfig.default_timeout``), never later than the
+   deadline of the request being served (:mod:`caravan_commons.deadline`) — and sends what is left
+   of it in ``X-Request-Timeout-Ms``;
+2. carries the W3C ``traceparent`` of a CLIENT span, and whatever ``headers_provider`` adds (the
+   hook for the caller-identity header);
+3. goes to an instance chosen round-robin by :class:`~caravan_commons.discovery.Balancer`;
+4. fails fast with :class:`UpstreamUnavailableError` while the service's circuit is open;
+5. is retried — only when the method is idempotent (GET, HEAD, PUT, DELETE, OPTIONS) or the call
+   carries an ``Idempotency-Key`` — on connection failures and 500/502/503/504, with full-jitter
+   exponential backoff, at most ``max_attempts`` attempts, within the deadline and the service's
+   retry budget. A connection that could not be *established* carried no request, so it is tried
+   again on another instance whatever the method (``retry_unsent``);
+6. returns a :class:`Response` for 1xx-3xx, and raises the typed error of
+   :mod:`caravan_commons.errors` for 4xx/5xx (problem+json ``detail`` and extension members kept).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import inspect
+import random
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from typing import Any, TypeVar, overload
+
+import aiohttp
+import msgspec
+from multidict import CIMultiDict, CIMultiDictProxy
+from opentelemetry import propagate, trace
+
+from caravan_commons.deadline import DEADLINE_HEADER, Deadline, current_deadline
+from caravan_commons.discovery import Balancer, Instance, Resolver
+from caravan_commons.errors import ApplicationError, DeadlineExceededError, UpstreamUnavailableError
+from caravan_commons.resilience import CircuitBreaker, RetryBudget, backoff_delay
+from caravan_commons.upstream_errors import error_from_answer
+
+T = TypeVar("T")
+
+IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "PUT", "DELETE", "OPTIONS"})
+IDEMPOTENCY_HEADER = "Idempotency-Key"
+
+HeadersProvider = Callable[[str, str, str], Mapping[str, str] | Awaitable[Mapping[str, str]]]
+"""``(service, method, path) -> headers`` added to every call (e.g. a signed caller identity)."""
+
+
+class ClientConfig(msgspec.Struct, frozen=True, kw_only=True):
+    """Tuning of :class:`ServiceClient`; times in seconds. Defaults suit calls inside one site."""
+
+    default_timeout: float = 5.0
+    #: Cap of one attempt (None: an attempt may use the whole deadline).
+    attempt_timeout: float | None = None
+    connect_timeout: float = 1.0
+    max_attempts: int = 3
+    backoff_base: float = 0.05
+    backoff_cap: float = 1.0
+    retry_statuses: frozenset[int] = frozenset({500, 502, 503, 504})
+    retry_unsent: bool = True
+    retry_budget_ratio: float = 0.2
+    retry_budget_min_per_second: int = 3
+    circuit_failure_threshold: int = 5
+    circuit_cooldown: float = 5.0
+    eject_after: int = 3
+    eject_cooldown: float = 10.0
+    pool_limit: int = 200
+    pool_limit_per_host: int = 0
+    user_agent: str = "caravan-commons"
+
+
+class Response:
+    """A successful (status < 400) answer, body fully read."""
+
+    __slots__ = ("body", "headers", "instance", "service", "status")
+
+    def __init__(
+        self, service: str, instance: Instance, status: int, headers: Mapping[str, str], body: bytes
+    ):
+        self.service = service
+        self.instance = instance
+        self.status = status
+        self.headers = headers
+        self.body = body
+
+    @overload
+    def json(self) -> Any: ...
+    @overload
+    def json(self, type: type[T]) -> T: ...
+    def json(self, type: Any = Any) -> Any:
+        """Decode the JSON body (into ``type``, a msgspec Struct or any msgspec-supported type)."""
+        try:
+            return msgspec.json.decode(self.body, type=type)
+        except msgspec.DecodeError as exc:
+            raise UpstreamUnavailableError(
+                f"{self.service} answered a body that does not decode: {exc}", upstream=self.service
+            ) from exc
+
+    @property
+    def text(self) -> str:
+        return self.body.decode("utf-8", errors="replace")
+
+    def __repr__(self) -> str:
+        return f"Response({self.service} {self.status}, {len(self.body)} bytes)"
+
+
+class _AttemptFailed(Exception):
+    def __init__(self, error: ApplicationError, *, sent: bool) -> None:
+        self.error = error
+        self.sent = sent
+
+
+class ServiceClient:
+    """Calls other Caravan services by name. Create once, open with the app's lifespan."""
+
+    def __init__(
+        self,
+        resolver: Resolver,
+        config: ClientConfig | None = None,
+        *,
+        headers_provider: HeadersProvider | None = None,
+        tracer: trace.Tracer | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        rng: random.Random | None = None,
+        retry_budget_factory: Callable[[], RetryBudget] | None = None,
+    ) -> None:
+        self.resolver = resolver
+        self.config = config or ClientConfig()
+        self._headers_provider = headers_provider
+        self._tracer = tracer or trace.get_tracer("caravan_commons.client")
+        self._clock = clock
+        self._rng = rng or random.Random()
+        cfg = self.config
+        self._budget_factory = retry_budget_factory or (
+            lambda: RetryBudget(ratio=cfg.retry_budget_ratio, min_per_second=cfg.retry_budget_min_per_second)
+        )
+        self.balancer = Balancer(eject_after=cfg.eject_after, eject_cooldown=cfg.eject_cooldown, clock=clock)
+        self._breakers: dict[str, CircuitBreaker] = {}
+        self._budgets: dict[str, RetryBudget] = {}
+        self._session: aiohttp.ClientSession | None = None
+
+    # -- lifecycle -------------------------------------------------------------------------
+    async def start(self) -> None:
+        if self._session is None:
+            connector = aiohttp.TCPConnector(
+                limit=self.config.pool_limit, limit_per_host=self.config.pool_limit_per_host
+            )
+            self._session = aiohttp.ClientSession(
+                connector=connector,
+                timeout=aiohttp.ClientTimeout(total=None, sock_connect=self.config.connect_timeout),
+                headers={"User-Agent": self.config.user_agent},
+                auto_decompress=True,
+            )
+
+    async def close(self) -> None:
+        if self._session is not None:
+            session, self._session = self._session, None
+            await session.close()
+        await self.resolver.aclose()
+
+    async def __aenter__(self) -> ServiceClient:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    @contextlib.asynccontextmanager
+    async def lifespan(self, _app: object = None) -> AsyncIterator[ServiceClient]:
+        """Litestar lifespan hook: ``create_app(..., lifespan=[client.lifespan])``."""
+        await self.start()
+        try:
+            yield self
+        finally:
+            await self.close()
+
+    # -- per-upstream state ----------------------------------------------------------------
+    def circuit(self, service: str) -> CircuitBreaker:
+        breaker = self._breakers.get(service)
+        if breaker is None:
+            breaker = self._breakers[service] = CircuitBreaker(
+                failure_threshold=self.config.circuit_failure_threshold,
+                cooldown=self.config.circuit_cooldown,
+                clock=self._clock,
+            )
+        return breaker
+
+    def retry_budget(self, service: str) -> RetryBudget:
+        budget = self._budgets.get(service)
+        if budget is None:
+            budget = self._budgets[service] = self._budget_factory()
+        return budget
+
+    # -- calls -----------------------------------------------------------------------------
+    async def get(self, service: str, path: str, **kwargs: Any) -> Response:
+        return await self.request(service, "GET", path, **kwargs)
+
+    async def post(self, service: str, path: str, **kwargs: Any) -> Response:
+        return await self.request(service, "POST", path, **kwargs)
+
+    async def put(self, service: str, path: str, **kwargs: Any) -> Response:
+        return await self.request(service, "PUT", path, **kwargs)
+
+    async def delete(self, service: str, path: str, **kwargs: Any) -> Response:
+        return await self.request(service, "DELETE", path, **kwargs)
+
+    async def request(
+        self,
+        service: str,
+        method: str,
+        path: str,
+        *,
+        json: Any = msgspec.UNSET,
+        content: bytes | None = None,
+        params: Mapping[str, str] | None = None,
+        headers: Mapping[str, str] | None = None,
+        idempotency_key: str | None = None,
+        timeout: float | None = None,
+    ) -> Response:
+        """Call ``method path`` on ``service``; typed errors for 4xx/5xx and transport failures."""
+        session = self._session
+        if session is None:
+            raise RuntimeError(
+                "ServiceClient is not started: open it with the app's lifespan (client.lifespan)"
+            )
+        if not path.startswith("/"):
+            raise ValueError(f"path must start with '/', got {path!r}")
+        method = method.upper()
+        deadline = Deadline.after(
+            self.config.default_timeout if timeout is None else timeout, self._clock
+        ).earliest(current_deadline())
+        out_headers: dict[str, str] = dict(headers or {})
+        if json is not msgspec.UNSET:
+            if content is not None:
+                raise ValueError("pass json= or content=, not both")
+            content = msgspec.json.encode(json)
+            out_headers.setdefault("Content-Type", "application/json")
+        if idempotency_key is not None:
+            out_headers[IDEMPOTENCY_HEADER] = idempotency_key
+        if self._headers_provider is not None:
+            extra = self._headers_provider(service, method, path)
+            out_headers.update(await extra if inspect.isawaitable(extra) else extra)
+        retryable = method in IDEMPOTENT_METHODS or IDEMPOTENCY_HEADER in out_headers
+
+        span = self._tracer.start_span(
+            f"{method} {service}",
+            kind=trace.SpanKind.CLIENT,
+            attributes={"http.request.method": method, "peer.service": service, "url.path": path},
+        )
+        ctx = trace.set_span_in_context(span) if span.get_span_context().is_valid else None
+        propagate.inject(out_headers, context=ctx)
+        with trace.use_span(span, end_on_exit=True):
+            response = await self._call_with_retries(
+                session, service, method, path, params, out_headers, content, deadline, retryable
+            )
+            span.set_attribute("http.response.status_code", response.status)
+            return response
+
+    async def _call_with_retries(
+        self,
+        session: aiohttp.ClientSession,
+        service: str,
+        method: str,
+        path: str,
+        params: Mapping[str, str] | None,
+        headers: dict[str, str],
+        content: bytes | None,
+        deadline: Deadline,
+        retryable: bool,
+    ) -> Response:
+        breaker = self.circuit(service)
+        budget = self.retry_budget(service)
+        budget.record_request()
+        previous: Instance | None = None
+        attempt = 0
+        while True:
+            attempt += 1
+            if deadline.expired:
+                raise DeadlineExceededError(
+                    f"deadline passed before {service} could be called", upstream=service
+                )
+            if not breaker.allow():
+                raise UpstreamUnavailableError(
+                    f"circuit to {service} is open after repeated failures",
+                    upstream=service,
+                    retry_after=round(breaker.retry_after(), 3),
+                )
+            try:
+                instances = await self.resolver.resolve(service)
+                instance = self.balancer.pick(service, instances, avoid=previous)
+            except BaseException:
+                breaker.release()
+                raise
+            if not instances:  # pragma: no cover - pick() raised already
+                raise UpstreamUnavailableError(f"no instance of {service}", upstream=service)
+            try:
+                response = await self._attempt(
+                    session, instance, method, path, params, headers, content, deadline
+                )
+            except _AttemptFailed as failed:
+                breaker.record_failure()
+                self.balancer.report_failure(instance)
+                if isinstance(failed.error, DeadlineExceededError) and deadline.expired:
+                    raise failed.error from failed
+                may_retry = retryable or (not failed.sent and self.config.retry_unsent)
+                await self._before_retry(service, attempt, may_retry, deadline, budget, failed.error)
+                previous = instance
+                continue
+            except BaseException:
+                breaker.release()
+                raise
+            if response.status in self.config.retry_statuses:
+                breaker.record_failure()
+                self.balancer.report_failure(instance)
+                error = error_from_answer(service, response.status, response.headers, response.body)
+                await self._before_retry(service, attempt, retryable, deadline, budget, error)
+                previous = instance
+                continue
+            breaker.record_success()
+            self.balancer.report_success(instance)
+            if response.status >= 400:
+                raise error_from_answer(service, response.status, response.headers, response.body)
+            return response
+
+    async def _before_retry(
+        self,
+        service: str,
+        attempt: int,
+        may_retry: bool,
+        deadline: Deadline,
+        budget: RetryBudget,
+        error: ApplicationError,
+    ) -> None:
+        """Sleep before the next attempt, or raise ``error`` when no retry is allowed."""
+        if not may_retry or attempt >= self.config.max_attempts:
+            raise error
+        delay = backoff_delay(
+            attempt, base=self.config.backoff_base, cap=self.config.backoff_cap, rng=self._rng
+        )
+        if delay >= deadline.remaining() or not budget.try_acquire():
+            raise error
+        await asyncio.sleep(delay)
+
+    async def _attempt(
+        self,
+        session: aiohttp.ClientSession,
+        instance: Instance,
+        method: str,
+        path: str,
+        params: Mapping[str, str] | None,
+        headers: dict[str, str],
+        content: bytes | None,
+        deadline: Deadline,
+    ) -> Response:
+        limit = deadline
+        if self.config.attempt_timeout is not None:
+            limit = Deadline.after(self.config.attempt_timeout, self._clock).earliest(deadline)
+        headers[DEADLINE_HEADER] = limit.header_value()
+        service = instance.service
+        timeout = asyncio.timeout(limit.remaining())
+        try:
+            async with timeout, session.request(
+                method,
+                instance.base_url + path,
+                params=params,
+                data=content,
+                headers=headers,
+                allow_redirects=False,
+            ) as answer:
+                body = await answer.read()
+                return Response(
+                    service, instance, answer.status, CIMultiDictProxy(CIMultiDict(answer.headers)), body
+                )
+        except aiohttp.ConnectionTimeoutError as exc:
+            raise _AttemptFailed(
+                UpstreamUnavailableError(
+                    f"connecting to {service} ({instance.instance_id}) timed out", upstream=service
+                ),
+                sent=False,
+            ) from exc
+        except TimeoutError as exc:
+            if not timeout.expired():
+                raise _AttemptFailed(
+                    UpstreamUnavailableError(
+                        f"{service} ({instance.instance_id}) timed out: {exc}", upstream=service
+                    ),
+                    sent=True,
+                ) from exc
+            raise _AttemptFailed(
+                DeadlineExceededError(
+                    f"{service} ({instance.instance_id}) did not answer within the deadline", upstream=service
+                ),
+                sent=True,
+            ) from exc
+        except aiohttp.ClientConnectorError as exc:
+            raise _AttemptFailed(
+                UpstreamUnavailableError(
+                    f"cannot connect to {service} ({instance.instance_id})", upstream=service
+                ),
+                sent=False,
+            ) from exc
+        except (aiohttp.ClientError, OSError) as exc:
+            raise _AttemptFailed(
+                UpstreamUnavailableError(
+                    f"{service} ({instance.instance_id}) failed mid-request: {type(exc).__name__}",
+                    upstream=service,
+                ),
+                sent=True,
+            ) from exc
