@@ -62,7 +62,8 @@ class NullReporter:
 
 @dataclass(frozen=True)
 class Event:
-    """One scheduler event: ``dispatch`` / ``begin`` (worker picked it up) / ``end`` / ``blocked``."""
+    """One scheduler event: ``dispatch``, ``begin`` (a worker picked the stage up), ``end``,
+    ``blocked``, or ``wait`` (the scheduler waits for a completion; ``stage`` is 0)."""
 
     seq: int
     kind: str
@@ -226,10 +227,8 @@ class Engine:
 
     def check_dependencies(self, selected: list[int]) -> list[Refusal]:
         """Re-evaluate the gates of every stage the selection depends on but does not include."""
-        chosen = set(selected)
-        external = sorted({d for n in selected for d in self.plan.stages[n].depends_on} - chosen)
         refusals: list[Refusal] = []
-        for dep in self.plan.topological_order(external):
+        for dep in self.plan.external_dependencies(selected):
             stage = self.plan.stages[dep]
             results = self.evaluate_gates(dep)
             with self.store.updating(dep) as rec:
@@ -255,10 +254,11 @@ class Engine:
         if not with_deps:
             result.refusals = self.check_dependencies(order)
         if result.refusals:
+            failing = sorted({r.dep for r in result.refusals})
             for n in order:
                 with self.store.updating(n) as rec:
                     rec.status = "refused"
-                    rec.reason = result.refusals[0].message(f"invoke stage {n} --with-deps")
+                    rec.reason = "dependencies not passing: stage " + ", ".join(map(str, failing))
                     result.records[n] = copy.deepcopy(rec)
         else:
             result.records = self._schedule(order)
@@ -298,6 +298,7 @@ class Engine:
                             changed = True
                 if not running:
                     break
+                self._event("wait", 0)
                 done, _ = wait(running, return_when=FIRST_COMPLETED)
                 for future in sorted(done, key=lambda f: running[f]):
                     n = running.pop(future)

@@ -153,6 +153,12 @@ class Plan:
                 todo.extend(self.stages[n].depends_on)
         return seen
 
+    def external_dependencies(self, selected: Iterable[int]) -> list[int]:
+        """Stages the selection depends on directly but does not include, in run order."""
+        chosen = set(selected)
+        deps = {d for n in chosen for d in self.stages[n].depends_on} - chosen
+        return self.topological_order(deps)
+
     def descendants(self, number: int) -> set[int]:
         found: set[int] = set()
         changed = True

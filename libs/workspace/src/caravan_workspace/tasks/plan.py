@@ -57,6 +57,9 @@ def plan(c: Context, format: str = "table", graph: bool = False) -> None:
 def _run(ws: Workspace, numbers: list[int], *, with_deps: bool, selector: str) -> RunResult:
     out = console()
     command = f"invoke stage {selector}" + (" --with-deps" if with_deps else "")
+    if not with_deps and ws.plan.external_dependencies(numbers):
+        deps = compact_numbers(ws.plan.external_dependencies(numbers))
+        out.print(Text(f"re-checking the gates of stage {deps} (dependencies)", style="dim"))
     with ConsoleReporter(out) as reporter:
         engine = Engine(ws.plan, root=ws.root, state_dir=ws.state_dir, store=ws.store, reporter=reporter)
         result = engine.run(numbers, with_deps=with_deps, command=command)

@@ -1,0 +1,91 @@
+"""`invoke status`, `invoke down`, `invoke logs`: what the workspace started, and stopping it."""
+
+from __future__ import annotations
+
+import subprocess
+import time
+
+from invoke import Context, task
+from invoke.exceptions import Exit
+from rich.table import Table
+from rich.text import Text
+
+from caravan_workspace.console import STATUS_STYLE, lanes_line, stage_status
+from caravan_workspace.runtime.supervisor import Supervisor, SupervisorError
+from caravan_workspace.tasks.common import BAD_INPUT, FAILED, Workspace, console, workspace
+
+PROGRAM_STYLE = {"RUNNING": "green", "STARTING": "cyan", "BACKOFF": "yellow", "STOPPED": "dim"}
+
+
+def _uptime(seconds: float) -> str:
+    if seconds <= 0:
+        return "–"
+    minutes, secs = divmod(int(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h{minutes:02d}m" if hours else f"{minutes}m{secs:02d}s"
+
+
+def print_status(ws: Workspace) -> None:
+    """The programs the workspace runs (from the supervisor) and every stage's status."""
+    out = console()
+    supervisor = Supervisor(ws.state_dir)
+    programs = Table(title="Programs")
+    for column in ("program", "state", "pid", "uptime", "detail"):
+        programs.add_column(column)
+    if supervisor.is_running():
+        for p in supervisor.status():
+            programs.add_row(
+                p.name, Text(p.state, style=PROGRAM_STYLE.get(p.state, "red")),
+                str(p.pid or "–"), _uptime(p.uptime), p.description,
+            )
+        out.print(programs)
+    else:
+        out.print("Programs: the supervisor is not running (nothing started; `invoke up` starts it)")
+    stages = Table(title="Stages")
+    for column in ("stage", "name", "status", "last finished", "reason"):
+        stages.add_column(column)
+    records = ws.store.stages()
+    for n, stage in ws.plan.stages.items():
+        record = records.get(n)
+        status = stage_status(record) if record else "not run"
+        stages.add_row(
+            str(n), stage.name, Text(status, style=STATUS_STYLE[status]),
+            (record.finished_at if record else None) or "–", record.reason if record else "",
+        )
+    out.print(stages)
+    out.print(Text("Lanes: ", style="bold") + lanes_line(ws.plan, records))
+
+
+@task
+def status(c: Context) -> None:
+    """Show every program the workspace runs (state, pid, uptime) and every stage's status."""
+    print_status(workspace())
+
+
+@task
+def down(c: Context) -> None:
+    """Stop everything the workspace started: every program, drained gracefully, then the supervisor."""
+    ws = workspace()
+    supervisor = Supervisor(ws.state_dir)
+    started = time.monotonic()
+    try:
+        stopped = supervisor.shutdown()
+    except SupervisorError as exc:
+        raise Exit(f"error: {exc}", code=FAILED) from exc
+    if stopped:
+        print(f"stopped every program and the supervisor in {time.monotonic() - started:.1f}s")
+    else:
+        print("nothing to stop: the supervisor is not running")
+
+
+@task(help={"name": "program name as `invoke status` lists it", "follow": "keep printing new lines"})
+def logs(c: Context, name: str, follow: bool = False) -> None:
+    """Print a program's log (JSON lines for services); -f follows it."""
+    ws = workspace()
+    path = Supervisor(ws.state_dir).log_path(name)
+    if not path.exists():
+        raise Exit(f"error: no log for program {name!r} (see `invoke status` for names)", code=BAD_INPUT)
+    if follow:
+        subprocess.run(["tail", "-n", "50", "-F", str(path)], check=False)
+    else:
+        print(path.read_text(encoding="utf-8", errors="replace"), end="")

@@ -1,0 +1,95 @@
+"""Test sessions: one per package (each installs only that package and its declared dependencies),
+plus integration, lint, typecheck and the benchmarks. `nox -l` lists them; `./caravan test` runs
+the default ones, as CI does."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import nox
+
+nox.needs_version = ">=2025.2.9"
+nox.options.default_venv_backend = "uv"
+nox.options.error_on_missing_interpreters = True
+nox.options.reuse_existing_virtualenvs = True
+
+ROOT = Path(__file__).parent
+PYTHON = "3.11"
+NO_TESTS_COLLECTED = 5  # pytest's exit code when a suite has no tests yet
+
+def test_group(folder: str) -> list[str]:
+    """The `test` dependency group a package declares in its pyproject.toml."""
+    return list(nox.project.dependency_groups(nox.project.load_toml(ROOT / folder / "pyproject.toml"), "test"))
+
+
+def run_package_tests(session: nox.Session, folder: str, extras: str = "") -> None:
+    """Install one package (editable) with only its own declared dependencies and run its tests."""
+    session.install("-e", f"{folder}{extras}", *test_group(folder))
+    session.run("pytest", folder, "-q", *session.posargs)
+
+
+@nox.session(python=PYTHON, tags=["packages"])
+def workspace(session: nox.Session) -> None:
+    """The workspace tooling: plan engine, CLI, runtime."""
+    run_package_tests(session, "libs/workspace")
+
+
+@nox.session(python=PYTHON, tags=["packages"])
+def commons(session: nox.Session) -> None:
+    """caravan-commons."""
+    run_package_tests(session, "libs/commons", "[postgres,server]")
+
+
+@nox.session(python=PYTHON, tags=["packages"])
+def gateway(session: nox.Session) -> None:
+    """The API gateway (shared/gateway)."""
+    run_package_tests(session, "shared/gateway")
+
+
+@nox.session(python=PYTHON, tags=["packages", "services"])
+def svc_a(session: nox.Session) -> None:
+    """svc-a, the Catalog."""
+    run_package_tests(session, "svc-a")
+
+
+@nox.session(python=PYTHON, tags=["packages", "services"])
+def svc_b(session: nox.Session) -> None:
+    """svc-b, Orders."""
+    run_package_tests(session, "svc-b")
+
+
+@nox.session(python=PYTHON, tags=["packages", "services"])
+def svc_c(session: nox.Session) -> None:
+    """svc-c, Payments."""
+    run_package_tests(session, "svc-c")
+
+
+@nox.session(python=PYTHON, tags=["system"])
+def integration(session: nox.Session) -> None:
+    """Cross-service suite under tests/ (the whole system on the local runtime)."""
+    session.install("-e", "libs/workspace", "pytest", "hypothesis")
+    session.run("pytest", "tests", "-q", *session.posargs, success_codes=[0, NO_TESTS_COLLECTED])
+
+
+@nox.session(python=PYTHON, tags=["static"])
+def lint(session: nox.Session) -> None:
+    """ruff: lint and format check over the whole workspace."""
+    session.install("ruff")
+    session.run("ruff", "check", ".")
+    session.run("ruff", "format", "--check", ".")
+
+
+@nox.session(python=PYTHON, tags=["static"])
+def typecheck(session: nox.Session) -> None:
+    """mypy over the workspace tooling and commons."""
+    session.install("mypy", "-e", "libs/workspace", "-e", "libs/commons[postgres,server]", "types-setuptools")
+    session.run("mypy", "libs/workspace/src", "libs/commons/src", *session.posargs)
+
+
+@nox.session(python=PYTHON, default=False, tags=["bench"])
+def bench(session: nox.Session) -> None:
+    """Benchmarks under bench/ (slow; each prints a table and keeps its results)."""
+    session.install("-e", "libs/commons[server]", "-e", "libs/workspace")
+    scripts = sorted(str(p.relative_to(ROOT)) for p in (ROOT / "bench").glob("*.py"))
+    for script in session.posargs or scripts:
+        session.run("python", script)

@@ -1,0 +1,19 @@
+"""Caravan's command line: `invoke --list` shows every task. This file only assembles them;
+the logic lives in the workspace package (libs/workspace)."""
+
+from invoke import Collection
+
+from caravan_workspace.tasks import dev, plan, runtime
+
+ns = Collection(
+    plan.plan,
+    plan.stage,
+    plan.up,
+    plan.reset,
+    plan.toolchain,
+    runtime.status,
+    runtime.down,
+    runtime.logs,
+    dev.test,
+)
+ns.configure({"run": {"echo": True}})
