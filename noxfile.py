@@ -15,11 +15,13 @@ nox.options.reuse_existing_virtualenvs = True
 
 ROOT = Path(__file__).parent
 PYTHON = "3.11"
-NO_TESTS_COLLECTED = 5  # pytest's exit code when a suite has no tests yet
+
 
 def test_group(folder: str) -> list[str]:
     """The `test` dependency group a package declares in its pyproject.toml."""
-    return list(nox.project.dependency_groups(nox.project.load_toml(ROOT / folder / "pyproject.toml"), "test"))
+    return list(
+        nox.project.dependency_groups(nox.project.load_toml(ROOT / folder / "pyproject.toml"), "test")
+    )
 
 
 def run_package_tests(session: nox.Session, folder: str, extras: str = "") -> None:
@@ -67,8 +69,10 @@ def svc_c(session: nox.Session) -> None:
 @nox.session(python=PYTHON, tags=["system"])
 def integration(session: nox.Session) -> None:
     """Cross-service suite under tests/ (the whole system on the local runtime)."""
+    if not any((ROOT / "tests").rglob("test_*.py")):
+        session.skip("no cross-service tests under tests/ yet")
     session.install("-e", "libs/workspace", "pytest", "hypothesis")
-    session.run("pytest", "tests", "-q", *session.posargs, success_codes=[0, NO_TESTS_COLLECTED])
+    session.run("pytest", "tests", "-q", *session.posargs)
 
 
 @nox.session(python=PYTHON, tags=["static"])

@@ -137,7 +137,9 @@ def plan_json(plan: Plan, records: Mapping[int, StageRecord]) -> dict[str, Any]:
         )
     return {
         "stages": stages,
-        "lanes": [{"id": lane.id, "name": lane.name, "stages": plan.lane_stages(lane.id)} for lane in plan.lanes],
+        "lanes": [
+            {"id": lane.id, "name": lane.name, "stages": plan.lane_stages(lane.id)} for lane in plan.lanes
+        ],
         "critical_path": critical_path(plan, records),
     }
 
@@ -182,7 +184,9 @@ class ConsoleReporter:
     def stage_started(self, stage: Stage) -> None:
         with self._lock:
             self._running[stage.number] = (stage, time.monotonic(), "starting")
-            self.console.print(Text.assemble(("▶ ", "cyan"), (f"stage {stage.number} — {stage.name}", "bold")))
+            self.console.print(
+                Text.assemble(("▶ ", "cyan"), (f"stage {stage.number} — {stage.name}", "bold"))
+            )
             self._refresh()
 
     def progress(self, stage: Stage, message: str) -> None:
@@ -200,8 +204,11 @@ class ConsoleReporter:
         with self._lock:
             self.console.print(
                 Text.assemble(
-                    f"  [{stage.number}] ", (f"{mark} action ", style), f"{record.title}",
-                    (f" ({record.duration_s:.2f}s) ", "dim"), (state + (": " if state else ""), "dim"),
+                    f"  [{stage.number}] ",
+                    (f"{mark} action ", style),
+                    f"{record.title}",
+                    (f" ({record.duration_s:.2f}s) ", "dim"),
+                    (state + (": " if state else ""), "dim"),
                     (record.detail, "dim" if record.ok else style),
                 )
             )
@@ -210,8 +217,11 @@ class ConsoleReporter:
         mark, style = ("✓", "green") if record.ok else ("✗", "red")
         with self._lock:
             line = Text.assemble(
-                f"  [{stage.number}] ", (f"{mark} gate ", style), record.title,
-                (f" ({record.duration_s:.2f}s): ", "dim"), (record.detail, "dim" if record.ok else style),
+                f"  [{stage.number}] ",
+                (f"{mark} gate ", style),
+                record.title,
+                (f" ({record.duration_s:.2f}s): ", "dim"),
+                (record.detail, "dim" if record.ok else style),
             )
             if record.fix and not record.ok:
                 line.append(f" — fix: {record.fix}", style="yellow")

@@ -158,8 +158,12 @@ class Engine:
             except Exception as exc:  # a crashing probe is a failed gate, with its reason
                 detail = f"probe crashed: {type(exc).__name__}: {_one_line(exc)}"
         record = GateRecord(
-            title=gate.title, ok=ok, detail=_one_line(detail), at=at,
-            duration_s=round(time.perf_counter() - started, 3), fix=fix,
+            title=gate.title,
+            ok=ok,
+            detail=_one_line(detail),
+            at=at,
+            duration_s=round(time.perf_counter() - started, 3),
+            fix=fix,
         )
         self.store.record_gate(stage.number, gate.id, record)
         self.reporter.gate_done(stage, gate.id, record)
@@ -180,13 +184,21 @@ class Engine:
                 result = fn(self._context(stage), **args)
                 if not isinstance(result, ActionResult):
                     raise TypeError(f"action {run} returned {type(result).__name__}, not ActionResult")
-                ok, changed, detail = True, result.changed, result.detail or ("done" if result.changed else "up to date")
+                ok, changed, detail = (
+                    True,
+                    result.changed,
+                    result.detail or ("done" if result.changed else "up to date"),
+                )
             except ActionError as exc:
                 detail = _one_line(exc)
             except Exception as exc:
                 detail = f"{type(exc).__name__}: {_one_line(exc)}"
         record = ActionRecord(
-            title=title, ok=ok, changed=changed, detail=_one_line(detail), at=at,
+            title=title,
+            ok=ok,
+            changed=changed,
+            detail=_one_line(detail),
+            at=at,
             duration_s=round(time.perf_counter() - started, 3),
         )
         self.reporter.action_done(stage, action_id, record)
@@ -338,4 +350,3 @@ class Engine:
 def _one_line(value: object) -> str:
     text = str(value).strip()
     return text.splitlines()[0] if text else ""
-

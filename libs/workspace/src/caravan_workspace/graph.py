@@ -35,7 +35,7 @@ def to_dot(plan: Plan, records: Mapping[int, StageRecord]) -> str:
         '  edge [color="#777777"];',
     ]
     for lane in plan.lanes:
-        lines.append(f"  subgraph cluster_{lane.id} {{ label={_quote(lane.name)}; color=\"#bbbbbb\";")
+        lines.append(f'  subgraph cluster_{lane.id} {{ label={_quote(lane.name)}; color="#bbbbbb";')
         for n in plan.lane_stages(lane.id):
             status = records.get(n, StageRecord()).status
             status = status if status in FILL else "not run"
@@ -62,7 +62,9 @@ def render(plan: Plan, records: Mapping[int, StageRecord], out_dir: Path) -> tup
     outputs = []
     for fmt in ("svg", "png"):
         target = out_dir / f"plan.{fmt}"
-        done = subprocess.run([dot, f"-T{fmt}", str(source), "-o", str(target)], capture_output=True, text=True)
+        done = subprocess.run(
+            [dot, f"-T{fmt}", str(source), "-o", str(target)], capture_output=True, text=True
+        )
         if done.returncode != 0:
             raise GraphError(f"dot failed to render {fmt}: {done.stderr.strip().splitlines()[0]}")
         outputs.append(target)

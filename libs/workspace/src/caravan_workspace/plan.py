@@ -196,7 +196,9 @@ class Plan:
         known = ", ".join(lane.id for lane in self.lanes)
         first, last = min(self.stages), max(self.stages)
         if not text:
-            raise SelectionError(f"no stage given: use a number {first}..{last}, a range like 4-6, or a lane ({known})")
+            raise SelectionError(
+                f"no stage given: use a number {first}..{last}, a range like 4-6, or a lane ({known})"
+            )
         if text.isdigit():
             number = int(text)
             if number not in self.stages:
@@ -206,16 +208,21 @@ class Plan:
         if match:
             low, high = int(match[1]), int(match[2])
             if low > high:
-                raise SelectionError(f"range {selector!r} runs backwards: write it low-high, e.g. {high}-{low}")
+                raise SelectionError(
+                    f"range {selector!r} runs backwards: write it low-high, e.g. {high}-{low}"
+                )
             missing = [n for n in (low, high) if n not in self.stages]
             if missing:
-                raise SelectionError(f"stage {missing[0]} does not exist: the plan has stages {first}..{last}")
+                raise SelectionError(
+                    f"stage {missing[0]} does not exist: the plan has stages {first}..{last}"
+                )
             return self.topological_order(n for n in self.stages if low <= n <= high)
         for lane in self.lanes:
             if text in (lane.id, lane.name.lower()):
                 return self.lane_stages(lane.id)
         raise SelectionError(
-            f"{selector!r} is not a stage: use a number {first}..{last}, a range like 4-6, or a lane ({known})"
+            f"{selector!r} is not a stage: use a number {first}..{last}, "
+            f"a range like 4-6, or a lane ({known})"
         )
 
 
@@ -231,7 +238,7 @@ def _require(table: Mapping[str, Any], key: str, kind: type | tuple[type, ...], 
     if key not in table:
         raise PlanError(f"{where}: missing key {key!r}")
     value = table[key]
-    if not isinstance(value, kind) or isinstance(value, bool) and kind is int:
+    if not isinstance(value, kind) or (isinstance(value, bool) and kind is int):
         raise PlanError(f"{where}: {key!r} has the wrong type ({type(value).__name__})")
     return value
 

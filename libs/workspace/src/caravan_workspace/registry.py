@@ -1,7 +1,8 @@
 """The registry of gate probes and stage actions that plan.toml refers to by name.
 
-A gate is a function ``(ctx, **args) -> str`` (``args`` from plan.toml) returning a one-line detail when the condition holds and
-raising :class:`GateFailure` (with the reason and the command that fixes it) when it does not.
+A gate is a function ``(ctx, **args) -> str`` (``args`` from plan.toml) returning a one-line
+detail when the condition holds and raising :class:`GateFailure` (with the reason and the
+command that fixes it) when it does not.
 An action is a function ``(ctx, **args) -> ActionResult`` that is idempotent: when there is nothing to do
 it returns ``ActionResult(changed=False, ...)`` without redoing work.
 

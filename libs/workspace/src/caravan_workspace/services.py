@@ -59,19 +59,27 @@ def load_service(folder: Path) -> Service:
         raise DeclarationError(f"{where}: missing key {missing[0]!r}")
     name = raw["name"]
     if not isinstance(name, str) or not NAME_RE.match(name) or name != folder.name:
-        raise DeclarationError(f"{where}: name {name!r} must be the folder name, lower-case words joined by '-'")
+        raise DeclarationError(
+            f"{where}: name {name!r} must be the folder name, lower-case words joined by '-'"
+        )
     package = raw["package"]
     if not isinstance(package, str) or not package.isidentifier():
         raise DeclarationError(f"{where}: package {package!r} is not a Python identifier")
     routes = raw["routes"]
-    if not isinstance(routes, list) or not routes or not all(isinstance(r, str) and r.startswith("/") for r in routes):
+    if (
+        not isinstance(routes, list)
+        or not routes
+        or not all(isinstance(r, str) and r.startswith("/") for r in routes)
+    ):
         raise DeclarationError(f"{where}: routes must be a non-empty list of paths starting with '/'")
     health = raw["health"]
     if not isinstance(health, dict) or set(health) != {"live", "ready"}:
         raise DeclarationError(f"{where}: health must have exactly 'live' and 'ready' paths")
     scaling = raw["scaling"]
     try:
-        bounds = Scaling(min=int(scaling["min"]), max=int(scaling["max"]), instances=int(scaling["instances"]))
+        bounds = Scaling(
+            min=int(scaling["min"]), max=int(scaling["max"]), instances=int(scaling["instances"])
+        )
     except (KeyError, TypeError, ValueError) as exc:
         raise DeclarationError(f"{where}: scaling needs integer min, max and instances") from exc
     if not 1 <= bounds.min <= bounds.instances <= bounds.max:
@@ -107,6 +115,8 @@ def load_services(root: Path) -> dict[str, Service]:
     for service in services.values():
         for route in service.routes:
             if route in routes:
-                raise DeclarationError(f"{service.name}/service.toml: route {route} already belongs to {routes[route]}")
+                raise DeclarationError(
+                    f"{service.name}/service.toml: route {route} already belongs to {routes[route]}"
+                )
             routes[route] = service.name
     return services

@@ -179,7 +179,10 @@ def junit_xml(run_id: str, stages: Mapping[int, tuple[str, StageRecord]]) -> byt
         cases = fails = skipped = 0
         for action_id, action in record.actions.items():
             case = ET.SubElement(
-                suite, "testcase", classname=f"stage{number}.action", name=f"{action_id}: {action.title}",
+                suite,
+                "testcase",
+                classname=f"stage{number}.action",
+                name=f"{action_id}: {action.title}",
                 time=f"{action.duration_s:.3f}",
             )
             cases += 1
@@ -188,7 +191,10 @@ def junit_xml(run_id: str, stages: Mapping[int, tuple[str, StageRecord]]) -> byt
                 ET.SubElement(case, "failure", message=action.detail)
         for gate_id, gate in record.gates.items():
             case = ET.SubElement(
-                suite, "testcase", classname=f"stage{number}.gate", name=f"{gate_id}: {gate.title}",
+                suite,
+                "testcase",
+                classname=f"stage{number}.gate",
+                name=f"{gate_id}: {gate.title}",
                 time=f"{gate.duration_s:.3f}",
             )
             cases += 1

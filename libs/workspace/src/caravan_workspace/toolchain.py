@@ -29,10 +29,22 @@ TOOLS: tuple[Tool, ...] = (
     Tool("docker", "docker", "images (stage 14)", "apt-get install docker.io"),
     Tool("prometheus", "prometheus", "monitoring (stages 2, 15)", "apt-get install prometheus"),
     Tool("promtool", "promtool", "checking Prometheus config and rules", "apt-get install prometheus"),
-    Tool("alertmanager", "prometheus-alertmanager", "alerts (stage 15)", "apt-get install prometheus-alertmanager"),
-    Tool("kubectl", "kubectl", "rendering Kubernetes manifests (stage 14)", "see kubernetes.io/docs/tasks/tools"),
+    Tool(
+        "alertmanager",
+        "prometheus-alertmanager",
+        "alerts (stage 15)",
+        "apt-get install prometheus-alertmanager",
+    ),
+    Tool(
+        "kubectl",
+        "kubectl",
+        "rendering Kubernetes manifests (stage 14)",
+        "see kubernetes.io/docs/tasks/tools",
+    ),
     Tool("wrk", "wrk", "benchmarks", "apt-get install wrk"),
-    Tool("caddy", "caddy", "the gateway benchmark's anchor", "apt-get install caddy", version_args=("version",)),
+    Tool(
+        "caddy", "caddy", "the gateway benchmark's anchor", "apt-get install caddy", version_args=("version",)
+    ),
 )
 
 
@@ -62,8 +74,13 @@ def locate(command: str) -> str | None:
 
 
 def survey() -> list[ToolStatus]:
-    statuses = [ToolStatus(Tool("python", sys.executable, "the workspace", "Python 3.11+", required=True),
-                           sys.executable, sys.version.split()[0])]
+    statuses = [
+        ToolStatus(
+            Tool("python", sys.executable, "the workspace", "Python 3.11+", required=True),
+            sys.executable,
+            sys.version.split()[0],
+        )
+    ]
     for tool in TOOLS:
         path = locate(tool.command)
         statuses.append(ToolStatus(tool, path, _version(path, tool.version_args) if path else ""))

@@ -14,8 +14,12 @@ INVOKE = Path(sys.executable).with_name("invoke")
 
 def invoke(root: Path, *args: str, env: dict | None = None, cwd: Path | None = None):
     return subprocess.run(
-        [str(INVOKE), *args], cwd=cwd or root, env={**os.environ, **(env or {})},
-        capture_output=True, text=True, timeout=300,
+        [str(INVOKE), *args],
+        cwd=cwd or root,
+        env={**os.environ, **(env or {})},
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
 
 
@@ -25,7 +29,11 @@ def state(tmp_path) -> Path:
 
 
 def snapshot(folder: Path) -> dict:
-    return {p.relative_to(folder): p.read_bytes() for p in folder.rglob("*") if p.is_file()} if folder.exists() else {}
+    return (
+        {p.relative_to(folder): p.read_bytes() for p in folder.rglob("*") if p.is_file()}
+        if folder.exists()
+        else {}
+    )
 
 
 def test_list_shows_every_task_with_help(repo_root):
@@ -42,7 +50,13 @@ def test_plan_as_json_shows_fifteen_honest_stages(repo_root, state):
     assert [s["number"] for s in data["stages"]] == list(range(1, 16))
     assert {s["status"] for s in data["stages"]} == {"not run"}
     assert data["critical_path"] == [1, 2, 3, 4, 5, 6, 13, 14, 15]
-    assert [lane["stages"] for lane in data["lanes"]] == [[1, 2, 3], [4, 5, 6], [7, 8, 9], [10, 11, 12], [13, 14, 15]]
+    assert [lane["stages"] for lane in data["lanes"]] == [
+        [1, 2, 3],
+        [4, 5, 6],
+        [7, 8, 9],
+        [10, 11, 12],
+        [13, 14, 15],
+    ]
 
 
 def test_plan_table_names_lanes_and_critical_path(repo_root):
@@ -71,7 +85,10 @@ def test_stage_1_passes_and_records_state_and_junit(repo_root, state):
 def test_stage_4_is_refused_naming_stage_gate_reason_and_fix(repo_root, state):
     done = invoke(repo_root, "stage", "4")
     assert done.returncode == 1
-    assert "stage 4 refused: stage 2 (Shared infrastructure) gate 'service discovery works' failed" in done.stdout
+    assert (
+        "stage 4 refused: stage 2 (Shared infrastructure) gate 'service discovery works' failed"
+        in done.stdout
+    )
     assert "Fix: invoke stage 2, or invoke stage 4 --with-deps" in done.stdout
     recorded = json.loads((state / "state.json").read_text())
     assert recorded["stages"]["4"]["status"] == "refused"

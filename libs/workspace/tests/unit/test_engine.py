@@ -51,8 +51,14 @@ def probes():
 
 
 def run_all(plan, tmp_path):
-    engine = Engine(plan, root=tmp_path, state_dir=tmp_path / "state", gates=probes(), actions={},
-                    max_workers=len(plan.stages))
+    engine = Engine(
+        plan,
+        root=tmp_path,
+        state_dir=tmp_path / "state",
+        gates=probes(),
+        actions={},
+        max_workers=len(plan.stages),
+    )
     return engine.run(list(plan.stages), with_deps=True)
 
 
@@ -91,7 +97,8 @@ def test_random_plans_respect_dependencies_run_each_stage_once_and_dispatch_gree
             # Whenever the scheduler waits, every stage whose dependencies are done has been started:
             # independent lanes are never serialised behind each other.
             ready = {
-                n for n, s in plan.stages.items()
+                n
+                for n, s in plan.stages.items()
                 if n not in started and all(d in ended_ok for d in s.depends_on)
             }
             assert not ready, f"stages {ready} were ready but left waiting"
@@ -109,7 +116,13 @@ def test_a_back_edge_makes_any_plan_invalid(case, data):
     source = data.draw(st.sampled_from(sorted(ancestors | {target.number})))
     # make `source` depend on `target`, which (transitively) depends on `source`: a cycle
     rebuilt = [
-        Stage(s.number, s.name, s.lane, (*s.depends_on, target.number) if s.number == source else s.depends_on, s.gates)
+        Stage(
+            s.number,
+            s.name,
+            s.lane,
+            (*s.depends_on, target.number) if s.number == source else s.depends_on,
+            s.gates,
+        )
         for s in stages
     ]
     with pytest.raises(PlanError):
@@ -124,18 +137,22 @@ def real_plan(repo_root):
 
 def stand_in_probes(plan, fail=()):
     """Every check key of the real plan answered by a stand-in (the real probes are tested elsewhere)."""
+
     def make(check):
         def probe(ctx, **args):
             if check in fail:
                 raise GateFailure(f"{check} is down", fix="invoke stage 2")
             return "ok"
+
         return probe
 
     return {g.check: make(g.check) for s in plan.stages.values() for g in s.gates}
 
 
 def stand_in_actions(plan):
-    return {a.run: (lambda ctx, **_: ActionResult(changed=False)) for s in plan.stages.values() for a in s.actions}
+    return {
+        a.run: (lambda ctx, **_: ActionResult(changed=False)) for s in plan.stages.values() for a in s.actions
+    }
 
 
 def test_lanes_a_b_and_c_run_concurrently(real_plan, tmp_path):
@@ -148,14 +165,21 @@ def test_lanes_a_b_and_c_run_concurrently(real_plan, tmp_path):
     lane_starts = {4, 7, 10}
     plan = Plan.build(
         [
-            Stage(s.number, s.name, s.lane, s.depends_on, s.gates,
-                  (Action("meet", "meet the other lanes", "meet"),) if s.number in lane_starts else ())
+            Stage(
+                s.number,
+                s.name,
+                s.lane,
+                s.depends_on,
+                s.gates,
+                (Action("meet", "meet the other lanes", "meet"),) if s.number in lane_starts else (),
+            )
             for s in real_plan.stages.values()
         ],
         real_plan.lanes,
     )
-    engine = Engine(plan, root=tmp_path, state_dir=tmp_path / "state",
-                    gates=stand_in_probes(plan), actions={"meet": meet})
+    engine = Engine(
+        plan, root=tmp_path, state_dir=tmp_path / "state", gates=stand_in_probes(plan), actions={"meet": meet}
+    )
     result = engine.run(list(plan.stages), with_deps=True)
     assert result.ok, {n: r.reason for n, r in result.records.items() if r.status != "passed"}
     order = [(e.kind, e.stage) for e in result.events if e.kind in ("dispatch", "end")]
@@ -164,8 +188,13 @@ def test_lanes_a_b_and_c_run_concurrently(real_plan, tmp_path):
 
 
 def test_a_stage_is_refused_while_a_dependency_gate_fails(real_plan, tmp_path):
-    engine = Engine(real_plan, root=tmp_path, state_dir=tmp_path / "state",
-                    gates=stand_in_probes(real_plan, fail={"shared.gateway"}), actions={})
+    engine = Engine(
+        real_plan,
+        root=tmp_path,
+        state_dir=tmp_path / "state",
+        gates=stand_in_probes(real_plan, fail={"shared.gateway"}),
+        actions={},
+    )
     result = engine.run([4])
     assert not result.ok
     assert [r.dep for r in result.refusals] == [2]
@@ -179,8 +208,13 @@ def test_a_stage_is_refused_while_a_dependency_gate_fails(real_plan, tmp_path):
 
 
 def test_with_deps_runs_the_dependencies_first(real_plan, tmp_path):
-    engine = Engine(real_plan, root=tmp_path, state_dir=tmp_path / "state",
-                    gates=stand_in_probes(real_plan), actions=stand_in_actions(real_plan))
+    engine = Engine(
+        real_plan,
+        root=tmp_path,
+        state_dir=tmp_path / "state",
+        gates=stand_in_probes(real_plan),
+        actions=stand_in_actions(real_plan),
+    )
     result = engine.run([5], with_deps=True)
     assert result.ok
     dispatched = [e.stage for e in result.events if e.kind == "dispatch"]
@@ -202,8 +236,13 @@ def test_actions_are_reported_and_a_failed_action_fails_the_stage(real_plan, tmp
         return ActionResult(changed=len(calls) == 1, detail="made" if len(calls) == 1 else "already there")
 
     gates = stand_in_probes(real_plan)
-    engine = Engine(real_plan, root=tmp_path, state_dir=tmp_path / "state", gates=gates,
-                    actions={"workspace.state": idempotent})
+    engine = Engine(
+        real_plan,
+        root=tmp_path,
+        state_dir=tmp_path / "state",
+        gates=gates,
+        actions={"workspace.state": idempotent},
+    )
     first = engine.run([1])
     second = engine.run([1])
     assert first.records[1].actions["state"].changed is True
@@ -212,8 +251,13 @@ def test_actions_are_reported_and_a_failed_action_fails_the_stage(real_plan, tmp
     def broken(ctx, **_):
         raise RuntimeError("disk full\nwith a traceback-ish second line")
 
-    engine = Engine(real_plan, root=tmp_path, state_dir=tmp_path / "state", gates=gates,
-                    actions={"workspace.state": broken})
+    engine = Engine(
+        real_plan,
+        root=tmp_path,
+        state_dir=tmp_path / "state",
+        gates=gates,
+        actions={"workspace.state": broken},
+    )
     failed = engine.run([1])
     assert failed.records[1].status == "failed"
     assert failed.records[1].actions["state"].detail == "RuntimeError: disk full"

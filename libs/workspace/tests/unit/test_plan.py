@@ -51,8 +51,20 @@ def base_plan():
     return {
         "lane": [{"id": "x", "name": "X"}],
         "stage": [
-            {"number": 1, "name": "one", "lane": "x", "depends_on": [], "gate": [{"id": "g", "title": "t", "check": "c"}]},
-            {"number": 2, "name": "two", "lane": "x", "depends_on": [1], "gate": [{"id": "g", "title": "t", "check": "c"}]},
+            {
+                "number": 1,
+                "name": "one",
+                "lane": "x",
+                "depends_on": [],
+                "gate": [{"id": "g", "title": "t", "check": "c"}],
+            },
+            {
+                "number": 2,
+                "name": "two",
+                "lane": "x",
+                "depends_on": [1],
+                "gate": [{"id": "g", "title": "t", "check": "c"}],
+            },
         ],
     }
 
@@ -92,8 +104,16 @@ def test_the_real_plan_file_is_plain_toml(repo_root):
 
 @pytest.mark.parametrize(
     ("selector", "stages"),
-    [("4", [4]), ("4-6", [4, 5, 6]), (" 10 - 12 ", [10, 11, 12]), ("a", [4, 5, 6]), ("B", [7, 8, 9]),
-     ("foundation", [1, 2, 3]), ("all", [13, 14, 15]), ("1-15", list(range(1, 16)))],
+    [
+        ("4", [4]),
+        ("4-6", [4, 5, 6]),
+        (" 10 - 12 ", [10, 11, 12]),
+        ("a", [4, 5, 6]),
+        ("B", [7, 8, 9]),
+        ("foundation", [1, 2, 3]),
+        ("all", [13, 14, 15]),
+        ("1-15", list(range(1, 16))),
+    ],
 )
 def test_selectors(plan, selector, stages):
     assert plan.select(selector) == stages
@@ -101,8 +121,15 @@ def test_selectors(plan, selector, stages):
 
 @pytest.mark.parametrize(
     ("selector", "message"),
-    [("16", "stage 16 does not exist"), ("0", "stage 0 does not exist"), ("x", "'x' is not a stage"),
-     ("6-4", "runs backwards"), ("3-99", "stage 99 does not exist"), ("", "no stage given"), ("-1", "is not a stage")],
+    [
+        ("16", "stage 16 does not exist"),
+        ("0", "stage 0 does not exist"),
+        ("x", "'x' is not a stage"),
+        ("6-4", "runs backwards"),
+        ("3-99", "stage 99 does not exist"),
+        ("", "no stage given"),
+        ("-1", "is not a stage"),
+    ],
 )
 def test_bad_selectors(plan, selector, message):
     with pytest.raises(SelectionError, match=message):

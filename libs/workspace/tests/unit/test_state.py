@@ -20,10 +20,14 @@ def test_records_survive_a_reload(tmp_path):
     again = StateStore(tmp_path)
     assert again.stage(3).status == "passed"
     assert again.stage(3).gates["wheel"].ok is True
-    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".state.json.")], "temporary files left over"
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".state.json.")], (
+        "temporary files left over"
+    )
 
 
-@pytest.mark.parametrize("content", ["{not json", "[]", '{"version": 99}', '{"version": 1, "stages": {"x": {}}}', "\xff"])
+@pytest.mark.parametrize(
+    "content", ["{not json", "[]", '{"version": 99}', '{"version": 1, "stages": {"x": {}}}', "\xff"]
+)
 def test_a_corrupt_state_file_is_reported_in_one_line_and_left_alone(tmp_path, content):
     path = tmp_path / "state.json"
     path.write_bytes(content.encode("latin-1"))

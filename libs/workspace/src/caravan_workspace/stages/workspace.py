@@ -38,7 +38,9 @@ def ensure_state_folder(ctx: Context) -> ActionResult:
 def layout_present(ctx: Context) -> str:
     missing = [p for p in LAYOUT if not (ctx.root / p).exists()]
     if missing:
-        raise GateFailure(f"missing from the workspace: {', '.join(missing)}", fix="git checkout -- . (restore the layout)")
+        raise GateFailure(
+            f"missing from the workspace: {', '.join(missing)}", fix="git checkout -- . (restore the layout)"
+        )
     try:
         services = load_services(ctx.root)
     except DeclarationError as exc:
@@ -55,5 +57,7 @@ def toolchain_present(ctx: Context) -> str:
         raise GateFailure(f"required tool {tool.name} is missing ({tool.purpose})", fix=tool.install)
     missing_optional = [s.tool.name for s in statuses if not s.tool.required and not s.path]
     required = ", ".join(f"{s.tool.name} ✓" for s in statuses if s.tool.required)
-    optional = f"; optional missing: {', '.join(missing_optional)} (invoke toolchain)" if missing_optional else ""
+    optional = (
+        f"; optional missing: {', '.join(missing_optional)} (invoke toolchain)" if missing_optional else ""
+    )
     return required + optional

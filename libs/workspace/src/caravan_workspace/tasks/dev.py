@@ -11,8 +11,13 @@ from invoke import Context, task
 from caravan_workspace import paths
 
 
-@task(help={"session": "run only these nox sessions (repeatable)", "args": "extra arguments after -- for pytest"},
-      iterable=["session"])
+@task(
+    help={
+        "session": "run only these nox sessions (repeatable)",
+        "args": "extra arguments after -- for pytest",
+    },
+    iterable=["session"],
+)
 def test(c: Context, session: list[str] | None = None, args: str = "") -> None:
     """Run the whole test suite: every default nox session (each package, integration, lint, typecheck)."""
     nox = Path(sys.executable).with_name("nox")

@@ -44,14 +44,16 @@ def plan(c: Context, format: str = "table", graph: bool = False) -> None:
         out.print(plan_table(ws.plan, records))
         out.print(Text("Lanes: ", style="bold") + lanes_line(ws.plan, records))
         path = critical_path(ws.plan, records)
-        out.print(Text("Critical path: ", style="bold") + Text(" → ".join(map(str, path)) + f" ({len(path)} stages)"))
+        out.print(
+            Text("Critical path: ", style="bold")
+            + Text(" → ".join(map(str, path)) + f" ({len(path)} stages)")
+        )
     if graph:
         try:
             svg, png = graphs.render(ws.plan, records, ws.state_dir / "graph")
         except graphs.GraphError as exc:
             raise Exit(f"error: {exc}", code=FAILED) from exc
         out.print(f"graph: {svg}\ngraph: {png}")
-
 
 
 def _run(ws: Workspace, numbers: list[int], *, with_deps: bool, selector: str) -> RunResult:
@@ -123,8 +125,13 @@ def toolchain(c: Context) -> None:
     for column in ("tool", "status", "version", "used for", "install"):
         table.add_column(column)
     for s in survey():
-        status = Text("present", style="green") if s.path else Text(
-            "missing" + (" (required)" if s.tool.required else ""), style="red" if s.tool.required else "yellow"
+        status = (
+            Text("present", style="green")
+            if s.path
+            else Text(
+                "missing" + (" (required)" if s.tool.required else ""),
+                style="red" if s.tool.required else "yellow",
+            )
         )
         table.add_row(s.tool.name, status, s.version, s.tool.purpose, "" if s.path else s.tool.install)
     console().print(table)

@@ -35,8 +35,11 @@ def print_status(ws: Workspace) -> None:
     if supervisor.is_running():
         for p in supervisor.status():
             programs.add_row(
-                p.name, Text(p.state, style=PROGRAM_STYLE.get(p.state, "red")),
-                str(p.pid or "–"), _uptime(p.uptime), p.description,
+                p.name,
+                Text(p.state, style=PROGRAM_STYLE.get(p.state, "red")),
+                str(p.pid or "–"),
+                _uptime(p.uptime),
+                p.description,
             )
         out.print(programs)
     else:
@@ -49,8 +52,11 @@ def print_status(ws: Workspace) -> None:
         record = records.get(n)
         status = stage_status(record) if record else "not run"
         stages.add_row(
-            str(n), stage.name, Text(status, style=STATUS_STYLE[status]),
-            (record.finished_at if record else None) or "–", record.reason if record else "",
+            str(n),
+            stage.name,
+            Text(status, style=STATUS_STYLE[status]),
+            (record.finished_at if record else None) or "–",
+            record.reason if record else "",
         )
     out.print(stages)
     out.print(Text("Lanes: ", style="bold") + lanes_line(ws.plan, records))
