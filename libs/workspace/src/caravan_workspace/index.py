@@ -130,10 +130,14 @@ def provision_credentials(ctx: Context) -> bool:
     if creds_path.exists() and htpasswd.exists():
         return False
     from passlib.apache import HtpasswdFile
+    from passlib.context import CryptContext
 
     password = secrets.token_urlsafe(24)
     write_private(creds_path, json.dumps({"username": USERNAME, "password": password}) + "\n")
-    ht = HtpasswdFile(default_scheme="sha256_crypt")
+    # A 192-bit random password needs no key stretching; few rounds keep uploads fast even where
+    # passlib falls back to its pure-Python sha256_crypt (Python >= 3.13 has no crypt module).
+    context = CryptContext(schemes=["sha256_crypt"], sha256_crypt__default_rounds=5000)
+    ht = HtpasswdFile(context=context)
     ht.set_password(USERNAME, password)
     write_private(htpasswd, ht.to_string().decode())
     return True
