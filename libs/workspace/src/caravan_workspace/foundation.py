@@ -1,0 +1,227 @@
+"""The foundation model (foundation/foundation.toml): tiers, ports and allowed flows.
+
+Loading validates the model against the service declarations; every error is one line naming the
+file line it is about. The same model feeds the local enforcement (who may call whom) and the
+renderers of the deployment stage.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import tomllib
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from caravan_workspace.services import Service
+
+FOUNDATION_FILE = Path("foundation") / "foundation.toml"
+ANY = "*"
+
+
+class FoundationError(Exception):
+    pass
+
+
+@dataclass(frozen=True)
+class Tier:
+    name: str
+    members: tuple[str, ...]
+    ports: tuple[int, int]
+    external: tuple[str, ...]
+    line: int
+
+
+@dataclass(frozen=True)
+class Flow:
+    source: str
+    target: str  # a member, or "*" for every service of the system
+    paths: tuple[str, ...] | None  # None: every path
+    line: int
+
+    def __str__(self) -> str:
+        where = f" {','.join(self.paths)}" if self.paths else ""
+        return f"{self.source} → {self.target}{where}"
+
+
+@dataclass(frozen=True)
+class Foundation:
+    host: str
+    port_range: tuple[int, int]
+    tiers: tuple[Tier, ...]
+    databases: Mapping[str, str]  # database → owning service
+    flows: tuple[Flow, ...]
+
+    def tier_of(self, member: str) -> Tier:
+        for tier in self.tiers:
+            if member in tier.members:
+                return tier
+        raise KeyError(member)
+
+    def members(self) -> set[str]:
+        return {m for tier in self.tiers for m in tier.members}
+
+    def callers_of(self, target: str) -> dict[str, tuple[str, ...] | None]:
+        """Who may call ``target``: caller → allowed paths (None: every path)."""
+        callers: dict[str, tuple[str, ...] | None] = {}
+        for flow in self.flows:
+            if flow.target in (target, ANY):
+                if flow.paths is None or callers.get(flow.source, ()) is None:
+                    callers[flow.source] = None
+                else:
+                    callers[flow.source] = (*(callers.get(flow.source) or ()), *flow.paths)
+        return callers
+
+    def allows(self, caller: str, target: str, path: str = "/") -> bool:
+        allowed = self.callers_of(target)
+        if caller not in allowed:
+            return False
+        paths = allowed[caller]
+        return paths is None or any(path == p or path.startswith(p.rstrip("/") + "/") for p in paths)
+
+
+def _header_lines(text: str, header: str) -> list[int]:
+    """1-based line numbers of every ``[[header]]`` / ``[header]`` table, in order."""
+    return [i for i, line in enumerate(text.splitlines(), start=1) if line.split("#", 1)[0].strip() == header]
+
+
+def _ports(value: Any, where: str) -> tuple[int, int]:
+    if (
+        not isinstance(value, list)
+        or len(value) != 2
+        or not all(isinstance(v, int) and not isinstance(v, bool) for v in value)
+    ):
+        raise FoundationError(f"{where}: ports must be [first, last]")
+    low, high = value
+    if not 1024 <= low <= high <= 65535:
+        raise FoundationError(f"{where}: port range {low}-{high} must lie within 1024-65535, low to high")
+    return low, high
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def parse_foundation(
+    text: str, services: Mapping[str, Service], *, name: str = "foundation.toml"
+) -> Foundation:
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise FoundationError(f"{name}: not valid TOML: {exc}") from exc
+    unknown = sorted(set(raw) - {"runtime", "tier", "database", "flow"})
+    if unknown:
+        raise FoundationError(f"{name}: unknown table {unknown[0]!r}")
+
+    runtime_line = (_header_lines(text, "[runtime]") or [1])[0]
+    runtime = raw.get("runtime")
+    if not isinstance(runtime, dict):
+        raise FoundationError(f"{name}: missing [runtime] table")
+    host = runtime.get("host", "127.0.0.1")
+    if not isinstance(host, str) or not _is_loopback(host):
+        raise FoundationError(f"{name} line {runtime_line}: runtime host {host!r} is not a loopback address")
+    port_range = _ports(runtime.get("port_range"), f"{name} line {runtime_line}")
+
+    tiers: list[Tier] = []
+    seen_members: dict[str, str] = {}
+    for entry, line in zip(raw.get("tier", []), _header_lines(text, "[[tier]]"), strict=False):
+        where = f"{name} line {line}"
+        tier_name = entry.get("name")
+        members = entry.get("members")
+        if not isinstance(tier_name, str) or not isinstance(members, list) or not members:
+            raise FoundationError(f"{where}: a tier needs a name and a non-empty members list")
+        if any(t.name == tier_name for t in tiers):
+            raise FoundationError(f"{where}: tier {tier_name!r} is declared twice")
+        ports = _ports(entry.get("ports"), where)
+        if not (port_range[0] <= ports[0] and ports[1] <= port_range[1]):
+            raise FoundationError(
+                f"{where}: tier {tier_name!r} ports {ports[0]}-{ports[1]} lie outside the runtime range "
+                f"{port_range[0]}-{port_range[1]}"
+            )
+        for other in tiers:
+            if ports[0] <= other.ports[1] and other.ports[0] <= ports[1]:
+                raise FoundationError(
+                    f"{where}: tier {tier_name!r} ports {ports[0]}-{ports[1]} overlap tier {other.name!r} "
+                    f"{other.ports[0]}-{other.ports[1]} (line {other.line})"
+                )
+        for member in members:
+            if member in seen_members:
+                raise FoundationError(f"{where}: {member!r} is already in tier {seen_members[member]!r}")
+            seen_members[member] = tier_name
+        external = tuple(entry.get("external", ()))
+        stray = [e for e in external if e not in members]
+        if stray:
+            raise FoundationError(f"{where}: external {stray[0]!r} is not a member of tier {tier_name!r}")
+        tiers.append(Tier(tier_name, tuple(members), ports, external, line))
+
+    for service in services:
+        if service not in seen_members:
+            raise FoundationError(f"{name}: service {service!r} (from {service}/service.toml) is in no tier")
+
+    databases: dict[str, str] = {}
+    for entry, line in zip(raw.get("database", []), _header_lines(text, "[[database]]"), strict=False):
+        where = f"{name} line {line}"
+        db, owner = entry.get("name"), entry.get("owner")
+        if db not in seen_members:
+            raise FoundationError(f"{where}: database {db!r} is in no tier")
+        if owner not in services:
+            raise FoundationError(f"{where}: database {db!r} has unknown owner {owner!r}")
+        databases[db] = owner
+
+    externals = {e for tier in tiers for e in tier.external}
+    flows: list[Flow] = []
+    for entry, line in zip(raw.get("flow", []), _header_lines(text, "[[flow]]"), strict=False):
+        where = f"{name} line {line}"
+        source, target = entry.get("from"), entry.get("to")
+        paths = entry.get("paths")
+        if source not in seen_members:
+            raise FoundationError(f"{where}: flow from unknown {source!r}")
+        if target != ANY and target not in seen_members:
+            raise FoundationError(
+                f"{where}: flow {source} → {target!r} goes nowhere: {target!r} is in no tier"
+            )
+        if target in externals:
+            raise FoundationError(f"{where}: flow {source} → {target} targets an external caller")
+        if target in databases and databases[target] != source:
+            raise FoundationError(
+                f"{where}: flow {source} → {target}: a database is reached by its owner "
+                f"{databases[target]} only"
+            )
+        if paths is not None and (
+            not isinstance(paths, list) or not all(isinstance(p, str) and p.startswith("/") for p in paths)
+        ):
+            raise FoundationError(f"{where}: paths must be a list of paths starting with '/'")
+        flow = Flow(source, target, tuple(paths) if paths is not None else None, line)
+        if any((f.source, f.target, f.paths) == (flow.source, flow.target, flow.paths) for f in flows):
+            raise FoundationError(f"{where}: flow {flow} is declared twice")
+        flows.append(flow)
+
+    model = Foundation(host, port_range, tuple(tiers), databases, tuple(flows))
+    for service in services.values():
+        for dep in service.depends_on:
+            if not model.allows(service.name, dep):
+                raise FoundationError(
+                    f"{service.name}/service.toml: depends on {dep} "
+                    f"but {name} allows no flow {service.name} → {dep}"
+                )
+    return model
+
+
+def load_foundation(root: Path, services: Mapping[str, Service]) -> Foundation:
+    path = root / FOUNDATION_FILE
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise FoundationError(f"cannot read {FOUNDATION_FILE}: {exc.strerror}") from exc
+    return parse_foundation(text, services, name=str(FOUNDATION_FILE))
+
+
+def flows_table(model: Foundation) -> Iterable[tuple[str, str, str]]:
+    for flow in model.flows:
+        yield flow.source, flow.target, ", ".join(flow.paths) if flow.paths else "all paths"

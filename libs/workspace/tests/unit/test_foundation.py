@@ -1,0 +1,85 @@
+"""The foundation model: the real file loads; broken models are refused naming the line."""
+
+import re
+
+import pytest
+
+from caravan_workspace.foundation import FoundationError, load_foundation, parse_foundation
+from caravan_workspace.services import load_services
+
+
+@pytest.fixture
+def services(repo_root):
+    return load_services(repo_root)
+
+
+@pytest.fixture
+def text(repo_root):
+    return (repo_root / "foundation" / "foundation.toml").read_text()
+
+
+def test_the_real_model_loads_and_allows_exactly_the_designed_flows(repo_root, services):
+    model = load_foundation(repo_root, services)
+    assert model.host == "127.0.0.1"
+    assert model.allows("client", "gateway")
+    for svc in ("svc-a", "svc-b", "svc-c"):
+        assert model.allows("gateway", svc)
+        assert model.allows("monitoring", svc, "/metrics")
+        assert not model.allows("monitoring", svc, "/products")
+        assert model.allows(svc, f"{svc}-db")
+    assert model.allows("svc-b", "svc-a") and model.allows("svc-b", "svc-c")
+    assert not model.allows("svc-a", "svc-b")
+    assert not model.allows("svc-c", "svc-a")
+    assert not model.allows("client", "svc-a")
+    assert not model.allows("svc-b", "svc-a-db")
+    assert set(model.callers_of("svc-a")) == {"gateway", "svc-b", "monitoring"}
+
+
+def line_of(text, needle):
+    return next(i for i, line in enumerate(text.splitlines(), start=1) if needle in line)
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "message"),
+    [
+        (
+            'to = "svc-c"\n\n[[flow]]\nfrom = "monitoring"',
+            'to = "svc-x"\n\n[[flow]]\nfrom = "monitoring"',
+            "goes nowhere",
+        ),
+        ('from = "svc-b"\nto = "svc-a"\n', 'from = "svc-q"\nto = "svc-a"\n', "flow from unknown 'svc-q'"),
+        ("ports = [18500, 18599]", "ports = [18400, 18599]", "overlap tier 'services'"),
+        ("ports = [18900, 18999]", "ports = [19000, 19100]", "outside the runtime range"),
+        ('host = "127.0.0.1"', 'host = "0.0.0.0"', "not a loopback address"),
+        (
+            'from = "svc-c"\nto = "svc-c-db"',
+            'from = "svc-c"\nto = "svc-a-db"',
+            "reached by its owner svc-a only",
+        ),
+        (
+            'members = ["svc-a", "svc-b", "svc-c"]',
+            'members = ["svc-a", "svc-b"]',
+            "'svc-c' (from svc-c/service.toml) is in no tier",
+        ),
+        ('from = "svc-b"\nto = "svc-c"\n', 'from = "svc-b"\nto = "svc-a"\n', "declared twice"),
+    ],
+)
+def test_a_broken_model_is_refused_naming_the_line(text, services, old, new, message):
+    assert old in text, old
+    broken = text.replace(old, new, 1)
+    with pytest.raises(FoundationError, match=re.escape(message)) as caught:
+        parse_foundation(broken, services)
+    assert "\n" not in str(caught.value)
+
+
+def test_errors_name_the_line_of_the_offending_table(text, services):
+    broken = text.replace('from = "svc-b"\nto = "svc-a"\n', 'from = "svc-b"\nto = "svc-z"\n', 1)
+    expected = line_of(broken, 'to = "svc-z"') - 2  # the [[flow]] header above it
+    with pytest.raises(FoundationError, match=f"line {expected}:"):
+        parse_foundation(broken, services)
+
+
+def test_a_declared_dependency_without_a_flow_is_refused(text, services):
+    broken = text.replace('[[flow]]\nfrom = "svc-b"\nto = "svc-c"\n', "", 1)
+    with pytest.raises(FoundationError, match=r"svc-b/service\.toml: depends on svc-c"):
+        parse_foundation(broken, services)
