@@ -104,7 +104,9 @@ class TooManyRequestsError(ClientError):
     slug = "too-many-requests"
     title = "Too many requests"
 
-    def __init__(self, detail: str | None = None, *, retry_after: float | None = None, **extensions: Any) -> None:
+    def __init__(
+        self, detail: str | None = None, *, retry_after: float | None = None, **extensions: Any
+    ) -> None:
         self.retry_after = retry_after
         super().__init__(detail, **extensions)
 
@@ -149,10 +151,18 @@ ALL_ERRORS: tuple[type[ApplicationError], ...] = (
     DeadlineExceededError,
 )
 
-_BY_SLUG: dict[str, type[ApplicationError]] = {cls.slug: cls for cls in reversed(ALL_ERRORS)}
+# The first class in ALL_ERRORS listing a slug or status wins, except that the abstract base
+# ApplicationError never does: a 500 / "internal-error" problem maps back to ServerError.
+_BY_SLUG: dict[str, type[ApplicationError]] = {}
 _BY_STATUS: dict[int, type[ApplicationError]] = {}
-for _cls in ALL_ERRORS:
+for _cls in ALL_ERRORS[1:]:
+    _BY_SLUG.setdefault(_cls.slug, _cls)
     _BY_STATUS.setdefault(_cls.status, _cls)
+
+
+def class_for_status(status: int) -> type[ApplicationError] | None:
+    """The Caravan error class for an HTTP status, if Caravan has one for exactly that status."""
+    return _BY_STATUS.get(status)
 
 
 def error_class_for(problem_type: str | None, status: int) -> type[ApplicationError]:

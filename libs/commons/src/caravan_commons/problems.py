@@ -1,0 +1,316 @@
+"""The one mapping from errors to RFC 9457 ``application/problem+json`` answers.
+
+Everything a request can fail with ends up here, through Litestar's ``ProblemDetailsPlugin``:
+
+- :class:`~caravan_commons.errors.ApplicationError` subclasses → their own status, ``type``
+  (``https://caravan.dev/problems/<slug>``), ``title``, ``detail`` and extension members; a 429
+  with ``retry_after`` sets ``Retry-After``;
+- Litestar's ``HTTPException`` family (request validation — including unknown fields and malformed
+  JSON —, 404 for unknown paths, 405, 413 ...) → the matching Caravan problem type, or
+  ``about:blank`` with the status phrase as title for statuses Caravan has no class for;
+- msgspec decode/validation errors escaping a handler → 400 ``validation-error``;
+- anything else → 500 ``internal-error`` whose body carries only a ``correlation_id`` (the request
+  id); the exception and its stack are logged under that id, never sent.
+
+The OpenAPI side: :func:`problem_responses` declares a route's error answers (``responses=``), and
+:func:`document_problems` (create_app calls it) rewrites every documented error answer of the
+app's OpenAPI document to ``application/problem+json`` with the shared ``ProblemDetails`` schema,
+adding ``500`` everywhere and ``400`` wherever the operation takes input.
+"""
+
+from __future__ import annotations
+
+import math
+from http import HTTPStatus
+from typing import TYPE_CHECKING, Any
+
+import msgspec
+from litestar.exceptions import HTTPException, ValidationException
+from litestar.openapi.datastructures import ResponseSpec
+from litestar.openapi.spec import OpenAPIMediaType, OpenAPIResponse, Reference, Schema
+from litestar.openapi.spec.enums import OpenAPIType
+from litestar.plugins.problem_details import (
+    ProblemDetailsConfig,
+    ProblemDetailsException,
+    ProblemDetailsPlugin,
+)
+from loguru import logger
+
+from caravan_commons.errors import (
+    ApplicationError,
+    ServerError,
+    TooManyRequestsError,
+    ValidationError,
+    class_for_status,
+    error_class_for,
+)
+from caravan_commons.logging import current_request_id, new_request_id
+
+if TYPE_CHECKING:
+    from litestar import Litestar
+
+PROBLEM_MEDIA_TYPE = "application/problem+json"
+ABOUT_BLANK = "about:blank"
+_RESERVED_MEMBERS = frozenset({"type", "title", "status", "detail", "instance"})
+INTERNAL_DETAIL = "An unexpected error occurred. Quote the correlation_id when reporting it."
+
+
+class FieldProblem(msgspec.Struct, omit_defaults=True):
+    """One invalid input, as listed in a validation problem's ``errors`` member."""
+
+    message: str
+    key: str | None = None
+    source: str | None = None
+
+
+class ProblemDetails(msgspec.Struct, kw_only=True, omit_defaults=True):
+    """An RFC 9457 problem document (extension members beyond these are allowed)."""
+
+    type: str = ABOUT_BLANK
+    title: str
+    status: int
+    detail: str | None = None
+    instance: str | None = None
+    correlation_id: str | None = None
+    errors: list[FieldProblem] | None = None
+
+
+# --------------------------------------------------------------------------- error → document
+
+
+def _extensions(extensions: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in extensions.items() if k not in _RESERVED_MEMBERS}
+
+
+def problem_document(exc: ApplicationError) -> dict[str, Any]:
+    """The problem document of an :class:`ApplicationError` (without ``instance``)."""
+    doc: dict[str, Any] = {"type": exc.type, "title": exc.title, "status": exc.status, "detail": exc.detail}
+    doc.update(_extensions(exc.extensions))
+    if isinstance(exc, TooManyRequestsError) and exc.retry_after is not None:
+        doc["retry_after"] = exc.retry_after
+    return doc
+
+
+def problem_headers(exc: ApplicationError) -> dict[str, str] | None:
+    """Response headers an error implies (``Retry-After`` for a 429 that knows when to retry)."""
+    if isinstance(exc, TooManyRequestsError) and exc.retry_after is not None:
+        return {"Retry-After": str(max(0, math.ceil(exc.retry_after)))}
+    return None
+
+
+def error_from_document(status: int, document: dict[str, Any]) -> ApplicationError:
+    """The typed error a problem document stands for (the inverse of :func:`problem_document`)."""
+    cls = error_class_for(document.get("type"), status)
+    extensions = {k: v for k, v in document.items() if k not in _RESERVED_MEMBERS}
+    detail = document.get("detail")
+    detail = detail if isinstance(detail, str) else None
+    if cls is TooManyRequestsError:
+        retry_after = extensions.pop("retry_after", None)
+        return TooManyRequestsError(
+            detail, retry_after=retry_after if isinstance(retry_after, int | float) else None, **extensions
+        )
+    return cls(detail, **extensions)
+
+
+class CaravanProblem(ProblemDetailsException):
+    """A problem about to be sent; fills ``instance`` with the request path."""
+
+    def to_response(self, request: Any) -> Any:
+        if self.instance is None:
+            self.instance = request.url.path
+        return super().to_response(request)
+
+
+def _from_application_error(exc: ApplicationError) -> ProblemDetailsException:
+    extra = {k: v for k, v in problem_document(exc).items() if k not in _RESERVED_MEMBERS}
+    if exc.status >= 500:
+        correlation_id = current_request_id() or new_request_id()
+        extra["correlation_id"] = correlation_id
+        logger.warning("{} answered {}: {}", type(exc).__name__, exc.status, exc.detail)
+    return CaravanProblem(
+        detail=exc.detail,
+        status_code=exc.status,
+        headers=problem_headers(exc),
+        extra=extra or None,
+        type_=exc.type,
+        title=exc.title,
+    )
+
+
+def _from_unexpected(exc: BaseException) -> ProblemDetailsException:
+    correlation_id = current_request_id() or new_request_id()
+    logger.opt(exception=exc).error("unhandled {} (correlation_id={})", type(exc).__name__, correlation_id)
+    return CaravanProblem(
+        detail=INTERNAL_DETAIL,
+        status_code=500,
+        extra={"correlation_id": correlation_id},
+        type_=ServerError().type,
+        title=ServerError.title,
+    )
+
+
+def _from_http_exception(exc: HTTPException) -> ProblemDetailsException:
+    status = exc.status_code
+    if status == 500 or (status > 500 and class_for_status(status) is None):
+        return _from_unexpected(exc)  # e.g. Litestar's ImproperlyConfigured: internals, not for clients
+    headers = dict(exc.headers) if exc.headers else None
+    if isinstance(exc, ValidationException) or status == 400:
+        extra = exc.extra
+        errors = (
+            [e for e in extra if isinstance(e, dict)] if isinstance(extra, list) else None
+        )  # Litestar: [{"message", "key", "source"}]
+        return CaravanProblem(
+            detail=exc.detail,
+            status_code=400,
+            headers=headers,
+            extra={"errors": errors} if errors else None,
+            type_=ValidationError().type,
+            title=ValidationError.title,
+        )
+    cls = class_for_status(status)
+    extra_members = _extensions(exc.extra) if isinstance(exc.extra, dict) else None
+    if cls is not None:
+        return CaravanProblem(
+            detail=exc.detail,
+            status_code=status,
+            headers=headers,
+            extra=extra_members,
+            type_=cls().type,
+            title=cls.title,
+        )
+    try:
+        title = HTTPStatus(status).phrase
+    except ValueError:
+        title = "Error"
+    return CaravanProblem(
+        detail=exc.detail,
+        status_code=status,
+        headers=headers,
+        extra=extra_members,
+        type_=ABOUT_BLANK,
+        title=title,
+    )
+
+
+def _from_msgspec_error(exc: msgspec.DecodeError) -> ProblemDetailsException:
+    return CaravanProblem(
+        detail=str(exc), status_code=400, type_=ValidationError().type, title=ValidationError.title
+    )
+
+
+def problem_details_plugin() -> ProblemDetailsPlugin:
+    """Litestar's ProblemDetailsPlugin configured with the Caravan mapping (create_app adds it)."""
+    return ProblemDetailsPlugin(
+        ProblemDetailsConfig(
+            exception_to_problem_detail_map={
+                ApplicationError: _from_application_error,
+                HTTPException: _from_http_exception,
+                msgspec.DecodeError: _from_msgspec_error,
+                Exception: _from_unexpected,
+            }
+        )
+    )
+
+
+# --------------------------------------------------------------------------- OpenAPI
+
+
+def _phrase(status: int) -> str:
+    cls = class_for_status(status)
+    if cls is not None:
+        return cls.title
+    try:
+        return HTTPStatus(status).phrase
+    except ValueError:
+        return "Error"
+
+
+def problem_responses(*statuses: int) -> dict[int, ResponseSpec]:
+    """Route ``responses=`` documenting ``statuses`` as problem+json answers, e.g.
+    ``@post("/orders", responses=problem_responses(409, 422))``."""
+    return {
+        status: ResponseSpec(
+            data_container=ProblemDetails,
+            description=_phrase(status),
+            media_type=PROBLEM_MEDIA_TYPE,
+            generate_examples=False,
+        )
+        for status in statuses
+    }
+
+
+PROBLEM_SCHEMA = Schema(
+    type=OpenAPIType.OBJECT,
+    title="ProblemDetails",
+    description="An RFC 9457 problem document; more extension members may appear.",
+    required=["type", "title", "status"],
+    properties={
+        "type": Schema(type=OpenAPIType.STRING, description="URI identifying the problem type"),
+        "title": Schema(type=OpenAPIType.STRING),
+        "status": Schema(type=OpenAPIType.INTEGER, minimum=100, maximum=599),
+        "detail": Schema(type=OpenAPIType.STRING),
+        "instance": Schema(type=OpenAPIType.STRING),
+        "correlation_id": Schema(type=OpenAPIType.STRING),
+        "errors": Schema(
+            type=OpenAPIType.ARRAY,
+            items=Schema(
+                type=OpenAPIType.OBJECT,
+                required=["message"],
+                properties={
+                    "message": Schema(type=OpenAPIType.STRING),
+                    "key": Schema(type=[OpenAPIType.STRING, OpenAPIType.NULL]),
+                    "source": Schema(type=[OpenAPIType.STRING, OpenAPIType.NULL]),
+                },
+            ),
+        ),
+    },
+)
+
+
+def document_problems(app: Litestar) -> None:
+    """Make every error answer in ``app``'s OpenAPI document a documented problem+json response.
+
+    Adds ``500`` to every operation and ``400`` to every operation with parameters or a body, and
+    points every 4xx/5xx response at ``#/components/schemas/ProblemDetails``.
+    """
+    if app.openapi_config is None:
+        return
+    openapi = app.openapi_schema
+    components = openapi.components
+    if components.schemas is None:
+        components.schemas = {}
+    components.schemas["ProblemDetails"] = PROBLEM_SCHEMA
+    content = {
+        PROBLEM_MEDIA_TYPE: OpenAPIMediaType(schema=Reference(ref="#/components/schemas/ProblemDetails"))
+    }
+    for path_item in (openapi.paths or {}).values():
+        for method in ("get", "put", "post", "delete", "options", "head", "patch", "trace"):
+            operation = getattr(path_item, method, None)
+            if operation is None:
+                continue
+            responses = operation.responses if operation.responses is not None else {}
+            takes_input = bool(operation.parameters or path_item.parameters or operation.request_body)
+            wanted = {"500"} | ({"400"} if takes_input else set())
+            for code in wanted:
+                if code not in responses:
+                    responses[code] = OpenAPIResponse(description=_phrase(int(code)))
+            for code, response in responses.items():
+                if code[:1] in ("4", "5") and isinstance(response, OpenAPIResponse):
+                    response.content = dict(content)
+            operation.responses = responses
+
+
+__all__ = [
+    "ABOUT_BLANK",
+    "INTERNAL_DETAIL",
+    "PROBLEM_MEDIA_TYPE",
+    "CaravanProblem",
+    "FieldProblem",
+    "ProblemDetails",
+    "document_problems",
+    "error_from_document",
+    "problem_details_plugin",
+    "problem_document",
+    "problem_headers",
+    "problem_responses",
+]

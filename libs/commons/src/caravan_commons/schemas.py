@@ -1,0 +1,47 @@
+"""The msgspec base for every wire type (request and response bodies, events, problem documents).
+
+Services declare their API schemas as subclasses of :class:`WireStruct`: unknown fields are
+rejected (a typo in a client is a 400, not silently ignored data), and new fields must come with
+defaults so older clients keep working. Constraints go in ``Annotated[..., msgspec.Meta(...)]``
+and PATCH bodies use ``msgspec.UNSET``. Encoders and decoders are built once and reused.
+"""
+
+from __future__ import annotations
+
+from typing import Any, TypeVar
+
+import msgspec
+
+T = TypeVar("T")
+
+
+class WireStruct(msgspec.Struct, forbid_unknown_fields=True):
+    """Base of every request/response body: unknown fields are an error."""
+
+
+class FrozenWireStruct(WireStruct, frozen=True):
+    """An immutable wire type (events, value objects sent over the wire)."""
+
+
+#: One JSON encoder for the whole process (msgspec encoders are thread-safe and reusable).
+json_encoder = msgspec.json.Encoder()
+#: An untyped JSON decoder (into dicts/lists); typed decoders come from :func:`decoder_for`.
+json_decoder = msgspec.json.Decoder()
+
+_DECODERS: dict[Any, msgspec.json.Decoder[Any]] = {}
+
+
+def decoder_for(type_: type[T]) -> msgspec.json.Decoder[T]:
+    """The (cached) JSON decoder for ``type_``; build it once per type, reuse it for every message."""
+    decoder = _DECODERS.get(type_)
+    if decoder is None:
+        decoder = _DECODERS[type_] = msgspec.json.Decoder(type_)
+    return decoder
+
+
+def encode(value: Any) -> bytes:
+    """Encode ``value`` to JSON bytes with the shared encoder."""
+    return json_encoder.encode(value)
+
+
+__all__ = ["FrozenWireStruct", "WireStruct", "decoder_for", "encode", "json_decoder", "json_encoder"]
