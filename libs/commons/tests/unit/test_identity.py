@@ -1,0 +1,141 @@
+"""Service identity: assertions, their checks, the policy of allowed flows, and the middleware."""
+
+import json
+import stat
+
+import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from litestar import Request, get
+from litestar.middleware import DefineMiddleware
+from litestar.testing import TestClient
+
+from caravan_commons.app import create_app
+from caravan_commons.errors import UnauthorizedError
+from caravan_commons.identity import (
+    IDENTITY_HEADER,
+    IdentityMiddleware,
+    Policy,
+    Signer,
+    Verifier,
+    caller_of,
+    generate_identities,
+    load_public_keys,
+)
+from caravan_commons.settings import ServiceSettings
+
+
+class Clock:
+    def __init__(self, now=1_000_000.0):
+        self.now = now
+
+    def __call__(self):
+        return self.now
+
+
+@pytest.fixture
+def keys(tmp_path):
+    generate_identities(["gateway", "svc-b", "svc-c"], tmp_path)
+    return tmp_path
+
+
+def test_keys_are_private_files_and_provisioning_is_idempotent(tmp_path):
+    assert generate_identities(["svc-a", "svc-b"], tmp_path) == ["svc-a", "svc-b"]
+    before = (tmp_path / "svc-a.key").read_bytes()
+    assert generate_identities(["svc-a", "svc-b", "gateway"], tmp_path) == ["gateway"]
+    assert (tmp_path / "svc-a.key").read_bytes() == before
+    for name in ("svc-a", "svc-b", "gateway"):
+        assert stat.S_IMODE((tmp_path / f"{name}.key").stat().st_mode) == 0o600
+    assert set(json.loads((tmp_path / "public-keys.json").read_text())) == {"svc-a", "svc-b", "gateway"}
+
+
+def test_a_signed_assertion_names_its_caller(keys):
+    clock = Clock()
+    signer = Signer.from_file("svc-b", keys / "svc-b.key", clock=clock)
+    verifier = Verifier("svc-a", load_public_keys(keys / "public-keys.json"), clock=clock)
+    assert verifier.verify(signer.token_for("svc-a")) == "svc-b"
+    assert signer.token_for("svc-a") == signer.token_for("svc-a")  # reused while fresh
+
+
+@pytest.mark.parametrize(
+    ("mangle", "message"),
+    [
+        (lambda t: None, "needs a caller identity"),
+        (lambda t: "garbage", "malformed"),
+        (lambda t: t.replace("svc-b", "gateway", 1), "signature is not valid"),
+        (lambda t: t[:-4] + ("AAAA" if not t.endswith("AAAA") else "BBBB"), "signature is not valid"),
+        (lambda t: t.replace(".svc-a.", ".svc-c.", 1), "meant for 'svc-c'"),
+        (lambda t: t.replace("v1.", "v2.", 1), "malformed"),
+    ],
+)
+def test_bad_assertions_are_unauthorized(keys, mangle, message):
+    clock = Clock()
+    signer = Signer.from_file("svc-b", keys / "svc-b.key", clock=clock)
+    verifier = Verifier("svc-a", load_public_keys(keys / "public-keys.json"), clock=clock)
+    with pytest.raises(UnauthorizedError, match=message):
+        verifier.verify(mangle(signer.token_for("svc-a")))
+
+
+def test_expired_unknown_and_overlong_assertions_are_unauthorized(keys):
+    clock = Clock()
+    public = load_public_keys(keys / "public-keys.json")
+    token = Signer.from_file("svc-b", keys / "svc-b.key", clock=clock).token_for("svc-a")
+    verifier = Verifier("svc-a", public, clock=clock)
+    clock.now += 3600
+    with pytest.raises(UnauthorizedError, match="expired"):
+        verifier.verify(token)
+    stranger = Signer("mallory", Ed25519PrivateKey.generate(), clock=clock)
+    with pytest.raises(UnauthorizedError, match="unknown caller 'mallory'"):
+        verifier.verify(stranger.token_for("svc-a"))
+    greedy = Signer.from_file("svc-b", keys / "svc-b.key", clock=clock, lifetime=86_400)
+    with pytest.raises(UnauthorizedError, match="longer than allowed"):
+        verifier.verify(greedy.token_for("svc-a"))
+
+
+def test_policy_paths():
+    policy = Policy.from_json("svc-a", json.dumps({"gateway": None, "monitoring": ["/metrics"]}))
+    assert policy.allows("gateway", "/products/x")
+    assert policy.allows("monitoring", "/metrics")
+    assert not policy.allows("monitoring", "/products")
+    assert not policy.allows("monitoring", "/metricsx")
+    assert not policy.allows("svc-c", "/products")
+
+
+@get("/whoami", sync_to_thread=False)
+def whoami(request: Request) -> dict:
+    return {"caller": caller_of(request.scope)}
+
+
+@pytest.fixture
+def client(keys):
+    verifier = Verifier.from_file("svc-a", keys / "public-keys.json")
+    policy = Policy("svc-a", {"gateway": None, "svc-b": None})
+    app = create_app(
+        ServiceSettings(service_name="svc-a"),
+        route_handlers=[whoami],
+        middleware=[DefineMiddleware(IdentityMiddleware, verifier=verifier, policy=policy)],
+        tracing=False,
+    )
+    with TestClient(app) as test_client:
+        yield test_client
+
+
+def test_the_middleware_lets_allowed_callers_through(client, keys):
+    token = Signer.from_file("svc-b", keys / "svc-b.key").token_for("svc-a")
+    response = client.get("/whoami", headers={IDENTITY_HEADER: token})
+    assert response.status_code == 200
+    assert response.json() == {"caller": "svc-b"}
+
+
+def test_the_middleware_answers_401_without_identity_and_403_for_a_forbidden_caller(client, keys):
+    anonymous = client.get("/whoami")
+    assert anonymous.status_code == 401
+    assert anonymous.headers["content-type"].startswith("application/problem+json")
+    token = Signer.from_file("svc-c", keys / "svc-c.key").token_for("svc-a")
+    forbidden = client.get("/whoami", headers={IDENTITY_HEADER: token})
+    assert forbidden.status_code == 403
+    assert forbidden.headers["content-type"].startswith("application/problem+json")
+    assert "svc-c may not call svc-a" in forbidden.json()["detail"]
+
+
+def test_health_stays_open(client):
+    assert client.get("/health/live").status_code == 200
