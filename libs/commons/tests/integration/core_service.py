@@ -1,0 +1,67 @@
+"""A small service built with create_app, run as a real process by the integration tests.
+
+``python core_service.py`` reads CARAVAN_* settings and serves under granian (run_service).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Annotated
+
+import msgspec
+from litestar import get, post
+from litestar.params import JSONBody
+from loguru import logger
+
+from caravan_commons.app import create_app
+from caravan_commons.errors import ConflictError, NotFoundError
+from caravan_commons.problems import problem_responses
+from caravan_commons.schemas import WireStruct
+from caravan_commons.server import run_service
+from caravan_commons.settings import ServiceSettings
+
+
+class Item(WireStruct):
+    sku: Annotated[str, msgspec.Meta(min_length=1, max_length=20, pattern="^[a-z0-9-]+$")]
+    quantity: Annotated[int, msgspec.Meta(ge=1, le=1000)]
+
+
+ITEMS: dict[str, Item] = {}
+
+
+@get("/items/{sku:str}", responses=problem_responses(404))
+async def get_item(sku: str) -> Item:
+    item = ITEMS.get(sku)
+    if item is None:
+        raise NotFoundError(f"no item {sku!r}")
+    return item
+
+
+@post("/items", responses=problem_responses(409))
+async def add_item(data: JSONBody[Item]) -> Item:
+    if data.sku in ITEMS:
+        raise ConflictError(f"item {data.sku!r} exists")
+    ITEMS[data.sku] = data
+    return data
+
+
+@get("/slow", include_in_schema=False)
+async def slow(seconds: float = 1.0) -> str:
+    logger.info("slow request started")
+    await asyncio.sleep(seconds)
+    logger.info("slow request finished")
+    return "done"
+
+
+@get("/log", include_in_schema=False)
+async def log_something() -> str:
+    logger.bind(order_id="o-1").info("hello from a handler")
+    return "logged"
+
+
+def build(settings: ServiceSettings):  # type: ignore[no-untyped-def]
+    return create_app(settings, route_handlers=[get_item, add_item, slow, log_something])
+
+
+if __name__ == "__main__":
+    run_service(build, ServiceSettings)
