@@ -9,8 +9,13 @@ and adds ``GET /health/live``, ``GET /health/ready`` (runs the service's readine
 problem+json naming the failed ones), ``GET /metrics`` (Prometheus) and the OpenAPI document at
 ``/schema/openapi.json`` whose error answers are all documented as problem+json.
 
-The app keeps what it built in ``app.state``: ``settings``, ``http_metrics``, ``metrics_registry``
-and ``tracing`` (``None`` when ``trace_exporter`` is ``none``).
+When the settings name public keys and allowed callers, every route except health, /metrics and
+the OpenAPI document requires a valid caller identity allowed by the foundation model (401/403,
+see caravan_commons.identity).
+
+The app keeps what it built in ``app.state``: ``settings``, ``http_metrics``, ``metrics_registry``,
+``tracing`` (``None`` when ``trace_exporter`` is ``none``) and ``signer`` (signs outgoing calls;
+``None`` without an identity key).
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import JsonRenderPlugin
 from loguru import logger
 
+from caravan_commons import identity
 from caravan_commons.errors import UpstreamUnavailableError
 from caravan_commons.logging import RequestIdMiddleware
 from caravan_commons.metrics import HttpMetrics, MetricsMiddleware, create_registry, render
@@ -132,7 +138,8 @@ def create_app(
     else:
         tracing_state = tracing
 
-    all_middleware = list(middleware)
+    identity_middleware, signer = identity.from_settings(settings)
+    all_middleware = [*([identity_middleware] if identity_middleware else []), *middleware]
     shutdown = list(on_shutdown)
     if tracing_state is not None:
         # Litestar turns this into its OpenTelemetryPlugin, which wraps the whole app (outside routing).
@@ -165,6 +172,7 @@ def create_app(
     app.state.http_metrics = http_metrics
     app.state.metrics_registry = registry
     app.state.tracing = tracing_state
+    app.state.signer = signer
     # Outside Litestar's own stack, so that every answer (404s of unknown paths included) gets a
     # request id and a metrics observation, and the route template is known when it is recorded.
     app.asgi_handler = RequestIdMiddleware(MetricsMiddleware(app.asgi_handler, http_metrics))

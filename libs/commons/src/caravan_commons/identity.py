@@ -23,13 +23,18 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from caravan_commons.errors import ForbiddenError, UnauthorizedError
+
+if TYPE_CHECKING:
+    from litestar.middleware import DefineMiddleware
+
+    from caravan_commons.settings import ServiceSettings
 
 IDENTITY_HEADER = "x-caravan-identity"
 CALLER_STATE_KEY = "caravan_caller"
@@ -131,6 +136,10 @@ class Signer:
 
     def headers_for(self, audience: str) -> dict[str, str]:
         return {IDENTITY_HEADER: self.token_for(audience)}
+
+    def __call__(self, service: str, method: str, path: str) -> dict[str, str]:
+        """A ServiceClient ``headers_provider``: sign every outgoing call for its target."""
+        return self.headers_for(service)
 
 
 class Verifier:
@@ -246,6 +255,42 @@ class IdentityMiddleware:
             raise ForbiddenError(f"{caller} may not call {self.policy.service} {scope['path']}")
         scope.setdefault("state", {})[CALLER_STATE_KEY] = caller
         await self.app(scope, receive, send)
+
+
+def from_settings(settings: ServiceSettings) -> tuple[DefineMiddleware | None, Signer | None]:
+    """The identity middleware (when the settings name public keys and allowed callers) and the
+    signer for outgoing calls (when they name a private key). A file that cannot be read, or
+    allowed callers that are not JSON, stop start-up with one line naming the setting."""
+    from litestar.middleware import DefineMiddleware
+
+    from caravan_commons.settings import SettingsError
+
+    middleware = signer = None
+    if settings.public_keys_file or settings.allowed_callers:
+        if not (settings.public_keys_file and settings.allowed_callers):
+            raise SettingsError(
+                "CARAVAN_PUBLIC_KEYS_FILE" if not settings.public_keys_file else "CARAVAN_ALLOWED_CALLERS",
+                "identity enforcement needs both the public keys file and the allowed callers",
+            )
+        try:
+            verifier = Verifier.from_file(settings.service_name, Path(settings.public_keys_file))
+        except (OSError, ValueError) as exc:
+            raise SettingsError("CARAVAN_PUBLIC_KEYS_FILE", f"cannot load public keys: {exc}") from exc
+        try:
+            policy = Policy.from_json(settings.service_name, settings.allowed_callers)
+        except ValueError as exc:
+            raise SettingsError(
+                "CARAVAN_ALLOWED_CALLERS", f"not a JSON object of caller → paths: {exc}"
+            ) from exc
+        middleware = DefineMiddleware(IdentityMiddleware, verifier=verifier, policy=policy)
+    if settings.identity_key_file:
+        try:
+            signer = Signer.from_file(
+                settings.identity_name or settings.service_name, Path(settings.identity_key_file)
+            )
+        except (OSError, ValueError) as exc:
+            raise SettingsError("CARAVAN_IDENTITY_KEY_FILE", f"cannot load the private key: {exc}") from exc
+    return middleware, signer
 
 
 def caller_of(scope: Mapping[str, Any]) -> str | None:

@@ -64,6 +64,16 @@ class ServiceSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_
     database_url: str | None = None
     #: Longest time in-flight requests may take to drain after SIGTERM, in seconds.
     shutdown_timeout_s: Annotated[float, Meta(gt=0)] = 30.0
+    #: This instance's name among several of one service (e.g. ``svc-a-2``), for logs and traces.
+    instance_id: str | None = None
+    #: Service identity (see caravan_commons.identity): this program's private key (0600 file) and
+    #: the name it signs as (default ``service_name``) ...
+    identity_key_file: str | None = None
+    identity_name: str | None = None
+    #: ... and, to enforce the allowed flows on incoming calls, every program's public keys and the
+    #: callers this service accepts as JSON ``{"caller": null | ["/path", ...]}``.
+    public_keys_file: str | None = None
+    allowed_callers: str | None = None
 
     def __post_init__(self) -> None:
         level = self.log_level.upper()

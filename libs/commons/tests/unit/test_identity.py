@@ -21,7 +21,7 @@ from caravan_commons.identity import (
     generate_identities,
     load_public_keys,
 )
-from caravan_commons.settings import ServiceSettings
+from caravan_commons.settings import ServiceSettings, SettingsError
 
 
 class Clock:
@@ -139,3 +139,40 @@ def test_the_middleware_answers_401_without_identity_and_403_for_a_forbidden_cal
 
 def test_health_stays_open(client):
     assert client.get("/health/live").status_code == 200
+
+
+def test_create_app_enforces_identity_from_settings_and_signs_outgoing_calls(keys):
+    settings = ServiceSettings(
+        service_name="svc-a",
+        public_keys_file=str(keys / "public-keys.json"),
+        allowed_callers=json.dumps({"svc-b": None}),
+        identity_key_file=str(keys / "svc-b.key"),
+        identity_name="svc-b",
+        trace_exporter="none",
+    )
+    app = create_app(settings, route_handlers=[whoami])
+    with TestClient(app) as client:
+        assert client.get("/whoami").status_code == 401
+        headers = app.state.signer("svc-a", "GET", "/whoami")
+        assert client.get("/whoami", headers=headers).json() == {"caller": "svc-b"}
+        assert client.get("/health/ready").status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("overrides", "variable"),
+    [
+        ({"allowed_callers": "[1, 2"}, "CARAVAN_ALLOWED_CALLERS"),
+        ({"allowed_callers": None}, "CARAVAN_ALLOWED_CALLERS"),
+        ({"public_keys_file": "/nonexistent/keys.json"}, "CARAVAN_PUBLIC_KEYS_FILE"),
+        ({"identity_key_file": "/nonexistent/svc.key"}, "CARAVAN_IDENTITY_KEY_FILE"),
+    ],
+)
+def test_bad_identity_settings_stop_start_up_naming_the_variable(keys, overrides, variable):
+    base = {
+        "service_name": "svc-a",
+        "public_keys_file": str(keys / "public-keys.json"),
+        "allowed_callers": "{}",
+        "trace_exporter": "none",
+    }
+    with pytest.raises(SettingsError, match=variable):
+        create_app(ServiceSettings(**(base | overrides)))
