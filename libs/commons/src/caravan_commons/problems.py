@@ -267,11 +267,35 @@ PROBLEM_SCHEMA = Schema(
 )
 
 
+def _struct_classes() -> dict[str, list[type[msgspec.Struct]]]:
+    found: dict[str, list[type[msgspec.Struct]]] = {}
+    pending: list[type[msgspec.Struct]] = [msgspec.Struct]
+    while pending:
+        cls = pending.pop()
+        for sub in cls.__subclasses__():
+            found.setdefault(sub.__name__, []).append(sub)
+            pending.append(sub)
+    return found
+
+
+def _close_strict_structs(schemas: dict[str, Any]) -> None:
+    """Declare ``additionalProperties: false`` for structs that forbid unknown fields, so that the
+    document says what the server enforces (Litestar leaves it open)."""
+    classes = _struct_classes()
+    for key, schema in schemas.items():
+        if not isinstance(schema, Schema) or schema.type != OpenAPIType.OBJECT:
+            continue
+        candidates = classes.get(schema.title or key) or classes.get(key.rsplit("_", 1)[-1], [])
+        if candidates and all(c.__struct_config__.forbid_unknown_fields for c in candidates):
+            schema.additional_properties = False
+
+
 def document_problems(app: Litestar) -> None:
     """Make every error answer in ``app``'s OpenAPI document a documented problem+json response.
 
     Adds ``500`` to every operation and ``400`` to every operation with parameters or a body, and
-    points every 4xx/5xx response at ``#/components/schemas/ProblemDetails``.
+    points every 4xx/5xx response at ``#/components/schemas/ProblemDetails``. Object schemas of
+    structs declared with ``forbid_unknown_fields`` get ``additionalProperties: false``.
     """
     if app.openapi_config is None:
         return
@@ -283,6 +307,7 @@ def document_problems(app: Litestar) -> None:
     content = {
         PROBLEM_MEDIA_TYPE: OpenAPIMediaType(schema=Reference(ref="#/components/schemas/ProblemDetails"))
     }
+    _close_strict_structs(components.schemas)
     for path_item in (openapi.paths or {}).values():
         for method in ("get", "put", "post", "delete", "options", "head", "patch", "trace"):
             operation = getattr(path_item, method, None)

@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 from typing import Annotated
 
 import msgspec
@@ -63,5 +64,16 @@ def build(settings: ServiceSettings):  # type: ignore[no-untyped-def]
     return create_app(settings, route_handlers=[get_item, add_item, slow, log_something])
 
 
+def build_undocumented(settings: ServiceSettings):  # type: ignore[no-untyped-def]
+    """The same routes on a plain Litestar app with only the problem mapping: a negative control
+    for the OpenAPI contract test (its error answers are not documented as problem+json)."""
+    from litestar import Litestar
+
+    from caravan_commons.problems import problem_details_plugin
+
+    return Litestar(route_handlers=[get_item, add_item], plugins=[problem_details_plugin()])
+
+
 if __name__ == "__main__":
-    run_service(build, ServiceSettings)
+    undocumented = os.environ.get("CORE_SERVICE_UNDOCUMENTED") == "1"
+    run_service(build_undocumented if undocumented else build, ServiceSettings)

@@ -46,7 +46,7 @@ def test_incoming_traceparent_continues_the_trace_and_is_injected_outward(settin
     assert span.attributes["http.response.status_code"] == 200
     assert span.resource.attributes["service.name"] == "unit-svc"
     body = answer.json()
-    version, trace_id, span_id, flags = body["outgoing"]["traceparent"].split("-")
+    _version, trace_id, span_id, _flags = body["outgoing"]["traceparent"].split("-")
     assert (trace_id, span_id) == (PARENT_TRACE, format(span.context.span_id, "016x"))
     assert body["ids"] == [trace_id, span_id]
 
@@ -69,9 +69,12 @@ def test_json_lines_exporter_writes_one_span_per_line(tmp_path: Any) -> None:
     provider = TracerProvider(resource=Resource.create({"service.name": "svc-t"}))
     provider.add_span_processor(SimpleSpanProcessor(exporter))
     tracer = provider.get_tracer("t")
-    with tracer.start_as_current_span("outer", attributes={"k": "v", "n": 3, "tags": ("a", "b")}) as outer:
-        with tracer.start_as_current_span("inner"):
-            pass
+    attributes = {"k": "v", "n": 3, "tags": ("a", "b")}
+    with (
+        tracer.start_as_current_span("outer", attributes=attributes) as outer,
+        tracer.start_as_current_span("inner"),
+    ):
+        pass
     provider.shutdown()
     inner, outer_line = (json.loads(line) for line in path.read_text().splitlines())
     assert outer_line["name"] == "outer" and inner["name"] == "inner"
