@@ -139,7 +139,7 @@ def create_app(
         tracing_state = tracing
 
     identity_middleware, signer = identity.from_settings(settings)
-    all_middleware = [*([identity_middleware] if identity_middleware else []), *middleware]
+    all_middleware = list(middleware)
     shutdown = list(on_shutdown)
     if tracing_state is not None:
         # Litestar turns this into its OpenTelemetryPlugin, which wraps the whole app (outside routing).
@@ -175,7 +175,8 @@ def create_app(
     app.state.signer = signer
     # Outside Litestar's own stack, so that every answer (404s of unknown paths included) gets a
     # request id and a metrics observation, and the route template is known when it is recorded.
-    app.asgi_handler = RequestIdMiddleware(MetricsMiddleware(app.asgi_handler, http_metrics))
+    handler = app.asgi_handler if identity_middleware is None else identity_middleware(app.asgi_handler)
+    app.asgi_handler = RequestIdMiddleware(MetricsMiddleware(handler, http_metrics))
     document_problems(app)
     return app
 

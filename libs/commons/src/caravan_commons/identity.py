@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import json
 import os
 import threading
@@ -32,8 +33,6 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 from caravan_commons.errors import ForbiddenError, UnauthorizedError
 
 if TYPE_CHECKING:
-    from litestar.middleware import DefineMiddleware
-
     from caravan_commons.settings import ServiceSettings
 
 IDENTITY_HEADER = "x-caravan-identity"
@@ -226,7 +225,8 @@ class Policy:
 
 
 class IdentityMiddleware:
-    """Rejects callers without a valid identity (401) or without an allowed flow (403)."""
+    """ASGI middleware in front of the whole app (unknown paths included): no valid identity → 401,
+    a caller without an allowed flow → 403, both as problem+json through the one mapping."""
 
     def __init__(
         self,
@@ -240,6 +240,7 @@ class IdentityMiddleware:
         self.verifier = verifier
         self.policy = policy
         self.exempt = exempt
+        self._header = IDENTITY_HEADER.encode()
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         if scope["type"] != "http" or scope["path"].startswith(self.exempt):
@@ -247,22 +248,37 @@ class IdentityMiddleware:
             return
         token = None
         for name, value in scope["headers"]:
-            if name == IDENTITY_HEADER.encode():
+            if name == self._header:
                 token = value.decode("latin-1")
                 break
-        caller = self.verifier.verify(token)
-        if not self.policy.allows(caller, scope["path"]):
-            raise ForbiddenError(f"{caller} may not call {self.policy.service} {scope['path']}")
+        try:
+            caller = self.verifier.verify(token)
+            if not self.policy.allows(caller, scope["path"]):
+                raise ForbiddenError(f"{caller} may not call {self.policy.service} {scope['path']}")
+        except (UnauthorizedError, ForbiddenError) as exc:
+            await _send_problem(send, exc)
+            return
         scope.setdefault("state", {})[CALLER_STATE_KEY] = caller
         await self.app(scope, receive, send)
 
 
-def from_settings(settings: ServiceSettings) -> tuple[DefineMiddleware | None, Signer | None]:
-    """The identity middleware (when the settings name public keys and allowed callers) and the
-    signer for outgoing calls (when they name a private key). A file that cannot be read, or
-    allowed callers that are not JSON, stop start-up with one line naming the setting."""
-    from litestar.middleware import DefineMiddleware
+async def _send_problem(send: Any, exc: UnauthorizedError | ForbiddenError) -> None:
+    from caravan_commons.problems import problem_document, problem_headers
 
+    body = json.dumps(problem_document(exc)).encode()
+    headers = [(b"content-type", b"application/problem+json"), (b"content-length", str(len(body)).encode())]
+    headers += [(k.lower().encode(), v.encode()) for k, v in (problem_headers(exc) or {}).items()]
+    await send({"type": "http.response.start", "status": exc.status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
+def from_settings(
+    settings: ServiceSettings,
+) -> tuple[Callable[[Any], IdentityMiddleware] | None, Signer | None]:
+    """A wrapper installing the identity middleware (when the settings name public keys and
+    allowed callers) and the signer for outgoing calls (when they name a private key). A file that
+    cannot be read, or allowed callers that are not JSON, stop start-up with one line naming the
+    setting."""
     from caravan_commons.settings import SettingsError
 
     middleware = signer = None
@@ -282,7 +298,7 @@ def from_settings(settings: ServiceSettings) -> tuple[DefineMiddleware | None, S
             raise SettingsError(
                 "CARAVAN_ALLOWED_CALLERS", f"not a JSON object of caller → paths: {exc}"
             ) from exc
-        middleware = DefineMiddleware(IdentityMiddleware, verifier=verifier, policy=policy)
+        middleware = functools.partial(IdentityMiddleware, verifier=verifier, policy=policy)
     if settings.identity_key_file:
         try:
             signer = Signer.from_file(

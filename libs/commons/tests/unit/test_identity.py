@@ -153,9 +153,11 @@ def test_create_app_enforces_identity_from_settings_and_signs_outgoing_calls(key
     app = create_app(settings, route_handlers=[whoami])
     with TestClient(app) as client:
         assert client.get("/whoami").status_code == 401
+        assert client.get("/no/such/path").status_code == 401  # unknown paths are no way around it
         headers = app.state.signer("svc-a", "GET", "/whoami")
         assert client.get("/whoami", headers=headers).json() == {"caller": "svc-b"}
         assert client.get("/health/ready").status_code == 200
+        assert client.get("/no/such/path", headers=headers).status_code == 404
 
 
 @pytest.mark.parametrize(
