@@ -11,6 +11,8 @@ from rich.table import Table
 from rich.text import Text
 
 from caravan_workspace.console import STATUS_STYLE, lanes_line, stage_status
+from caravan_workspace.runtime.local import http_json, http_status
+from caravan_workspace.runtime.ports import read_ports
 from caravan_workspace.runtime.supervisor import Supervisor, SupervisorError
 from caravan_workspace.tasks.common import BAD_INPUT, FAILED, Workspace, console, workspace
 
@@ -25,21 +27,38 @@ def _uptime(seconds: float) -> str:
     return f"{hours}h{minutes:02d}m" if hours else f"{minutes}m{secs:02d}s"
 
 
+def _probe_program(port: int | None, name: str) -> tuple[str, str]:
+    """(version, readiness) of a program that speaks the commons health endpoints."""
+    if not port:
+        return "–", "–"
+    live = http_json(port, "/health/live")
+    version = str(live.get("version", "–")) if live else "–"
+    path = "/health" if name == "index" else "/health/ready"
+    ready = http_status(port, path, timeout=1.0)
+    return version, ("ready" if ready == 200 else f"not ready ({ready or 'no answer'})")
+
+
 def print_status(ws: Workspace) -> None:
     """The programs the workspace runs (from the supervisor) and every stage's status."""
     out = console()
     supervisor = Supervisor(ws.state_dir)
-    programs = Table(title="Programs")
-    for column in ("program", "state", "pid", "uptime", "detail"):
-        programs.add_column(column)
     if supervisor.is_running():
+        ports = read_ports(ws.state_dir)
+        programs = Table(title="Programs")
+        for column in ("program", "state", "pid", "uptime", "address", "version", "readiness"):
+            programs.add_column(column)
         for p in supervisor.status():
+            port = ports.get(p.name)
+            running = p.state == "RUNNING"
+            version, ready = _probe_program(port, p.name) if running else ("–", "–")
             programs.add_row(
                 p.name,
                 Text(p.state, style=PROGRAM_STYLE.get(p.state, "red")),
                 str(p.pid or "–"),
                 _uptime(p.uptime),
-                p.description,
+                f"127.0.0.1:{port}" if port else "–",
+                version,
+                Text(ready, style="green" if ready == "ready" else "yellow"),
             )
         out.print(programs)
     else:

@@ -1,0 +1,271 @@
+"""The embedded local runtime: every program of the system under one real supervisor.
+
+Programs are derived from the declarations — the foundation model (tiers, ports, flows) and each
+service's service.toml (instances, health paths) — never listed by hand. Each service runs from
+its own virtualenv, built from its own project with caravan-commons from the workspace index;
+every listener binds loopback on a port allocated from its tier's range; settings reach each
+program as CARAVAN_* environment variables (the commons settings).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from caravan_commons.identity import PUBLIC_KEYS_FILE, generate_identities
+from caravan_workspace import index
+from caravan_workspace.foundation import Foundation, load_foundation
+from caravan_workspace.registry import Context
+from caravan_workspace.runtime.ports import PortBook, check_collision, process_tree
+from caravan_workspace.runtime.supervisor import Supervisor
+from caravan_workspace.services import Service, load_services
+from caravan_workspace.state import write_atomic
+
+IDENTITY_DIR = "identity"
+GATEWAY = "gateway"
+
+
+class RuntimeError_(Exception):
+    """The local runtime could not do what was asked; the message is one line."""
+
+
+@dataclass(frozen=True)
+class Program:
+    name: str  # supervisor program name, e.g. "svc-a-1"
+    member: str  # foundation member it runs as, e.g. "svc-a"
+    kind: str  # service | gateway | index | catalog | monitoring | alerting | probe
+    command: tuple[str, ...]
+    port: int | None
+    ready_path: str | None = None
+    env: Mapping[str, str] = field(default_factory=dict)
+    directory: Path | None = None
+    stopwaitsecs: int = 30
+
+    @property
+    def address(self) -> str:
+        return f"127.0.0.1:{self.port}" if self.port else "–"
+
+
+def http_status(
+    port: int, path: str, *, headers: Mapping[str, str] | None = None, timeout: float = 2.0
+) -> int:
+    """The HTTP status of GET 127.0.0.1:port/path, or 0 when nothing answers."""
+    request = urllib.request.Request(f"http://127.0.0.1:{port}{path}", headers=dict(headers or {}))
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            return int(response.status)
+    except urllib.error.HTTPError as exc:
+        return int(exc.code)
+    except (urllib.error.URLError, OSError):
+        return 0
+
+
+def http_json(port: int, path: str, *, timeout: float = 1.0) -> dict[str, object]:
+    """GET a JSON object from 127.0.0.1:port/path; empty when nothing (or no JSON) answers."""
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=timeout) as response:
+            data = json.loads(response.read())
+    except (urllib.error.URLError, OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+class LocalRuntime:
+    def __init__(self, ctx: Context) -> None:
+        self.ctx = ctx
+        self.services: dict[str, Service] = load_services(ctx.root)
+        self.foundation: Foundation = load_foundation(ctx.root, self.services)
+        self.ports = PortBook(ctx.state_dir, self.foundation)
+        self.supervisor = Supervisor(ctx.state_dir)
+
+    # ------------------------------------------------------------------ folders
+
+    @property
+    def identity_dir(self) -> Path:
+        return self.ctx.state_dir / IDENTITY_DIR
+
+    @property
+    def runtime_dir(self) -> Path:
+        return self.ctx.state_dir / "runtime"
+
+    def venv_dir(self, service: str) -> Path:
+        return self.ctx.state_dir / "venvs" / service
+
+    # ------------------------------------------------------------------ provisioning
+
+    def provision_identities(self) -> list[str]:
+        """A key pair for the gateway and every service (0600 private keys); idempotent."""
+        return generate_identities([GATEWAY, *self.services], self.identity_dir)
+
+    def known_identities(self) -> set[str]:
+        """Every program name that has a private key (the gateway and the services)."""
+        return {p.stem for p in self.identity_dir.glob("*.key")}
+
+    def identity_env(self, member: str) -> dict[str, str]:
+        callers = self.foundation.callers_of(member)
+        return {
+            "CARAVAN_IDENTITY_NAME": member,
+            "CARAVAN_IDENTITY_KEY_FILE": str(self.identity_dir / f"{member}.key"),
+            "CARAVAN_PUBLIC_KEYS_FILE": str(self.identity_dir / PUBLIC_KEYS_FILE),
+            "CARAVAN_ALLOWED_CALLERS": json.dumps(
+                {k: list(v) if v else None for k, v in sorted(callers.items())}
+            ),
+        }
+
+    # ------------------------------------------------------------------ service virtualenvs
+
+    def venv_fingerprint(self, service: Service) -> str:
+        digest = hashlib.sha256(sys.version.encode())
+        for name in ("pyproject.toml", "uv.lock"):
+            path = service.folder / name
+            digest.update(name.encode() + (path.read_bytes() if path.exists() else b"-"))
+        return digest.hexdigest()
+
+    def ensure_venv(self, service: Service) -> bool:
+        """Build the service's virtualenv when its project or lock changed; True when rebuilt."""
+        venv = self.venv_dir(service.name)
+        stamp = venv / ".caravan-fingerprint"
+        fingerprint = self.venv_fingerprint(service)
+        if stamp.exists() and stamp.read_text() == fingerprint and (venv / "bin" / "python").exists():
+            return False
+        self.ctx.progress(f"building the virtualenv of {service.name}")
+        env = index.uv_env(self.ctx)
+        env["UV_PROJECT_ENVIRONMENT"] = str(venv)
+        command = [
+            index.uv_bin(),
+            "sync",
+            "--no-config",
+            "--project",
+            str(service.folder),
+            "--no-dev",
+            "--python",
+            sys.executable,
+            "--quiet",
+        ]
+        if (service.folder / "uv.lock").exists():
+            command.append("--locked")
+        done = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
+        if done.returncode != 0:
+            last = (done.stderr.strip().splitlines() or ["uv sync failed"])[-1]
+            raise RuntimeError_(f"cannot build the virtualenv of {service.name}: {last}")
+        stamp.write_text(fingerprint)
+        return True
+
+    # ------------------------------------------------------------------ programs
+
+    def service_programs(self, service: Service) -> list[Program]:
+        python = self.venv_dir(service.name) / "bin" / "python"
+        programs = []
+        for i in range(1, service.scaling.instances + 1):
+            name = f"{service.name}-{i}"
+            port = self.ports.port_for(name, service.name)
+            env = {
+                "CARAVAN_SERVICE_NAME": service.name,
+                "CARAVAN_HOST": self.foundation.host,
+                "CARAVAN_PORT": str(port),
+                "CARAVAN_INSTANCE_ID": name,
+                "CARAVAN_DATABASE_URL": f"sqlite:///{self.ctx.state_dir / 'data' / service.name}.sqlite3",
+                "CARAVAN_TRACE_FILE": str(self.ctx.state_dir / "traces" / f"{name}.jsonl"),
+                "CARAVAN_DISCOVERY": "local",
+                "CARAVAN_CATALOG_FILE": str(self.runtime_dir / "catalog.json"),
+                "PYTHONUNBUFFERED": "1",
+                **self.identity_env(service.name),
+            }
+            programs.append(
+                Program(
+                    name=name,
+                    member=service.name,
+                    kind="service",
+                    command=(str(python), "-m", service.package),
+                    port=port,
+                    ready_path=service.health_ready,
+                    env=env,
+                    directory=service.folder,
+                )
+            )
+        return programs
+
+    def running_service_programs(self) -> list[Program]:
+        """Service instances the supervisor reports running (ports as allocated)."""
+        if not self.supervisor.is_running():
+            return []
+        running = {s.name for s in self.supervisor.status() if s.state == "RUNNING"}
+        allocated = self.ports.allocated()
+        return [
+            p
+            for service in self.services.values()
+            for p in self.service_programs(service)
+            if p.name in running and p.name in allocated
+        ]
+
+    def write_instances(self, programs: Iterable[Program]) -> None:
+        """The runtime's own catalog input: every service instance and its ready path."""
+        instances: dict[str, list[dict[str, object]]] = {}
+        for p in programs:
+            if p.kind in ("service", "gateway") and p.port:
+                instances.setdefault(p.member, []).append(
+                    {"id": p.name, "host": self.foundation.host, "port": p.port, "ready_path": p.ready_path}
+                )
+        write_atomic(
+            self.runtime_dir / "instances.json",
+            json.dumps({"services": instances}, indent=2, sort_keys=True).encode(),
+        )
+
+    def our_pids(self) -> set[int]:
+        pids: set[int] = set()
+        if self.supervisor.is_running():
+            for status in self.supervisor.status():
+                if status.pid:
+                    pids |= process_tree(status.pid)
+        return pids
+
+    def run(self, programs: Iterable[Program]) -> list[str]:
+        """Start (or update) each program under the supervisor; returns the names that changed."""
+        programs = list(programs)
+        ours = self.our_pids()
+        for p in programs:
+            if p.port:
+                check_collision(p.name, p.port, ours)
+        (self.ctx.state_dir / "data").mkdir(parents=True, exist_ok=True)
+        (self.ctx.state_dir / "traces").mkdir(parents=True, exist_ok=True)
+        changed = []
+        for p in programs:
+            result = self.supervisor.add_program(
+                p.name,
+                p.command,
+                env=p.env,
+                directory=p.directory,
+                stopsignal="TERM",
+                stopwaitsecs=p.stopwaitsecs,
+                startsecs=1,
+                startretries=10,
+            )
+            if result.any:
+                changed.append(p.name)
+        return changed
+
+    def wait_ready(self, programs: Iterable[Program], *, timeout: float = 60.0) -> None:
+        pending = {p.name: p for p in programs if p.port and p.ready_path}
+        deadline = time.monotonic() + timeout
+        while pending:
+            for name, p in list(pending.items()):
+                assert p.port is not None and p.ready_path is not None
+                if http_status(p.port, p.ready_path, timeout=1.0) == 200:
+                    del pending[name]
+                    continue
+                status = self.supervisor.program(name)
+                if status is not None and status.state in ("FATAL", "EXITED"):
+                    raise RuntimeError_(f"{name} did not start ({status.state}): see `invoke logs {name}`")
+            if pending and time.monotonic() > deadline:
+                names = ", ".join(sorted(pending))
+                raise RuntimeError_(f"not ready within {timeout:.0f}s: {names} (see `invoke logs NAME`)")
+            if pending:
+                time.sleep(0.05)

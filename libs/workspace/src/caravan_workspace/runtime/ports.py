@@ -1,0 +1,120 @@
+"""Port allocation for the local runtime, from the foundation model's tier ranges.
+
+Allocations persist in ``<state>/runtime/ports.json`` so a program keeps its port across restarts
+(and Prometheus targets stay stable). A port held by a process that is not ours is a collision:
+a clear error naming the port, the program and the holder, never a silent re-bind.
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import socket
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+import psutil
+
+from caravan_workspace.foundation import Foundation
+from caravan_workspace.state import write_atomic
+
+
+class PortCollision(Exception):
+    pass
+
+
+@dataclass(frozen=True)
+class Listener:
+    pid: int
+    host: str
+    port: int
+
+
+def port_is_free(port: int, host: str = "127.0.0.1") -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError as exc:
+            if exc.errno == errno.EADDRINUSE:
+                return False
+            raise
+    return True
+
+
+def listeners() -> list[Listener]:
+    """Every TCP socket in LISTEN state on this machine, with its owning pid."""
+    found = []
+    for conn in psutil.net_connections(kind="tcp"):
+        if conn.status == psutil.CONN_LISTEN and conn.laddr and conn.pid:
+            found.append(Listener(conn.pid, conn.laddr.ip, conn.laddr.port))
+    return found
+
+
+def holder_of(port: int) -> str:
+    for listener in listeners():
+        if listener.port == port:
+            try:
+                proc = psutil.Process(listener.pid)
+                return f"pid {listener.pid} ({' '.join(proc.cmdline()[:3]) or proc.name()})"
+            except psutil.Error:
+                return f"pid {listener.pid}"
+    return "another process"
+
+
+def process_tree(pid: int) -> set[int]:
+    try:
+        proc = psutil.Process(pid)
+        return {pid, *(child.pid for child in proc.children(recursive=True))}
+    except psutil.Error:
+        return set()
+
+
+def read_ports(state_dir: Path) -> dict[str, int]:
+    """The allocations as recorded (program → port), without loading the foundation model."""
+    path = state_dir / "runtime" / "ports.json"
+    try:
+        return {str(k): int(v) for k, v in json.loads(path.read_text()).items()}
+    except (OSError, ValueError, AttributeError):
+        return {}
+
+
+class PortBook:
+    def __init__(self, state_dir: Path, foundation: Foundation) -> None:
+        self.path = state_dir / "runtime" / "ports.json"
+        self.foundation = foundation
+        self._ports: dict[str, int] = json.loads(self.path.read_text()) if self.path.exists() else {}
+
+    def allocated(self) -> dict[str, int]:
+        return dict(self._ports)
+
+    def port_for(self, program: str, member: str) -> int:
+        """The program's port: its earlier allocation, else the first free one in its tier's range."""
+        if program in self._ports:
+            return self._ports[program]
+        low, high = self.foundation.tier_of(member).ports
+        taken = set(self._ports.values())
+        for port in range(low, high + 1):
+            if port not in taken and port_is_free(port):
+                self._ports[program] = port
+                write_atomic(self.path, json.dumps(self._ports, indent=2, sort_keys=True).encode())
+                return port
+        raise PortCollision(
+            f"no free port left for {program} in tier {self.foundation.tier_of(member).name} ({low}-{high})"
+        )
+
+    def release(self, programs: Iterable[str]) -> None:
+        for name in programs:
+            self._ports.pop(name, None)
+        write_atomic(self.path, json.dumps(self._ports, indent=2, sort_keys=True).encode())
+
+
+def check_collision(program: str, port: int, ours: set[int]) -> None:
+    """Raise PortCollision when ``port`` is held by a process outside ``ours``."""
+    for listener in listeners():
+        if listener.port == port and listener.pid not in ours:
+            raise PortCollision(
+                f"port {port} allocated to {program} is taken by {holder_of(port)}: stop that process, "
+                f"or set a different port range in foundation/foundation.toml"
+            )
