@@ -286,6 +286,12 @@ def ensure_index(ctx: Context, *, timeout: float = 30.0) -> IndexState:
         startsecs=1,
     )
     changed = changed or result.any
+    after = sv.program(PROGRAM)
+    if after is not None and after.state in ("FATAL", "STOPPED", "EXITED"):
+        # gave up earlier (e.g. its port was taken then) or was stopped: start it again
+        ctx.progress(f"restarting the package index (was {after.state})")
+        sv.start(PROGRAM)
+        changed = True
     _record_file(ctx).write_text(json.dumps({"port": port, "url": default_index_url(port)}) + "\n")
     deadline = time.monotonic() + timeout
     while not health_ok(port):

@@ -137,3 +137,12 @@ def test_recorded_port_is_reused_and_a_bad_configured_port_is_refused(
     monkeypatch.setenv(index.PORT_ENV, "http")
     with pytest.raises(index.PackageIndexError, match="CARAVAN_INDEX_PORT='http' is not a TCP port"):
         index.index_port(ctx)
+
+
+def test_a_stopped_index_is_started_again(index_ctx: Context) -> None:
+    index.ensure_index(index_ctx)
+    sv = Supervisor(index_ctx.state_dir)
+    sv.stop(index.PROGRAM)
+    assert not index.health_ok(index.index_port(index_ctx))
+    assert index.ensure_index(index_ctx).changed is True
+    assert index.health_ok(index.index_port(index_ctx))
