@@ -454,7 +454,7 @@ def _is_our_supervisord(pid: int, conf: Path) -> bool:
 def _marked_processes(home: str) -> list[int]:
     """Processes whose environment carries our marker with this home (orphans of a dead supervisord)."""
     needle = f"{MARKER_ENV}={home}".encode()
-    found = []
+    found: list[int] = []
     proc = Path("/proc")
     if not proc.is_dir():
         return found

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from invoke import Collection, Context, task
 from invoke.exceptions import Exit
+from packaging.version import InvalidVersion, Version
 
 from caravan_workspace import index, paths, registry
 from caravan_workspace import release as releases
@@ -53,13 +54,11 @@ def show_index(c: Context) -> None:
     print(f"caravan-commons versions: {listed}")
 
 
-def _version_key(text: str) -> object:
-    from packaging.version import InvalidVersion, Version
-
+def _version_key(text: str) -> tuple[int, Version | None, str]:
     try:
-        return (0, Version(text))
+        return (0, Version(text), text)
     except InvalidVersion:
-        return (1, text)
+        return (1, None, text)
 
 
 ns = Collection("commons")
