@@ -48,6 +48,7 @@ T = TypeVar("T")
 
 IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "PUT", "DELETE", "OPTIONS"})
 IDEMPOTENCY_HEADER = "Idempotency-Key"
+_IDEMPOTENCY_LOWER = IDEMPOTENCY_HEADER.lower()
 
 HeadersProvider = Callable[[str, str, str], Mapping[str, str] | Awaitable[Mapping[str, str]]]
 """``(service, method, path) -> headers`` added to every call (e.g. a signed caller identity)."""
@@ -242,12 +243,14 @@ class ServiceClient:
                 raise ValueError("pass json= or content=, not both")
             content = msgspec.json.encode(json)
             out_headers.setdefault("Content-Type", "application/json")
-        if idempotency_key is not None:
-            out_headers[IDEMPOTENCY_HEADER] = idempotency_key
+        if idempotency_key is not None:  # an RFC 8941 sf-string, as the draft specifies
+            out_headers[IDEMPOTENCY_HEADER] = (
+                '"' + idempotency_key.replace("\\", "\\\\").replace('"', '\\"') + '"'
+            )
         if self._headers_provider is not None:
             extra = self._headers_provider(service, method, path)
             out_headers.update(await extra if inspect.isawaitable(extra) else extra)
-        retryable = method in IDEMPOTENT_METHODS or IDEMPOTENCY_HEADER in out_headers
+        retryable = method in IDEMPOTENT_METHODS or any(k.lower() == _IDEMPOTENCY_LOWER for k in out_headers)
 
         span = self._tracer.start_span(
             f"{method} {service}",
@@ -366,14 +369,17 @@ class ServiceClient:
         service = instance.service
         timeout = asyncio.timeout(limit.remaining())
         try:
-            async with timeout, session.request(
-                method,
-                instance.base_url + path,
-                params=params,
-                data=content,
-                headers=headers,
-                allow_redirects=False,
-            ) as answer:
+            async with (
+                timeout,
+                session.request(
+                    method,
+                    instance.base_url + path,
+                    params=params,
+                    data=content,
+                    headers=headers,
+                    allow_redirects=False,
+                ) as answer,
+            ):
                 body = await answer.read()
                 return Response(
                     service, instance, answer.status, CIMultiDictProxy(CIMultiDict(answer.headers)), body

@@ -10,7 +10,6 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
-import asyncpg
 import pytest
 
 from caravan_commons.db import Database, apply_migrations
@@ -41,6 +40,8 @@ async def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncI
     dsn = os.environ.get(POSTGRES_DSN_ENV)
     if not dsn:
         pytest.skip(f"{POSTGRES_DSN_ENV} is not set: no Postgres server to test against (CI sets it)")
+    import asyncpg  # the postgres extra; only needed when a server is configured
+
     name = f"ccl_test_{secrets.token_hex(6)}"
     admin = await asyncpg.connect(dsn)
     try:

@@ -33,6 +33,7 @@ from caravan_commons.errors import (
     UnprocessableError,
     UpstreamUnavailableError,
 )
+from caravan_commons.idempotency import require_key
 from caravan_commons.resilience import CircuitState, RetryBudget
 
 FAST = ClientConfig(backoff_base=0.001, backoff_cap=0.002, default_timeout=5.0)
@@ -145,7 +146,8 @@ async def test_post_without_idempotency_key_is_never_retried_with_one_it_is() ->
         with pytest.raises(UpstreamUnavailableError):
             await client.post("svc-a", "/reservations", json={"sku": "A"}, idempotency_key="k-1")
         assert up.count("POST") == 1 + 3
-    assert all(s.headers.get("Idempotency-Key") == "k-1" for s in up.seen[1:])
+    assert all(require_key(s.headers) == "k-1" for s in up.seen[1:])
+    assert up.seen[1].headers["Idempotency-Key"] == '"k-1"'  # sent as an sf-string
 
 
 async def test_idempotent_get_recovers_from_a_transient_503() -> None:
