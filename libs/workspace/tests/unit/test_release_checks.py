@@ -102,3 +102,11 @@ def test_uv_env_drops_inherited_index_settings_and_names_the_workspace_index(
         ctx, base={"UV_EXTRA_INDEX_URL": "http://elsewhere/", "UV_INDEX_URL": "x", "HOME": "/h"}
     )
     assert env == {"HOME": "/h", "UV_INDEX": "workspace=http://127.0.0.1:4567/simple/"}
+
+
+def test_release_uses_the_nox_session_commons_when_the_noxfile_has_one(
+    repo_root: Path, tmp_path: Path
+) -> None:
+    assert release._has_nox_session(repo_root, "commons") is True
+    assert release._has_nox_session(repo_root, "no_such_session") is False
+    assert release._has_nox_session(tmp_path, "commons") is False  # no noxfile: pytest in a uv venv
