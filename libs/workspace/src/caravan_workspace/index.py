@@ -239,18 +239,24 @@ def _server_command(ctx: Context, port: int) -> list[str]:
     ]
 
 
-def _choose_port(ctx: Context, sv: Supervisor) -> int:
+def _choose_port(ctx: Context) -> int:
+    """CARAVAN_INDEX_PORT if set, else the port the runtime allocates to the index from the
+    foundation model's operations tier; either way recorded in the runtime's port book, so the
+    network-plan gate knows the index's listener."""
+    from caravan_workspace.foundation import load_foundation
+    from caravan_workspace.runtime.ports import PortBook
+    from caravan_workspace.services import load_services
+
+    book = PortBook(ctx.state_dir, load_foundation(ctx.root, load_services(ctx.root)))
     configured = _configured_port()
     if configured is not None:
+        book.assign(PROGRAM, configured)
         return configured
     recorded = _recorded_port(ctx)
-    if recorded is not None:
+    if recorded is not None and book.allocated().get(PROGRAM) in (None, recorded):
+        book.assign(PROGRAM, recorded)
         return recorded
-    if not port_in_use(DEFAULT_PORT):
-        return DEFAULT_PORT
-    from caravan_workspace.runtime.supervisor import free_port
-
-    return free_port()
+    return book.port_for(PROGRAM, "index")
 
 
 @dataclass(frozen=True)
@@ -266,7 +272,7 @@ def ensure_index(ctx: Context, *, timeout: float = 30.0) -> IndexState:
     packages_dir(ctx).mkdir(parents=True, exist_ok=True)
     sv = Supervisor(ctx.state_dir)
     changed = sv.ensure_running() or changed
-    port = _choose_port(ctx, sv)
+    port = _choose_port(ctx)
     command = _server_command(ctx, port)
     current = sv.program(PROGRAM)
     ours_running = current is not None and current.state in ("RUNNING", "STARTING", "BACKOFF")

@@ -104,6 +104,12 @@ class PortBook:
             f"no free port left for {program} in tier {self.foundation.tier_of(member).name} ({low}-{high})"
         )
 
+    def assign(self, program: str, port: int) -> None:
+        """Record a port chosen elsewhere (e.g. configured by the user) as the program's."""
+        if self._ports.get(program) != port:
+            self._ports[program] = port
+            write_atomic(self.path, json.dumps(self._ports, indent=2, sort_keys=True).encode())
+
     def release(self, programs: Iterable[str]) -> None:
         for name in programs:
             self._ports.pop(name, None)

@@ -1,29 +1,9 @@
-"""Stage 1 probes available before the foundation model lands: the layout and the toolchain."""
+"""Workspace basics for stage 1: the state folder and the toolchain report."""
 
 from __future__ import annotations
 
 from caravan_workspace.registry import ActionResult, Context, GateFailure, action, gate
-from caravan_workspace.services import DeclarationError, load_services
 from caravan_workspace.toolchain import survey
-
-LAYOUT = (
-    "tasks.py",
-    "noxfile.py",
-    "plan.toml",
-    "README.md",
-    ".ci/run",
-    "foundation",
-    "shared",
-    "libs/commons/pyproject.toml",
-    "libs/workspace/pyproject.toml",
-    "svc-a/pyproject.toml",
-    "svc-b/pyproject.toml",
-    "svc-c/pyproject.toml",
-    "nomad",
-    "k8s",
-    "observability",
-    "tests",
-)
 
 
 @action("workspace.state")
@@ -32,20 +12,6 @@ def ensure_state_folder(ctx: Context) -> ActionResult:
         return ActionResult(changed=False, detail="state folder present")
     ctx.state_dir.mkdir(parents=True, mode=0o700)
     return ActionResult(changed=True, detail="state folder created")
-
-
-@gate("workspace.layout")
-def layout_present(ctx: Context) -> str:
-    missing = [p for p in LAYOUT if not (ctx.root / p).exists()]
-    if missing:
-        raise GateFailure(
-            f"missing from the workspace: {', '.join(missing)}", fix="git checkout -- . (restore the layout)"
-        )
-    try:
-        services = load_services(ctx.root)
-    except DeclarationError as exc:
-        raise GateFailure(str(exc), fix="correct the service declaration") from exc
-    return f"{len(LAYOUT)} paths present; services declared: {', '.join(services)}"
 
 
 @gate("workspace.toolchain")
