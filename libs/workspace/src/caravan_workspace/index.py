@@ -1,10 +1,12 @@
 """The workspace package index: pypiserver on loopback, run by the workspace's supervisord.
 
-- Binds 127.0.0.1 only, on port 3141 by default (the URL every service's pyproject names); a
-  configured port (``CARAVAN_INDEX_PORT``) or, when 3141 is taken, a free port is used instead and
-  recorded in ``<state>/index/index.json``. Whatever the port, the workspace passes the real URL to
-  every uv command it runs as ``UV_INDEX=workspace=<url>`` (uv lets a named index given on the
-  command line or in ``UV_INDEX`` replace the one of the same name in a pyproject).
+- Binds 127.0.0.1 only, on port 18900 by default (the first of the foundation's operations tier,
+  and the URL every service's pyproject names); a configured port (``CARAVAN_INDEX_PORT``) or, when
+  18900 is taken, one the runtime allocates is used instead, recorded in
+  ``<state>/index/index.json`` and in the runtime's port book. Whatever the port, the workspace
+  passes the real URL to every uv command it runs as ``UV_INDEX=workspace=<url>`` (uv lets a named
+  index given on the command line or in ``UV_INDEX`` replace the one of the same name in a
+  pyproject).
 - Packages live in ``<state>/index/packages``. Upload requires authentication (``-a update``, an
   htpasswd file); downloads and the listing are anonymous — the server only listens on loopback.
 - Credentials (user ``caravan`` + a random password) are generated at provisioning into
@@ -24,6 +26,7 @@ import urllib.request
 from dataclasses import dataclass
 from html.parser import HTMLParser
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from packaging.utils import (
     InvalidSdistFilename,
@@ -34,10 +37,15 @@ from packaging.utils import (
 )
 
 from caravan_workspace.registry import Context
-from caravan_workspace.runtime.supervisor import Supervisor, port_in_use
+from caravan_workspace.runtime.supervisor import Supervisor, free_port, port_in_use
+
+if TYPE_CHECKING:
+    from caravan_workspace.runtime.ports import PortBook
 
 HOST = "127.0.0.1"
-DEFAULT_PORT = 3141
+# The first port of the foundation's operations tier (foundation/foundation.toml): the one port
+# services' pyprojects name for the workspace index.
+DEFAULT_PORT = 18900
 INDEX_NAME = "workspace"  # the uv index name services use: [[tool.uv.index]] name = "workspace"
 PROGRAM = "index"
 USERNAME = "caravan"
@@ -239,24 +247,52 @@ def _server_command(ctx: Context, port: int) -> list[str]:
     ]
 
 
-def _choose_port(ctx: Context) -> int:
-    """CARAVAN_INDEX_PORT if set, else the port the runtime allocates to the index from the
-    foundation model's operations tier; either way recorded in the runtime's port book, so the
-    network-plan gate knows the index's listener."""
-    from caravan_workspace.foundation import load_foundation
+def _port_book(ctx: Context) -> PortBook | None:
+    """The runtime's port book, or None in a workspace without a foundation model (a stand-in)."""
+    from caravan_workspace.foundation import FoundationError, load_foundation
     from caravan_workspace.runtime.ports import PortBook
-    from caravan_workspace.services import load_services
+    from caravan_workspace.services import DeclarationError, load_services
 
-    book = PortBook(ctx.state_dir, load_foundation(ctx.root, load_services(ctx.root)))
-    configured = _configured_port()
-    if configured is not None:
-        book.assign(PROGRAM, configured)
-        return configured
-    recorded = _recorded_port(ctx)
-    if recorded is not None and book.allocated().get(PROGRAM) in (None, recorded):
-        book.assign(PROGRAM, recorded)
-        return recorded
-    return book.port_for(PROGRAM, "index")
+    if not (ctx.root / "foundation").is_dir():
+        return None
+    try:
+        return PortBook(ctx.state_dir, load_foundation(ctx.root, load_services(ctx.root)))
+    except (FoundationError, DeclarationError) as exc:
+        raise PackageIndexError(f"cannot allocate the index's port: {exc}") from exc
+
+
+def _choose_port(ctx: Context) -> int:
+    """CARAVAN_INDEX_PORT if set; else the port recorded at provisioning; else DEFAULT_PORT (the one
+    services' pyprojects name) when free; else one the runtime allocates from the foundation's
+    operations tier (a free loopback port in a workspace without one). Recorded in the runtime's
+    port book, so the network-plan gate knows the index's listener."""
+    from caravan_workspace.runtime.ports import PortCollision
+
+    book = _port_book(ctx)
+    allocated = book.allocated().get(PROGRAM) if book is not None else None
+    port = _configured_port() or _recorded_port(ctx) or allocated
+    if port is None:
+        in_range = book is None or _in_tier(book, DEFAULT_PORT)
+        if in_range and not port_in_use(DEFAULT_PORT):
+            port = DEFAULT_PORT
+        elif book is not None:
+            try:
+                port = book.port_for(PROGRAM, PROGRAM)
+            except PortCollision as exc:
+                raise PackageIndexError(str(exc)) from exc
+        else:
+            port = free_port()
+    if book is not None:
+        book.assign(PROGRAM, port)
+    return port
+
+
+def _in_tier(book: PortBook, port: int) -> bool:
+    try:
+        low, high = book.foundation.tier_of(PROGRAM).ports
+    except KeyError:
+        return False
+    return bool(low <= port <= high)
 
 
 @dataclass(frozen=True)

@@ -45,9 +45,7 @@ def _ctx(index_ctx: Context, root: Path) -> Context:
     return Context(root=root, state_dir=index_ctx.state_dir)
 
 
-def test_failing_tests_stop_the_release_before_anything_is_uploaded(
-    index_ctx: Context, tmp_path: Path
-) -> None:
+def test_failing_tests_stop_the_release_before_any_upload(index_ctx: Context, tmp_path: Path) -> None:
     root = tmp_path / "ws"
     _stand_in_workspace(root, test=FAILING)
     with pytest.raises(release.ReleaseError, match="commons' tests failed"):

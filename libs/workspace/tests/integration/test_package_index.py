@@ -45,6 +45,11 @@ def test_index_runs_on_loopback_with_private_credentials(index_ctx: Context) -> 
     program = Supervisor(index_ctx.state_dir).program(index.PROGRAM)
     assert program is not None and program.state in ("RUNNING", "STARTING")
 
+    # the runtime's port book knows the index's listener (the network-plan gate checks it)
+    from caravan_workspace.runtime.ports import read_ports
+
+    assert read_ports(index_ctx.state_dir)[index.PROGRAM] == port
+
     again = index.ensure_index(index_ctx)
     assert again.changed is False
     assert index.credentials(index_ctx) == creds  # provisioning happens once

@@ -88,7 +88,7 @@ def test_the_service_fragment_pins_commons_to_the_explicit_workspace_index() -> 
 
     data = tomllib.loads(index.service_index_toml())
     assert data["tool"]["uv"]["index"] == [
-        {"name": "workspace", "url": "http://127.0.0.1:3141/simple/", "explicit": True}
+        {"name": "workspace", "url": f"http://127.0.0.1:{index.DEFAULT_PORT}/simple/", "explicit": True}
     ]
     assert data["tool"]["uv"]["sources"] == {"caravan-commons": {"index": "workspace"}}
 
