@@ -2,8 +2,8 @@
 
 Services call each other only through :class:`ServiceClient`; the transport (aiohttp, chosen by
 measurement: about 12x httpx's throughput as a pooled proxy client on this kind of machine) stays
-behind this interface. One client per service process: it holds one pooled ``ClientSession``
-opened and closed with the app (:meth:`ServiceClient.lifespan`).
+behind this interface (:mod:`caravan_commons.transport`). One client per service process: it holds
+one pooled ``ClientSession`` opened and closed with the app (:meth:`ServiceClient.lifespan`).
 
 Every call:
 
@@ -30,92 +30,36 @@ import contextlib
 import inspect
 import random
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
-from typing import Any, TypeVar, overload
+from collections.abc import AsyncIterator, Callable, Mapping
+from typing import Any
 
-import aiohttp
 import msgspec
-from multidict import CIMultiDict, CIMultiDictProxy
 from opentelemetry import propagate, trace
 
+from caravan_commons.client_types import (
+    IDEMPOTENCY_HEADER,
+    IDEMPOTENT_METHODS,
+    ClientConfig,
+    HeadersProvider,
+    Response,
+)
 from caravan_commons.deadline import DEADLINE_HEADER, Deadline, current_deadline
 from caravan_commons.discovery import Balancer, Instance, Resolver
 from caravan_commons.errors import ApplicationError, DeadlineExceededError, UpstreamUnavailableError
 from caravan_commons.resilience import CircuitBreaker, RetryBudget, backoff_delay
+from caravan_commons.transport import AiohttpTransport, AttemptFailed, Transport
 from caravan_commons.upstream_errors import error_from_answer
 
-T = TypeVar("T")
+__all__ = [
+    "IDEMPOTENCY_HEADER",
+    "IDEMPOTENT_METHODS",
+    "ClientConfig",
+    "HeadersProvider",
+    "Response",
+    "ServiceClient",
+]
 
-IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "PUT", "DELETE", "OPTIONS"})
-IDEMPOTENCY_HEADER = "Idempotency-Key"
 _IDEMPOTENCY_LOWER = IDEMPOTENCY_HEADER.lower()
-
-HeadersProvider = Callable[[str, str, str], Mapping[str, str] | Awaitable[Mapping[str, str]]]
-"""``(service, method, path) -> headers`` added to every call (e.g. a signed caller identity)."""
-
-
-class ClientConfig(msgspec.Struct, frozen=True, kw_only=True):
-    """Tuning of :class:`ServiceClient`; times in seconds. Defaults suit calls inside one site."""
-
-    default_timeout: float = 5.0
-    #: Cap of one attempt (None: an attempt may use the whole deadline).
-    attempt_timeout: float | None = None
-    connect_timeout: float = 1.0
-    max_attempts: int = 3
-    backoff_base: float = 0.05
-    backoff_cap: float = 1.0
-    retry_statuses: frozenset[int] = frozenset({500, 502, 503, 504})
-    retry_unsent: bool = True
-    retry_budget_ratio: float = 0.2
-    retry_budget_min_per_second: int = 3
-    circuit_failure_threshold: int = 5
-    circuit_cooldown: float = 5.0
-    eject_after: int = 3
-    eject_cooldown: float = 10.0
-    pool_limit: int = 200
-    pool_limit_per_host: int = 0
-    user_agent: str = "caravan-commons"
-
-
-class Response:
-    """A successful (status < 400) answer, body fully read."""
-
-    __slots__ = ("body", "headers", "instance", "service", "status")
-
-    def __init__(
-        self, service: str, instance: Instance, status: int, headers: Mapping[str, str], body: bytes
-    ):
-        self.service = service
-        self.instance = instance
-        self.status = status
-        self.headers = headers
-        self.body = body
-
-    @overload
-    def json(self) -> Any: ...
-    @overload
-    def json(self, type: type[T]) -> T: ...
-    def json(self, type: Any = Any) -> Any:
-        """Decode the JSON body (into ``type``, a msgspec Struct or any msgspec-supported type)."""
-        try:
-            return msgspec.json.decode(self.body, type=type)
-        except msgspec.DecodeError as exc:
-            raise UpstreamUnavailableError(
-                f"{self.service} answered a body that does not decode: {exc}", upstream=self.service
-            ) from exc
-
-    @property
-    def text(self) -> str:
-        return self.body.decode("utf-8", errors="replace")
-
-    def __repr__(self) -> str:
-        return f"Response({self.service} {self.status}, {len(self.body)} bytes)"
-
-
-class _AttemptFailed(Exception):
-    def __init__(self, error: ApplicationError, *, sent: bool) -> None:
-        self.error = error
-        self.sent = sent
 
 
 class ServiceClient:
@@ -131,6 +75,7 @@ class ServiceClient:
         clock: Callable[[], float] = time.monotonic,
         rng: random.Random | None = None,
         retry_budget_factory: Callable[[], RetryBudget] | None = None,
+        transport: Transport | None = None,
     ) -> None:
         self.resolver = resolver
         self.config = config or ClientConfig()
@@ -145,25 +90,19 @@ class ServiceClient:
         self.balancer = Balancer(eject_after=cfg.eject_after, eject_cooldown=cfg.eject_cooldown, clock=clock)
         self._breakers: dict[str, CircuitBreaker] = {}
         self._budgets: dict[str, RetryBudget] = {}
-        self._session: aiohttp.ClientSession | None = None
+        self.transport = transport or AiohttpTransport(
+            pool_limit=cfg.pool_limit,
+            pool_limit_per_host=cfg.pool_limit_per_host,
+            connect_timeout=cfg.connect_timeout,
+            user_agent=cfg.user_agent,
+        )
 
     # -- lifecycle -------------------------------------------------------------------------
     async def start(self) -> None:
-        if self._session is None:
-            connector = aiohttp.TCPConnector(
-                limit=self.config.pool_limit, limit_per_host=self.config.pool_limit_per_host
-            )
-            self._session = aiohttp.ClientSession(
-                connector=connector,
-                timeout=aiohttp.ClientTimeout(total=None, sock_connect=self.config.connect_timeout),
-                headers={"User-Agent": self.config.user_agent},
-                auto_decompress=True,
-            )
+        await self.transport.start()
 
     async def close(self) -> None:
-        if self._session is not None:
-            session, self._session = self._session, None
-            await session.close()
+        await self.transport.close()
         await self.resolver.aclose()
 
     async def __aenter__(self) -> ServiceClient:
@@ -226,8 +165,7 @@ class ServiceClient:
         timeout: float | None = None,
     ) -> Response:
         """Call ``method path`` on ``service``; typed errors for 4xx/5xx and transport failures."""
-        session = self._session
-        if session is None:
+        if not self.transport.started:
             raise RuntimeError(
                 "ServiceClient is not started: open it with the app's lifespan (client.lifespan)"
             )
@@ -261,14 +199,13 @@ class ServiceClient:
         propagate.inject(out_headers, context=ctx)
         with trace.use_span(span, end_on_exit=True):
             response = await self._call_with_retries(
-                session, service, method, path, params, out_headers, content, deadline, retryable
+                service, method, path, params, out_headers, content, deadline, retryable
             )
             span.set_attribute("http.response.status_code", response.status)
             return response
 
     async def _call_with_retries(
         self,
-        session: aiohttp.ClientSession,
         service: str,
         method: str,
         path: str,
@@ -304,10 +241,20 @@ class ServiceClient:
             if not instances:  # pragma: no cover - pick() raised already
                 raise UpstreamUnavailableError(f"no instance of {service}", upstream=service)
             try:
-                response = await self._attempt(
-                    session, instance, method, path, params, headers, content, deadline
+                limit = deadline
+                if self.config.attempt_timeout is not None:
+                    limit = Deadline.after(self.config.attempt_timeout, self._clock).earliest(deadline)
+                headers[DEADLINE_HEADER] = limit.header_value()
+                response = await self.transport.send(
+                    instance,
+                    method,
+                    path,
+                    params=params,
+                    headers=headers,
+                    content=content,
+                    timeout=limit.remaining(),
                 )
-            except _AttemptFailed as failed:
+            except AttemptFailed as failed:
                 breaker.record_failure()
                 self.balancer.report_failure(instance)
                 if isinstance(failed.error, DeadlineExceededError) and deadline.expired:
@@ -350,73 +297,3 @@ class ServiceClient:
         if delay >= deadline.remaining() or not budget.try_acquire():
             raise error
         await asyncio.sleep(delay)
-
-    async def _attempt(
-        self,
-        session: aiohttp.ClientSession,
-        instance: Instance,
-        method: str,
-        path: str,
-        params: Mapping[str, str] | None,
-        headers: dict[str, str],
-        content: bytes | None,
-        deadline: Deadline,
-    ) -> Response:
-        limit = deadline
-        if self.config.attempt_timeout is not None:
-            limit = Deadline.after(self.config.attempt_timeout, self._clock).earliest(deadline)
-        headers[DEADLINE_HEADER] = limit.header_value()
-        service = instance.service
-        timeout = asyncio.timeout(limit.remaining())
-        try:
-            async with (
-                timeout,
-                session.request(
-                    method,
-                    instance.base_url + path,
-                    params=params,
-                    data=content,
-                    headers=headers,
-                    allow_redirects=False,
-                ) as answer,
-            ):
-                body = await answer.read()
-                return Response(
-                    service, instance, answer.status, CIMultiDictProxy(CIMultiDict(answer.headers)), body
-                )
-        except aiohttp.ConnectionTimeoutError as exc:
-            raise _AttemptFailed(
-                UpstreamUnavailableError(
-                    f"connecting to {service} ({instance.instance_id}) timed out", upstream=service
-                ),
-                sent=False,
-            ) from exc
-        except TimeoutError as exc:
-            if not timeout.expired():
-                raise _AttemptFailed(
-                    UpstreamUnavailableError(
-                        f"{service} ({instance.instance_id}) timed out: {exc}", upstream=service
-                    ),
-                    sent=True,
-                ) from exc
-            raise _AttemptFailed(
-                DeadlineExceededError(
-                    f"{service} ({instance.instance_id}) did not answer within the deadline", upstream=service
-                ),
-                sent=True,
-            ) from exc
-        except aiohttp.ClientConnectorError as exc:
-            raise _AttemptFailed(
-                UpstreamUnavailableError(
-                    f"cannot connect to {service} ({instance.instance_id})", upstream=service
-                ),
-                sent=False,
-            ) from exc
-        except (aiohttp.ClientError, OSError) as exc:
-            raise _AttemptFailed(
-                UpstreamUnavailableError(
-                    f"{service} ({instance.instance_id}) failed mid-request: {type(exc).__name__}",
-                    upstream=service,
-                ),
-                sent=True,
-            ) from exc

@@ -116,6 +116,25 @@ async def test_slow_answer_hits_the_deadline_and_the_server_side_work_is_cancell
     assert int(up.seen[0].headers[DEADLINE_HEADER]) <= 200
 
 
+async def test_attempt_timeout_moves_a_get_from_a_stuck_instance_to_a_healthy_one() -> None:
+    config = msgspec.structs.replace(FAST, attempt_timeout=0.2, default_timeout=30.0)
+    async with (
+        serve(slow_honouring_deadline) as stuck,
+        serve(ok_json) as healthy,
+        client_for(
+            {"svc-a": [stuck.url, healthy.url]}, config, retry_budget_factory=lambda: frozen_budget(floor=5)
+        ) as client,
+    ):
+        answer = await client.get("svc-a", "/item")
+        await asyncio.wait_for(stuck.cancelled.wait(), timeout=10)
+        with pytest.raises(DeadlineExceededError):  # a POST without key is not moved: it may have run
+            await client.post("svc-a", "/item", json={})
+    assert answer.status == 200 and answer.instance.port == healthy.port
+    assert int(stuck.seen[0].headers[DEADLINE_HEADER]) <= 200  # the attempt's own budget was sent
+    assert (stuck.count("GET"), healthy.count("GET")) == (1, 1)
+    assert stuck.count("POST") + healthy.count("POST") == 1
+
+
 async def test_5xx_burst_retries_stay_within_the_budget() -> None:
     budget = frozen_budget(ratio=0.2, floor=2)
     config = msgspec.structs.replace(FAST, max_attempts=3, circuit_failure_threshold=10_000)
