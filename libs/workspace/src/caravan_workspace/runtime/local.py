@@ -24,12 +24,15 @@ from caravan_commons.identity import PUBLIC_KEYS_FILE, generate_identities
 from caravan_workspace import index
 from caravan_workspace.foundation import Foundation, load_foundation
 from caravan_workspace.registry import Context
+from caravan_workspace.runtime import monitoring
 from caravan_workspace.runtime.ports import PortBook, check_collision, process_tree
 from caravan_workspace.runtime.supervisor import Supervisor
 from caravan_workspace.services import Service, load_services
 from caravan_workspace.state import write_atomic
 
 IDENTITY_DIR = "identity"
+#: Prometheus job of each kind of program that serves /metrics.
+JOBS = {"service": "services", "gateway": "gateway", "probe": "runtime", "catalog": "runtime"}
 GATEWAY = "gateway"
 
 
@@ -45,6 +48,7 @@ class Program:
     command: tuple[str, ...]
     port: int | None
     ready_path: str | None = None
+    metrics_path: str | None = None
     env: Mapping[str, str] = field(default_factory=dict)
     directory: Path | None = None
     stopwaitsecs: int = 30
@@ -74,6 +78,15 @@ def http_json(port: int, path: str, *, timeout: float = 1.0) -> dict[str, object
         with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=timeout) as response:
             data = json.loads(response.read())
     except (urllib.error.URLError, OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def read_programs(state_dir: Path) -> dict[str, dict[str, object]]:
+    path = state_dir / "runtime" / "programs.json"
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
         return {}
     return data if isinstance(data, dict) else {}
 
@@ -187,6 +200,7 @@ class LocalRuntime:
                     command=(str(python), "-m", service.package),
                     port=port,
                     ready_path=service.health_ready,
+                    metrics_path="/metrics",
                     env=env,
                     directory=service.folder,
                 )
@@ -236,6 +250,7 @@ class LocalRuntime:
                 check_collision(p.name, p.port, ours)
         (self.ctx.state_dir / "data").mkdir(parents=True, exist_ok=True)
         (self.ctx.state_dir / "traces").mkdir(parents=True, exist_ok=True)
+        self.record_programs(programs)
         changed = []
         for p in programs:
             result = self.supervisor.add_program(
@@ -251,6 +266,55 @@ class LocalRuntime:
             if result.any:
                 changed.append(p.name)
         return changed
+
+    def record_programs(self, programs: Iterable[Program]) -> None:
+        """Remember what each program is (member, kind, port, health and metrics paths), for
+        status, monitoring targets and the gates."""
+        path = self.runtime_dir / "programs.json"
+        known = self.recorded_programs()
+        for p in programs:
+            known[p.name] = {
+                "member": p.member,
+                "kind": p.kind,
+                "port": p.port,
+                "ready_path": p.ready_path,
+                "metrics_path": p.metrics_path,
+            }
+        write_atomic(path, json.dumps(known, indent=2, sort_keys=True).encode())
+
+    def recorded_programs(self) -> dict[str, dict[str, object]]:
+        return read_programs(self.ctx.state_dir)
+
+    def jobs(self) -> list[str]:
+        return sorted(set(JOBS.values()))
+
+    def metrics_ports(self) -> dict[str, int]:
+        """Running programs that serve /metrics, with their ports."""
+        running = self.running_names()
+        return {
+            name: int(str(info["port"]))
+            for name, info in self.recorded_programs().items()
+            if info.get("metrics_path") and info.get("port") and name in running
+        }
+
+    def running_names(self) -> set[str]:
+        if not self.supervisor.is_running():
+            return set()
+        return {s.name for s in self.supervisor.status() if s.state == "RUNNING"}
+
+    def sync_monitoring(self) -> bool:
+        """Rewrite Prometheus' target files from the running programs that serve metrics."""
+        programs = self.recorded_programs()
+        targets = [
+            monitoring.Target(
+                job=JOBS.get(str(programs[name]["kind"]), "runtime"),
+                program=name,
+                member=str(programs[name]["member"]),
+                port=port,
+            )
+            for name, port in self.metrics_ports().items()
+        ]
+        return monitoring.write_targets(self.ctx.state_dir, targets, self.jobs())
 
     def wait_ready(self, programs: Iterable[Program], *, timeout: float = 60.0) -> None:
         pending = {p.name: p for p in programs if p.port and p.ready_path}

@@ -46,6 +46,7 @@ def probe_program(rt: LocalRuntime) -> Program:
         kind="probe",
         port=port,
         ready_path="/health/ready",
+        metrics_path="/metrics",
         env=env,
         command=(sys.executable, "-m", "caravan_workspace.runtime.probe"),
     )

@@ -11,7 +11,7 @@ from rich.table import Table
 from rich.text import Text
 
 from caravan_workspace.console import STATUS_STYLE, lanes_line, stage_status
-from caravan_workspace.runtime.local import http_json, http_status
+from caravan_workspace.runtime.local import http_json, http_status, read_programs
 from caravan_workspace.runtime.ports import read_ports
 from caravan_workspace.runtime.supervisor import Supervisor, SupervisorError
 from caravan_workspace.tasks.common import BAD_INPUT, FAILED, Workspace, console, workspace
@@ -27,14 +27,13 @@ def _uptime(seconds: float) -> str:
     return f"{hours}h{minutes:02d}m" if hours else f"{minutes}m{secs:02d}s"
 
 
-def _probe_program(port: int | None, name: str) -> tuple[str, str]:
-    """(version, readiness) of a program that speaks the commons health endpoints."""
-    if not port:
+def _probe_program(port: int | None, info: dict[str, object]) -> tuple[str, str]:
+    """(version, readiness) of a program, from its health endpoints as the runtime recorded them."""
+    if not port or not info.get("ready_path"):
         return "–", "–"
-    live = http_json(port, "/health/live")
+    live = http_json(port, "/health/live") if info.get("kind") in ("service", "gateway", "probe") else {}
     version = str(live.get("version", "–")) if live else "–"
-    path = "/health" if name == "index" else "/health/ready"
-    ready = http_status(port, path, timeout=1.0)
+    ready = http_status(port, str(info["ready_path"]), timeout=1.0)
     return version, ("ready" if ready == 200 else f"not ready ({ready or 'no answer'})")
 
 
@@ -44,13 +43,14 @@ def print_status(ws: Workspace) -> None:
     supervisor = Supervisor(ws.state_dir)
     if supervisor.is_running():
         ports = read_ports(ws.state_dir)
+        recorded = read_programs(ws.state_dir)
         programs = Table(title="Programs")
         for column in ("program", "state", "pid", "uptime", "address", "version", "readiness"):
             programs.add_column(column)
         for p in supervisor.status():
             port = ports.get(p.name)
             running = p.state == "RUNNING"
-            version, ready = _probe_program(port, p.name) if running else ("–", "–")
+            version, ready = _probe_program(port, recorded.get(p.name, {})) if running else ("–", "–")
             programs.add_row(
                 p.name,
                 Text(p.state, style=PROGRAM_STYLE.get(p.state, "red")),

@@ -1,0 +1,135 @@
+"""Monitoring on the local runtime: Prometheus (Debian's package, run as a plain process under
+the supervisor) scraping every program that serves /metrics.
+
+The Prometheus configuration is generated from the same declarations as everything else and
+checked with ``promtool check config`` before it is used. Targets are file-based service
+discovery: the runtime rewrites ``<state>/monitoring/targets/*.json`` whenever programs change,
+so a new instance is scraped without touching the configuration.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import urllib.error
+import urllib.request
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+from caravan_workspace.state import write_atomic
+
+PROMETHEUS = "prometheus"
+SCRAPE_INTERVAL = "1s"
+
+
+class MonitoringError(Exception):
+    pass
+
+
+@dataclass(frozen=True)
+class Target:
+    job: str  # "services", "gateway", "runtime"
+    program: str
+    member: str
+    port: int
+
+
+def monitoring_dir(state_dir: Path) -> Path:
+    return state_dir / "monitoring"
+
+
+def prometheus_binary() -> str | None:
+    return shutil.which("prometheus")
+
+
+def render_config(state_dir: Path, jobs: Iterable[str], *, rule_files: Iterable[Path] = ()) -> str:
+    """prometheus.yml (JSON is YAML): one job per target file, scraped every second on loopback."""
+    targets = monitoring_dir(state_dir) / "targets"
+    config = {
+        "global": {"scrape_interval": SCRAPE_INTERVAL, "evaluation_interval": SCRAPE_INTERVAL},
+        "rule_files": [str(p) for p in rule_files],
+        "scrape_configs": [
+            {
+                "job_name": job,
+                "metrics_path": "/metrics",
+                "scrape_timeout": SCRAPE_INTERVAL,
+                "file_sd_configs": [{"files": [str(targets / f"{job}.json")], "refresh_interval": "1s"}],
+            }
+            for job in sorted(set(jobs))
+        ],
+    }
+    return json.dumps(config, indent=2) + "\n"
+
+
+def write_targets(state_dir: Path, targets: Iterable[Target], jobs: Iterable[str]) -> bool:
+    """Rewrite each job's target file (atomically, only when it changed); True when any changed."""
+    folder = monitoring_dir(state_dir) / "targets"
+    by_job: dict[str, list[dict[str, object]]] = {job: [] for job in jobs}
+    for t in sorted(targets, key=lambda t: (t.job, t.program)):
+        by_job.setdefault(t.job, []).append(
+            {"targets": [f"127.0.0.1:{t.port}"], "labels": {"program": t.program, "service": t.member}}
+        )
+    changed = False
+    for job, entries in by_job.items():
+        path = folder / f"{job}.json"
+        data = (json.dumps(entries, indent=2) + "\n").encode()
+        if not path.exists() or path.read_bytes() != data:
+            write_atomic(path, data)
+            changed = True
+    return changed
+
+
+def check_config(config_path: Path) -> None:
+    promtool = shutil.which("promtool")
+    if promtool is None:
+        raise MonitoringError("promtool is not installed: apt-get install prometheus")
+    done = subprocess.run(
+        [promtool, "check", "config", str(config_path)], capture_output=True, text=True, check=False
+    )
+    if done.returncode != 0:
+        lines = (done.stderr or done.stdout).strip().splitlines()
+        raise MonitoringError(f"promtool rejects the generated config: {lines[-1] if lines else '?'}")
+
+
+def prometheus_command(state_dir: Path, port: int) -> tuple[str, ...]:
+    binary = prometheus_binary()
+    if binary is None:
+        raise MonitoringError("Prometheus is not installed: apt-get install prometheus")
+    folder = monitoring_dir(state_dir)
+    return (
+        binary,
+        f"--config.file={folder / 'prometheus.yml'}",
+        f"--storage.tsdb.path={folder / 'data'}",
+        "--storage.tsdb.retention.time=2h",
+        f"--web.listen-address=127.0.0.1:{port}",
+        "--web.enable-lifecycle",
+        "--log.format=json",
+    )
+
+
+@dataclass(frozen=True)
+class ActiveTarget:
+    job: str
+    instance: str
+    health: str  # "up", "down" or "unknown"
+    last_error: str
+
+
+def active_targets(port: int) -> list[ActiveTarget]:
+    """Prometheus' view of its targets (GET /api/v1/targets), or [] when it does not answer."""
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/v1/targets?state=active", timeout=2) as r:
+            data = json.loads(r.read())
+    except (urllib.error.URLError, OSError, ValueError):
+        return []
+    return [
+        ActiveTarget(
+            job=str(t.get("labels", {}).get("job", "")),
+            instance=str(t.get("labels", {}).get("instance", "")),
+            health=str(t.get("health", "unknown")),
+            last_error=str(t.get("lastError", "")),
+        )
+        for t in data.get("data", {}).get("activeTargets", [])
+    ]

@@ -1,0 +1,83 @@
+"""Stage 2: shared infrastructure — monitoring (Prometheus scraping every program)."""
+
+from __future__ import annotations
+
+import time
+
+from caravan_workspace.registry import ActionResult, Context, GateFailure, action, gate
+from caravan_workspace.runtime import monitoring
+from caravan_workspace.runtime.local import LocalRuntime, Program, RuntimeError_, http_status
+
+INSTALL_PROMETHEUS = "apt-get install prometheus"
+
+
+def prometheus_program(rt: LocalRuntime) -> Program:
+    port = rt.ports.port_for(monitoring.PROMETHEUS, "monitoring")
+    return Program(
+        name=monitoring.PROMETHEUS,
+        member="monitoring",
+        kind="monitoring",
+        command=monitoring.prometheus_command(rt.ctx.state_dir, port),
+        port=port,
+        ready_path="/-/ready",
+        stopwaitsecs=10,
+    )
+
+
+@action("monitoring.ensure")
+def ensure_monitoring(ctx: Context) -> ActionResult:
+    """Generate and check the Prometheus config, write the targets, run Prometheus."""
+    if monitoring.prometheus_binary() is None:
+        return ActionResult(
+            changed=False, detail=f"Prometheus is not installed ({INSTALL_PROMETHEUS}): skipped"
+        )
+    rt = LocalRuntime(ctx)
+    folder = monitoring.monitoring_dir(ctx.state_dir)
+    config = folder / "prometheus.yml"
+    text = monitoring.render_config(ctx.state_dir, sorted(set(rt.jobs())))
+    config_changed = not config.exists() or config.read_text() != text
+    if config_changed:
+        folder.mkdir(parents=True, exist_ok=True)
+        candidate = folder / "prometheus.yml.new"
+        candidate.write_text(text)
+        monitoring.check_config(candidate)  # never replace a working config by a broken one
+        candidate.replace(config)
+    targets_changed = rt.sync_monitoring()
+    program = prometheus_program(rt)
+    try:
+        started = rt.run([program])
+        if config_changed and not started and rt.supervisor.program(program.name):
+            rt.supervisor.restart(program.name)
+        rt.wait_ready([program], timeout=30)
+    except RuntimeError_ as exc:
+        raise GateFailure(str(exc)) from exc
+    changed = bool(config_changed or targets_changed or started)
+    return ActionResult(changed=changed, detail=f"Prometheus on 127.0.0.1:{program.port}")
+
+
+@gate("shared.monitoring")
+def monitoring_scrapes(ctx: Context) -> str:
+    """Prometheus reports every expected target up."""
+    if monitoring.prometheus_binary() is None:
+        raise GateFailure("Prometheus is not installed", fix=INSTALL_PROMETHEUS)
+    rt = LocalRuntime(ctx)
+    port = rt.ports.allocated().get(monitoring.PROMETHEUS)
+    status = rt.supervisor.program(monitoring.PROMETHEUS) if rt.supervisor.is_running() else None
+    running = status is not None and status.state in ("RUNNING", "STARTING")
+    if port is None or not running or http_status(port, "/-/ready") != 200:
+        raise GateFailure("Prometheus is not running", fix="invoke stage 2")
+    rt.sync_monitoring()
+    expected = {f"127.0.0.1:{p}" for p in rt.metrics_ports().values()}
+    if not expected:
+        raise GateFailure("no program serves metrics yet", fix="invoke stage 1")
+    deadline = time.monotonic() + 20  # file discovery refreshes every 1 s and scrapes every 1 s
+    down: set[str] = expected
+    while time.monotonic() < deadline:
+        seen = {
+            str(t.get("labels", {}).get("instance")): t.get("health") for t in monitoring.active_targets(port)
+        }  # type: ignore[union-attr]
+        down = {target for target in expected if seen.get(target) != "up"}
+        if not down:
+            return f"{len(expected)} targets up: {', '.join(sorted(rt.metrics_ports()))}"
+        time.sleep(0.25)
+    raise GateFailure(f"targets not up: {', '.join(sorted(down))}", fix="invoke status; invoke logs NAME")
