@@ -73,9 +73,7 @@ def monitoring_scrapes(ctx: Context) -> str:
     deadline = time.monotonic() + 20  # file discovery refreshes every 1 s and scrapes every 1 s
     down: set[str] = expected
     while time.monotonic() < deadline:
-        seen = {
-            str(t.get("labels", {}).get("instance")): t.get("health") for t in monitoring.active_targets(port)
-        }  # type: ignore[union-attr]
+        seen = {t.instance: t.health for t in monitoring.active_targets(port)}
         down = {target for target in expected if seen.get(target) != "up"}
         if not down:
             return f"{len(expected)} targets up: {', '.join(sorted(rt.metrics_ports()))}"
