@@ -51,6 +51,24 @@ class NotReadyError(RuntimeError):
     """The database is unreachable or has pending migrations (raised by the readiness check)."""
 
 
+class LazyPostgresEngine(PostgresEngine):
+    """piccolo's PostgresEngine without the blocking server-version check in its constructor.
+
+    piccolo connects while constructing an engine (``run_sync(check_version())``), which blocks
+    and touches the network at app build time; :meth:`Database.open` runs the check instead.
+    """
+
+    async def check_version(self) -> None:
+        return None
+
+    async def prep_database(self) -> None:
+        return None
+
+    async def check_version_now(self) -> None:
+        await PostgresEngine.check_version(self)
+        await PostgresEngine.prep_database(self)
+
+
 def sqlite_path(database_url: str, base_dir: Path | None = None) -> Path:
     """The file of a ``sqlite:///`` URL (relative paths resolved against ``base_dir`` or cwd)."""
     raw = database_url.removeprefix("sqlite://")
@@ -80,7 +98,7 @@ def create_engine(
             raise DatabaseConfigError(
                 f"database_url: a Postgres URL needs a host, got scheme {scheme!r} only"
             )
-        return PostgresEngine(config={"dsn": database_url}, log_queries=log_queries)
+        return LazyPostgresEngine(config={"dsn": database_url}, log_queries=log_queries)
     raise DatabaseConfigError(
         f"database_url: unsupported scheme {scheme or '(none)'!r}; use sqlite:///file.sqlite3 or postgresql://..."
     )
@@ -150,6 +168,8 @@ class Database:
         if isinstance(self.engine, PostgresEngine):
             if self.engine.pool is None:
                 await self.engine.start_connection_pool(**self._pool_sizes)
+                if isinstance(self.engine, LazyPostgresEngine):
+                    await self.engine.check_version_now()
         else:
             Path(self.engine.path).parent.mkdir(parents=True, exist_ok=True)
             await self.engine.run_ddl("PRAGMA journal_mode=WAL")
