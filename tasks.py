@@ -3,7 +3,7 @@ the logic lives in the workspace package (libs/workspace)."""
 
 from invoke import Collection
 
-from caravan_workspace.tasks import dev, plan, runtime
+from caravan_workspace.tasks import commons, dev, plan, runtime, service
 
 ns = Collection(
     plan.plan,
@@ -14,6 +14,8 @@ ns = Collection(
     runtime.status,
     runtime.down,
     runtime.logs,
+    service.new_service,
     dev.test,
 )
+ns.add_collection(commons.ns)
 ns.configure({"run": {"echo": True}})

@@ -40,6 +40,7 @@ from caravan_workspace.state import (
 )
 
 NOT_IMPLEMENTED = "not implemented yet"
+UNCHECKED = "gates only: dependencies not checked"
 
 
 class Reporter(Protocol):
@@ -256,14 +257,18 @@ class Engine:
 
     # ------------------------------------------------------------------ running a selection
 
-    def run(self, selected: list[int], *, with_deps: bool = False, command: str = "") -> RunResult:
+    def run(
+        self, selected: list[int], *, with_deps: bool = False, check_deps: bool = True, command: str = ""
+    ) -> RunResult:
+        """Run the selection. ``with_deps`` runs the dependencies first; ``check_deps=False`` proves
+        the selected stages' own gates without re-checking their dependencies (recorded as such)."""
         run_id = datetime.now(UTC).strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:6]
         chosen = set(selected)
         if with_deps:
             chosen |= self.plan.ancestors(selected)
         order = self.plan.topological_order(chosen)
         result = RunResult(run_id=run_id, selected=order)
-        if not with_deps:
+        if not with_deps and check_deps:
             result.refusals = self.check_dependencies(order)
         if result.refusals:
             failing = sorted({r.dep for r in result.refusals})
@@ -274,6 +279,12 @@ class Engine:
                     result.records[n] = copy.deepcopy(rec)
         else:
             result.records = self._schedule(order)
+            if not check_deps and not with_deps:
+                for n, record in result.records.items():
+                    if self.plan.external_dependencies([n]) and record.status == "passed":
+                        with self.store.updating(n) as rec:
+                            rec.reason = UNCHECKED
+                            result.records[n] = copy.deepcopy(rec)
         result.events = list(self._events)
         result.junit_path = self._write_report(result, command)
         return result

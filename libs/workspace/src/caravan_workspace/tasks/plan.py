@@ -56,15 +56,20 @@ def plan(c: Context, format: str = "table", graph: bool = False) -> None:
         out.print(f"graph: {svg}\ngraph: {png}")
 
 
-def _run(ws: Workspace, numbers: list[int], *, with_deps: bool, selector: str) -> RunResult:
+def _run(
+    ws: Workspace, numbers: list[int], *, with_deps: bool, selector: str, check_deps: bool = True
+) -> RunResult:
     out = console()
     command = f"invoke stage {selector}" + (" --with-deps" if with_deps else "")
-    if not with_deps and ws.plan.external_dependencies(numbers):
+    command += "" if check_deps else " --gates-only"
+    if not check_deps:
+        out.print(Text(f"gates only: the dependencies of stage {selector} are NOT checked", style="yellow"))
+    elif not with_deps and ws.plan.external_dependencies(numbers):
         deps = compact_numbers(ws.plan.external_dependencies(numbers))
         out.print(Text(f"re-checking the gates of stage {deps} (dependencies)", style="dim"))
     with ConsoleReporter(out) as reporter:
         engine = Engine(ws.plan, root=ws.root, state_dir=ws.state_dir, store=ws.store, reporter=reporter)
-        result = engine.run(numbers, with_deps=with_deps, command=command)
+        result = engine.run(numbers, with_deps=with_deps, check_deps=check_deps, command=command)
     for refusal in result.refusals:
         out.print(Text(refusal.message(f"invoke stage {selector} --with-deps"), style="yellow"))
     summary = Table.grid(padding=(0, 2))
@@ -80,16 +85,19 @@ def _run(ws: Workspace, numbers: list[int], *, with_deps: bool, selector: str) -
     help={
         "selector": "a stage 1..15, a range like 4-6, or a lane: foundation, a, b, c, all",
         "with_deps": "run the stages this one depends on first instead of refusing",
+        "gates_only": "prove this stage's own actions and gates without checking its dependencies",
     }
 )
-def stage(c: Context, selector: str, with_deps: bool = False) -> None:
+def stage(c: Context, selector: str, with_deps: bool = False, gates_only: bool = False) -> None:
     """Bring one stage (or range, or lane) up: re-check dependencies, run its actions, prove its gates."""
     ws = workspace()
     try:
         numbers = ws.plan.select(selector)
     except SelectionError as exc:
         raise Exit(f"error: {exc}", code=BAD_INPUT) from exc
-    result = _run(ws, numbers, with_deps=with_deps, selector=selector)
+    if with_deps and gates_only:
+        raise Exit("error: --with-deps and --gates-only exclude each other", code=BAD_INPUT)
+    result = _run(ws, numbers, with_deps=with_deps, selector=selector, check_deps=not gates_only)
     if result.refusals:
         raise Exit(code=FAILED)
     if not result.ok:
