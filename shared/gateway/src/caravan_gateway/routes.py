@@ -41,6 +41,10 @@ class RouteTable:
     def prefixes(self) -> list[str]:
         return [prefix for prefix, _ in self._routes]
 
+    @property
+    def services(self) -> list[str]:
+        return sorted({service for _, service in self._routes})
+
     def match(self, path: str) -> Match | None:
         """The route for a request path (without query), or None. Dot segments never match."""
         if not path.startswith("/") or any(seg in (".", "..") for seg in path.split("/")):

@@ -1,0 +1,361 @@
+"""The gateway's request path: route, authenticate, limit, then forward with retries and breaking.
+
+Everything is decided from the request head; the body streams through afterwards. Failures are
+:mod:`caravan_commons.errors` exceptions rendered as problem+json by :mod:`problems`: unknown route
+404, no or bad credentials 401, over the caller's rate 429 (Retry-After), body too large 413, no
+instance, circuit open or upstream failure 503, deadline passed 504. Retries (idempotent methods
+or requests with an Idempotency-Key whose body is small enough to keep) use the commons retry
+budget and backoff; each service has a commons circuit breaker; instances are chosen by the commons
+balancer with passive ejection.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from random import getrandbits
+from time import perf_counter
+from typing import TYPE_CHECKING
+from urllib.parse import quote, unquote
+
+from loguru import logger
+
+from caravan_commons.deadline import parse_timeout_ms
+from caravan_commons.discovery import Balancer, Instance, Resolver
+from caravan_commons.errors import (
+    ApplicationError,
+    DeadlineExceededError,
+    NotFoundError,
+    PayloadTooLargeError,
+    ServerError,
+    TooManyRequestsError,
+    UpstreamUnavailableError,
+)
+from caravan_commons.metrics import UNMATCHED_ROUTE, HttpMetrics
+from caravan_commons.resilience import CircuitBreaker, RetryBudget, backoff_delay
+from caravan_gateway import headers as hdr
+from caravan_gateway.connection import (
+    ClientConnection,
+    Exchange,
+    ResponseAborted,
+    RetryableAnswer,
+    UpstreamLost,
+)
+from caravan_gateway.problems import render_problem
+from caravan_gateway.upstream import ConnectFailed, UpstreamPool
+
+if TYPE_CHECKING:
+    from caravan_commons.identity import Signer
+    from caravan_gateway.admin import Admin
+    from caravan_gateway.auth import Authenticator
+    from caravan_gateway.limits import RateLimiter
+    from caravan_gateway.routes import RouteTable
+    from caravan_gateway.settings import GatewaySettings
+    from caravan_gateway.tracing import EdgeSpan, EdgeTracer
+
+IDEMPOTENT = frozenset({b"GET", b"HEAD", b"PUT", b"DELETE", b"OPTIONS"})
+RETRY_STATUSES = frozenset({502, 503, 504})
+_METHODS = {m: m.decode() for m in (b"GET", b"HEAD", b"POST", b"PUT", b"PATCH", b"DELETE", b"OPTIONS")}
+
+
+class _AttemptFailed(Exception):
+    def __init__(self, error: ApplicationError, *, sent: bool) -> None:
+        self.error = error
+        self.sent = sent
+
+
+class Gateway:
+    def __init__(
+        self,
+        settings: GatewaySettings,
+        *,
+        routes: RouteTable,
+        resolver: Resolver,
+        authenticator: Authenticator,
+        limiter: RateLimiter,
+        metrics: HttpMetrics,
+        signer: Signer | None = None,
+        tracer: EdgeTracer | None = None,
+    ) -> None:
+        self.settings = settings
+        self.routes = routes
+        self.resolver = resolver
+        self.auth = authenticator
+        self.limiter = limiter
+        self.metrics = metrics
+        self.signer = signer
+        self.tracer = tracer
+        self.admin: Admin | None = None
+        self.max_body = settings.max_body_bytes
+        self.balancer = Balancer(eject_after=settings.eject_after, eject_cooldown=settings.eject_cooldown_s)
+        self.breakers: dict[str, CircuitBreaker] = {}
+        self.budgets: dict[str, RetryBudget] = {}
+        self.pool = UpstreamPool()
+        self.connections: set[ClientConnection] = set()
+        self.in_flight = 0
+        self.draining = False
+        self.idle = asyncio.Event()
+        self.idle.set()
+
+    # ------------------------------------------------------------------ per-service state
+    def circuit(self, service: str) -> CircuitBreaker:
+        breaker = self.breakers.get(service)
+        if breaker is None:
+            breaker = self.breakers[service] = CircuitBreaker(
+                failure_threshold=self.settings.circuit_failure_threshold,
+                cooldown=self.settings.circuit_cooldown_s,
+            )
+        return breaker
+
+    def budget(self, service: str) -> RetryBudget:
+        budget = self.budgets.get(service)
+        if budget is None:
+            budget = self.budgets[service] = RetryBudget(
+                ratio=self.settings.retry_budget_ratio,
+                min_per_second=self.settings.retry_budget_min_per_second,
+            )
+        return budget
+
+    # ------------------------------------------------------------------ the request path
+    def start(self, exchange: Exchange) -> None:
+        self.in_flight += 1
+        self.idle.clear()
+        asyncio.get_running_loop().create_task(self.handle(exchange))
+
+    async def handle(self, exchange: Exchange) -> None:
+        conn = exchange.conn
+        raw_id = hdr.get(exchange.headers, b"x-request-id")
+        exchange.request_id = raw_id if hdr.valid_request_id(raw_id) else b"%032x" % getrandbits(128)
+        raw_path, _, query = exchange.url.partition(b"?")
+        path = unquote(raw_path.decode("latin-1"))
+        route = UNMATCHED_ROUTE
+        span: EdgeSpan | None = None
+        try:
+            if self.admin is not None and path in self.admin.paths:
+                route = path
+                status, headers, body = await self.admin.serve(path, exchange.method)
+                conn.respond(exchange, status, headers, body)
+                return
+            match = self.routes.match(path)
+            if match is None:
+                raise NotFoundError(f"no route for {path}")
+            route = match.prefix
+            principal = self.auth.authenticate(
+                hdr.get(exchange.headers, b"authorization"), hdr.get(exchange.headers, b"x-api-key")
+            )
+            wait = self.limiter.acquire(principal.customer)
+            if wait:
+                raise TooManyRequestsError(f"{principal.customer} is over its request rate", retry_after=wait)
+            if exchange.content_length is not None and (
+                exchange.content_length < 0 or exchange.content_length > self.max_body
+            ):
+                exchange.too_large = True
+                raise PayloadTooLargeError(f"the request body may be at most {self.max_body} bytes")
+            raw_timeout = hdr.get(exchange.headers, b"x-request-timeout-ms")
+            timeout = self.settings.default_timeout_s
+            if raw_timeout is not None:
+                timeout = min(parse_timeout_ms(raw_timeout.decode("latin-1")), self.settings.max_timeout_s)
+            if raw_path.startswith(match.prefix.encode()):
+                upstream_path = raw_path[len(match.prefix) :] or b"/"
+            else:
+                upstream_path = quote(match.upstream_path).encode()
+            target = upstream_path + (b"?" + query if query else b"")
+            extra: hdr.Headers = [(b"x-caravan-customer", principal.customer.encode())]
+            if principal.scopes:
+                extra.append((b"x-caravan-scopes", " ".join(principal.scopes).encode()))
+            if self.tracer is not None:
+                span = self.tracer.start(hdr.get(exchange.headers, b"traceparent"))
+                extra.append((b"traceparent", span.traceparent()))
+                state = hdr.get(exchange.headers, b"tracestate")
+                if state is not None:
+                    extra.append((b"tracestate", state))
+            else:
+                for name in (b"traceparent", b"tracestate"):
+                    value = hdr.get(exchange.headers, name)
+                    if value is not None:
+                        extra.append((name, value))
+            if exchange.has_body:
+                extra.append(
+                    (b"transfer-encoding", b"chunked")
+                    if exchange.body_chunked
+                    else (b"content-length", b"%d" % exchange.content_length)  # type: ignore[str-format]
+                )
+            if hdr.get(exchange.headers, b"expect") == b"100-continue" and not exchange.body_done:
+                conn.transport.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+            base = hdr.upstream_request_headers(
+                exchange.headers, client_ip=conn.client_ip, request_id=exchange.request_id, extra=extra
+            )
+            async with asyncio.timeout(timeout) as scope:
+                try:
+                    await self.forward(exchange, match.service, target, base, scope)
+                except TimeoutError:
+                    if scope.expired():
+                        raise DeadlineExceededError(
+                            f"{match.service} did not answer within the deadline ({timeout:g}s)",
+                            upstream=match.service,
+                        ) from None
+                    raise
+        except ApplicationError as exc:
+            self._answer_problem(exchange, exc, path)
+        except TimeoutError:
+            self._answer_problem(exchange, DeadlineExceededError("the request's deadline passed"), path)
+        except ResponseAborted:
+            pass
+        except Exception as exc:  # a bug: logged with its stack, the caller gets a correlation id
+            logger.opt(exception=exc).error(
+                "unhandled {} (request {})", type(exc).__name__, exchange.request_id
+            )
+            self._answer_problem(exchange, ServerError("an unexpected error occurred"), path)
+        finally:
+            exchange.detach_upstream()
+            self._observe(exchange, route)
+            if span is not None and span.sampled:
+                assert self.tracer is not None
+                self.tracer.end(span, method=_METHODS.get(exchange.method, "OTHER"), route=route, path=path,
+                                status=exchange.status)  # fmt: skip
+            conn.exchange_done(exchange)
+            self.in_flight -= 1
+            if self.in_flight == 0:
+                self.idle.set()
+
+    def _observe(self, exchange: Exchange, route: str) -> None:
+        self.metrics.observe(
+            _METHODS.get(exchange.method, "OTHER"),
+            route,
+            exchange.status or 499,
+            perf_counter() - exchange.started,
+        )
+
+    def _answer_problem(self, exchange: Exchange, exc: ApplicationError, path: str) -> None:
+        if exchange.committed or exchange.conn.closed:
+            if not exchange.committed:
+                exchange.status = exc.status
+            return
+        if exc.status >= 500:
+            logger.warning("{} {}: {} ({})", exc.status, path, exc.detail, exchange.request_id.decode())
+        status, headers, body = render_problem(exc, path, exchange.request_id)
+        exchange.conn.respond(exchange, status, headers, body)
+
+    def too_large_midway(self, exchange: Exchange) -> None:
+        """The streamed body passed the limit before any answer went out: 413 now."""
+        exchange._fail(PayloadTooLargeError(f"the request body may be at most {self.max_body} bytes"))
+
+    # ------------------------------------------------------------------ forwarding
+    async def forward(
+        self, exchange: Exchange, service: str, target: bytes, base: hdr.Headers, scope: asyncio.Timeout
+    ) -> None:
+        breaker = self.circuit(service)
+        budget = self.budget(service)
+        keyed = hdr.get(exchange.headers, b"idempotency-key") is not None
+        retryable = (exchange.method in IDEMPOTENT or keyed) and (
+            not exchange.has_body
+            or (
+                exchange.content_length is not None
+                and exchange.content_length <= self.settings.retry_body_bytes
+            )
+        )
+        body: bytes | None = None
+        if retryable and exchange.has_body:
+            body = await exchange.read_whole_body()
+        budget.record_request()
+        exchange.retry_statuses = RETRY_STATUSES if retryable else frozenset()
+        first_line = exchange.method + b" " + target + b" HTTP/1.1"
+        previous: Instance | None = None
+        attempt = 0
+        loop = asyncio.get_running_loop()
+        while True:
+            attempt += 1
+            if not breaker.allow():
+                raise UpstreamUnavailableError(
+                    f"circuit to {service} is open after repeated failures",
+                    upstream=service,
+                    retry_after=round(breaker.retry_after(), 3),
+                )
+            try:
+                instance = self.balancer.pick(service, await self.resolver.resolve(service), avoid=previous)
+                await self._attempt(exchange, instance, first_line, base, body, scope, loop)
+            except _AttemptFailed as failed:
+                breaker.record_failure()
+                self.balancer.report_failure(instance)
+                if not (retryable or not failed.sent) or attempt >= self.settings.max_attempts:
+                    raise failed.error from None
+                delay = backoff_delay(attempt, base=0.01, cap=0.25)
+                when = scope.when()
+                if (when is not None and loop.time() + delay >= when) or not budget.try_acquire():
+                    raise failed.error from None
+                await asyncio.sleep(delay)
+                previous = instance
+                continue
+            except BaseException:
+                breaker.release()
+                raise
+            if exchange.status in RETRY_STATUSES:
+                breaker.record_failure()
+                self.balancer.report_failure(instance)
+            else:
+                breaker.record_success()
+                self.balancer.report_success(instance)
+            return
+
+    async def _attempt(
+        self,
+        exchange: Exchange,
+        instance: Instance,
+        first_line: bytes,
+        base: hdr.Headers,
+        body: bytes | None,
+        scope: asyncio.Timeout,
+        loop: asyncio.AbstractEventLoop,
+    ) -> None:
+        when = scope.when()
+        remaining = (when - loop.time()) if when is not None else self.settings.default_timeout_s
+        try:
+            up = await self.pool.acquire(
+                instance.host, instance.port, min(self.settings.connect_timeout_s, max(remaining, 0.001))
+            )
+        except ConnectFailed as exc:
+            raise _AttemptFailed(
+                UpstreamUnavailableError(
+                    f"cannot connect to {instance.service} ({exc})", upstream=instance.service
+                ),
+                sent=False,
+            ) from None
+        headers = list(base)
+        headers.append((b"host", f"{instance.host}:{instance.port}".encode()))
+        headers.append((b"x-request-timeout-ms", b"%d" % max(0, int(remaining * 1000))))
+        if self.signer is not None:
+            headers.append((b"x-caravan-identity", self.signer.token_for(instance.service).encode()))
+        if exchange.too_large:
+            up.pool.release(up)
+            raise PayloadTooLargeError(f"the request body may be at most {self.max_body} bytes")
+        future = loop.create_future()
+        exchange.future = future
+        exchange.upstream = up
+        up.listener = exchange
+        assert up.transport is not None
+        up.transport.write(hdr.serialize(first_line, headers))
+        if body is not None:
+            up.transport.write(
+                b"%x\r\n%b\r\n0\r\n\r\n" % (len(body), body) if exchange.body_chunked else body
+            )
+        elif exchange.has_body:
+            exchange.stream_body_to(up)
+        try:
+            await future
+        except RetryableAnswer as answer:
+            exchange.detach_upstream()
+            raise _AttemptFailed(
+                UpstreamUnavailableError(
+                    f"{instance.service} answered {answer.status}", upstream=instance.service
+                ),
+                sent=True,
+            ) from None
+        except UpstreamLost as lost:
+            exchange.detach_upstream()
+            if exchange.too_large:
+                raise PayloadTooLargeError(f"the request body may be at most {self.max_body} bytes") from None
+            raise _AttemptFailed(
+                UpstreamUnavailableError(
+                    f"{instance.service} closed the connection: {lost}", upstream=instance.service
+                ),
+                sent=True,
+            ) from None

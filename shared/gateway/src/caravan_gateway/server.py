@@ -1,0 +1,117 @@
+"""Build the gateway from its settings and serve it on uvloop until SIGTERM, then drain.
+
+Start-up reads everything once (routes, keys, identity key, discovery); a bad value raises a
+:class:`~caravan_commons.settings.SettingsError` or a config error naming the file. Shutdown:
+stop accepting, report not-ready, close idle keep-alive connections, let in-flight requests finish
+(at most ``shutdown_timeout_s``), then close what is left and flush traces.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+from collections.abc import Mapping
+from pathlib import Path
+
+from loguru import logger
+
+from caravan_commons.identity import Signer
+from caravan_commons.metrics import HttpMetrics, create_registry
+from caravan_commons.tracing import Tracing, setup_tracing
+from caravan_gateway.admin import Admin
+from caravan_gateway.auth import authenticator_from_files
+from caravan_gateway.connection import ClientConnection
+from caravan_gateway.discovery import build_resolver
+from caravan_gateway.gateway import Gateway
+from caravan_gateway.limits import RateLimiter
+from caravan_gateway.routes import RouteTable
+from caravan_gateway.settings import GatewaySettings
+from caravan_gateway.tracing import EdgeTracer
+
+IDLE_SWEEP_S = 5.0
+
+
+def build_gateway(
+    settings: GatewaySettings, environ: Mapping[str, str] | None = None
+) -> tuple[Gateway, Tracing | None]:
+    routes = RouteTable(settings.gateway_routes)
+    resolver = build_resolver(
+        settings.discovery, settings.discovery_file, os.environ if environ is None else environ
+    )
+    auth = authenticator_from_files(
+        settings.api_keys_file,
+        settings.jwt_key_file,
+        jwt_algorithms=settings.jwt_algorithms,
+        jwt_issuer=settings.jwt_issuer,
+        jwt_audience=settings.jwt_audience,
+    )
+    signer = (
+        Signer.from_file("gateway", Path(settings.identity_key_file)) if settings.identity_key_file else None
+    )
+    tracing = setup_tracing(settings)
+    metrics = HttpMetrics()
+    gateway = Gateway(
+        settings,
+        routes=routes,
+        resolver=resolver,
+        authenticator=auth,
+        limiter=RateLimiter(settings.rate_per_second, settings.rate_burst),
+        metrics=metrics,
+        signer=signer,
+        tracer=EdgeTracer(tracing.provider, settings.trace_sample_ratio) if tracing is not None else None,
+    )
+    gateway.admin = Admin(gateway, create_registry(metrics))
+    return gateway, tracing
+
+
+async def serve(settings: GatewaySettings, environ: Mapping[str, str] | None = None) -> None:
+    gateway, tracing = build_gateway(settings, environ)
+    loop = asyncio.get_running_loop()
+    server = await loop.create_server(
+        lambda: ClientConnection(gateway), settings.host, settings.port, backlog=2048, reuse_address=True
+    )
+    stop = asyncio.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+
+    async def sweep_idle() -> None:
+        while True:
+            await asyncio.sleep(IDLE_SWEEP_S)
+            for conn in list(gateway.connections):
+                conn.close_if_idle(settings.keepalive_timeout_s)
+
+    sweeper = loop.create_task(sweep_idle())
+    logger.info(
+        "gateway serving {} routes on http://{}:{}",
+        len(settings.gateway_routes),
+        settings.host,
+        settings.port,
+    )
+    await stop.wait()
+    logger.info("draining: {} requests in flight", gateway.in_flight)
+    gateway.draining = True
+    server.close()
+    for conn in list(gateway.connections):
+        conn.close_if_idle()
+    try:
+        await asyncio.wait_for(gateway.idle.wait(), settings.shutdown_timeout_s)
+    except TimeoutError:
+        logger.error(
+            "{} requests still running after {}s: closing anyway",
+            gateway.in_flight,
+            settings.shutdown_timeout_s,
+        )
+    sweeper.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await sweeper
+    for conn in list(gateway.connections):
+        conn.abort(graceful=True)
+    gateway.pool.close()
+    if gateway.admin is not None:
+        await gateway.admin.aclose()
+    await gateway.resolver.aclose()
+    if tracing is not None:
+        tracing.shutdown()
+    logger.info("stopped")
