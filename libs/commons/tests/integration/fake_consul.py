@@ -170,7 +170,8 @@ class FakeConsul:
             await self._runner.cleanup()
 
     def stop(self) -> None:
-        if self._loop and self._thread:
+        """Stop serving (idempotent)."""
+        if self._loop and self._thread and not self._loop.is_closed():
             self._loop.call_soon_threadsafe(self._loop.stop)
             self._thread.join(20)
 
@@ -346,7 +347,8 @@ class FakeConsul:
         if service_id not in self.services:
             return web.Response(
                 status=404,
-                text=f'Unknown service ID "{service_id}". Ensure that the service ID is passed, not the service name.',
+                text=f'Unknown service ID "{service_id}". Ensure that the service ID is passed, '
+                "not the service name.",
             )
         self._stop_checker(service_id)
         del self.services[service_id]

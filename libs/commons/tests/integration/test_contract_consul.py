@@ -158,7 +158,7 @@ def test_the_configured_token_and_address_win_over_consul_variables(
         wrong = ConsulAdapter(
             ConsulConfig.from_env({"CONSUL_HTTP_ADDR": host_port, "CONSUL_HTTP_TOKEN": "x"})
         )
-        with pytest.raises(ConsulError, match="403|Permission denied"):
+        with pytest.raises(ConsulError, match=r"403|Permission denied"):
             wrong.healthy("svc-a")
     with pytest.raises(DiscoveryConfigError, match="must be http"):
         ConsulConfig.from_env({"CONSUL_HTTP_ADDR": "ftp://somewhere:1"})
