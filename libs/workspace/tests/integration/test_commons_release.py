@@ -101,3 +101,29 @@ def test_cli_release_then_refusal_in_one_line(index_ctx: Context, tmp_path: Path
     )
     listing = _invoke(root, tmp_path, "commons.index")
     assert listing.returncode == 0 and "caravan-commons versions: 0.5.0" in listing.stdout
+
+
+NOXFILE = """
+import sys
+
+import nox
+
+nox.options.default_venv_backend = "uv"
+
+
+@nox.session(python=False)
+def commons(session):
+    session.run(sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "libs/commons/tests")
+"""
+
+
+def test_release_runs_the_nox_session_commons_when_there_is_one(index_ctx: Context, tmp_path: Path) -> None:
+    root = tmp_path / "ws"
+    _stand_in_workspace(root, test=FAILING)
+    (root / "noxfile.py").write_text(NOXFILE)
+    ctx = _ctx(index_ctx, root)
+    with pytest.raises(release.ReleaseError, match="commons' tests failed"):
+        release.release(ctx)
+    assert index.published_versions(index.index_url(ctx), "caravan-commons") == set()
+    (root / "libs" / "commons" / "tests" / "test_stand_in.py").write_text(PASSING)
+    assert release.release(ctx).tested_with == "nox -s commons"
