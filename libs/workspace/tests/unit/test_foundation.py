@@ -83,3 +83,20 @@ def test_a_declared_dependency_without_a_flow_is_refused(text, services):
     broken = text.replace('[[flow]]\nfrom = "svc-b"\nto = "svc-c"\n', "", 1)
     with pytest.raises(FoundationError, match=r"svc-b/service\.toml: depends on svc-c"):
         parse_foundation(broken, services)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("2026-11-27T05:45:17.973123456Z", "2026-11-27T05:45:17.973123+00:00"),
+        ("2026-11-27T05:45:17.97+01:00", "2026-11-27T05:45:17.970000+01:00"),
+        ("2026-11-27T05:45:17Z", "2026-11-27T05:45:17+00:00"),
+        ("0001-01-01T00:00:00Z", None),
+        ("yesterday", None),
+    ],
+)
+def test_prometheus_timestamps(text, expected):
+    from caravan_workspace.runtime.monitoring import _timestamp
+
+    parsed = _timestamp(text)
+    assert (parsed.isoformat() if parsed else None) == expected

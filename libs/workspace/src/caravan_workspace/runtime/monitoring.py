@@ -10,12 +10,14 @@ so a new instance is scraped without touching the configuration.
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 import urllib.error
 import urllib.request
 from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 
 from caravan_workspace.state import write_atomic
@@ -115,6 +117,20 @@ class ActiveTarget:
     instance: str
     health: str  # "up", "down" or "unknown"
     last_error: str
+    last_scrape: datetime | None
+
+
+_RFC3339 = re.compile(r"^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(?:\.(\d+))?(Z|[+-]\d\d:\d\d)$")
+
+
+def _timestamp(text: str) -> datetime | None:
+    """Prometheus' RFC 3339 times carry nanoseconds; Python's parser takes microseconds."""
+    match = _RFC3339.match(text)
+    if not match or text.startswith("0001-"):  # Go's zero time: never scraped
+        return None
+    seconds, fraction, zone = match.groups()
+    micro = (fraction or "0")[:6].ljust(6, "0")
+    return datetime.fromisoformat(f"{seconds}.{micro}{'+00:00' if zone == 'Z' else zone}")
 
 
 def active_targets(port: int) -> list[ActiveTarget]:
@@ -130,6 +146,7 @@ def active_targets(port: int) -> list[ActiveTarget]:
             instance=str(t.get("labels", {}).get("instance", "")),
             health=str(t.get("health", "unknown")),
             last_error=str(t.get("lastError", "")),
+            last_scrape=_timestamp(str(t.get("lastScrape", ""))),
         )
         for t in data.get("data", {}).get("activeTargets", [])
     ]

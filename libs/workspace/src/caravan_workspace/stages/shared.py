@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import time
+from datetime import UTC, datetime
 
 from caravan_workspace.registry import ActionResult, Context, GateFailure, action, gate
 from caravan_workspace.runtime import monitoring
 from caravan_workspace.runtime.local import LocalRuntime, Program, RuntimeError_, http_status
 
 INSTALL_PROMETHEUS = "apt-get install prometheus"
+#: How long the monitoring gate waits for every target to be scraped up (discovery and scrapes
+#: run every second, so a healthy target is up within a few seconds).
+SCRAPE_WAIT_S = 20.0
 
 
 def prometheus_program(rt: LocalRuntime) -> Program:
@@ -70,10 +74,16 @@ def monitoring_scrapes(ctx: Context) -> str:
     expected = {f"127.0.0.1:{p}" for p in rt.metrics_ports().values()}
     if not expected:
         raise GateFailure("no program serves metrics yet", fix="invoke stage 1")
-    deadline = time.monotonic() + 20  # file discovery refreshes every 1 s and scrapes every 1 s
+    deadline = time.monotonic() + SCRAPE_WAIT_S
+    since = datetime.now(UTC)
     down: set[str] = expected
     while time.monotonic() < deadline:
-        seen = {t.instance: t.health for t in monitoring.active_targets(port)}
+        # only a scrape made after the gate started counts: an old "up" proves nothing now
+        seen = {
+            t.instance: t.health
+            for t in monitoring.active_targets(port)
+            if t.last_scrape is not None and t.last_scrape >= since
+        }
         down = {target for target in expected if seen.get(target) != "up"}
         if not down:
             return f"{len(expected)} targets up: {', '.join(sorted(rt.metrics_ports()))}"
