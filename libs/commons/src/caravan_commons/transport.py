@@ -14,7 +14,6 @@ import asyncio
 from collections.abc import Mapping
 
 import aiohttp
-from multidict import CIMultiDict, CIMultiDictProxy
 
 from caravan_commons.client_types import Response
 from caravan_commons.discovery import Instance
@@ -109,7 +108,11 @@ class AiohttpTransport(Transport):
             ):
                 body = await answer.read()
                 return Response(
-                    service, instance, answer.status, CIMultiDictProxy(CIMultiDict(answer.headers)), body
+                    service,
+                    instance,
+                    answer.status,
+                    answer.headers,
+                    body,  # a read-only CIMultiDictProxy
                 )
         except aiohttp.ConnectionTimeoutError as exc:
             raise AttemptFailed(
