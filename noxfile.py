@@ -97,3 +97,25 @@ def bench(session: nox.Session) -> None:
     scripts = sorted(str(p.relative_to(ROOT)) for p in (ROOT / "bench").glob("*.py"))
     for script in session.posargs or scripts:
         session.run("python", script)
+
+
+@nox.session(python="3.11", tags=["packages", "contract"])
+@nox.parametrize("client", ["python-consul2==0.1.5", "py-consul==1.8.0"])
+def commons_consul(session: nox.Session, client: str) -> None:
+    """Discovery backends of commons against the documented HTTP contracts (fake agents): the Consul
+    adapter with each client (both install the module `consul`, so one per environment), and the
+    Nomad backend (python-nomad). Live tests run too when CONSUL_HTTP_ADDR / NOMAD_ADDR are set."""
+    session.install("-e", "libs/commons[consul,nomad]", client, *test_group("libs/commons"))
+    tests = "libs/commons/tests"
+    session.run(
+        "pytest",
+        f"{tests}/integration/test_contract_consul.py",
+        f"{tests}/integration/test_live_consul.py",
+        f"{tests}/integration/test_contract_nomad.py",
+        f"{tests}/integration/test_live_nomad.py",
+        f"{tests}/unit/test_discovery_config.py",
+        "-q",
+        "-rs",
+        *session.posargs,
+        env={"CARAVAN_CONSUL_CLIENT": client},
+    )
