@@ -65,8 +65,8 @@ class LazyPostgresEngine(PostgresEngine):
         return None
 
     async def check_version_now(self) -> None:
-        await PostgresEngine.check_version(self)
-        await PostgresEngine.prep_database(self)
+        await super().check_version()
+        await super().prep_database()
 
 
 def sqlite_path(database_url: str, base_dir: Path | None = None) -> Path:
@@ -170,7 +170,7 @@ class Database:
                 await self.engine.start_connection_pool(**self._pool_sizes)
                 if isinstance(self.engine, LazyPostgresEngine):
                     await self.engine.check_version_now()
-        else:
+        elif isinstance(self.engine, SQLiteEngine):
             Path(self.engine.path).parent.mkdir(parents=True, exist_ok=True)
             await self.engine.run_ddl("PRAGMA journal_mode=WAL")
 

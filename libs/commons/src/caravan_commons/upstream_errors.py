@@ -58,7 +58,8 @@ def error_from_answer(service: str, status: int, headers: Mapping[str, str], bod
         error = error_class_for(document.get("type"), status)(document["detail"])
         error.extensions = {k: v for k, v in document.items() if k not in _STANDARD_MEMBERS}
     if status != type(error).status:
-        error.status = status  # type: ignore[misc] - the instance keeps the status it was given
+        # the instance keeps the status it was given
+        error.status = status  # type: ignore[misc]
     problem_type = document.get("type")
     error.upstream = service  # type: ignore[attr-defined]
     error.upstream_status = status  # type: ignore[attr-defined]

@@ -6,6 +6,7 @@ readiness following migrations.
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
 import subprocess
@@ -35,8 +36,11 @@ class Service:
         self.process, self.port, self.markers = process, port, markers
         self.url = f"http://127.0.0.1:{port}"
 
-    async def get(self, path: str) -> tuple[int, bytes]:
-        async with aiohttp.ClientSession() as session, session.get(self.url + path) as answer:
+    async def get(self, path: str, **headers: str) -> tuple[int, bytes]:
+        async with (
+            aiohttp.ClientSession() as session,
+            session.get(self.url + path, headers=headers) as answer,
+        ):
             return answer.status, await answer.read()
 
     def stop(self) -> None:
@@ -157,3 +161,10 @@ async def test_deadline_propagates_and_the_server_cancels_its_work(
         await client.get("catalog", "/slow", timeout=0.3)
     assert 0 < int(await wait_for_file(service.markers / "slow-started")) <= 300
     assert await wait_for_file(service.markers / "slow-cancelled") == "cancelled"
+
+
+async def test_a_malformed_deadline_header_is_a_400_problem(service: Service) -> None:
+    status, body = await service.get("/products/x", **{"X-Request-Timeout-Ms": "soon"})
+    document = json.loads(body)
+    assert status == 400 and document["type"].endswith("/validation-error")
+    assert "X-Request-Timeout-Ms" in document["detail"]
