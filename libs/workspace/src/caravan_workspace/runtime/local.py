@@ -24,7 +24,7 @@ from caravan_commons.identity import PUBLIC_KEYS_FILE, generate_identities
 from caravan_workspace import index
 from caravan_workspace.foundation import Foundation, load_foundation
 from caravan_workspace.registry import Context
-from caravan_workspace.runtime import monitoring
+from caravan_workspace.runtime import catalog, monitoring
 from caravan_workspace.runtime.ports import PortBook, check_collision, process_tree
 from caravan_workspace.runtime.supervisor import Supervisor
 from caravan_workspace.services import Service, load_services
@@ -33,6 +33,9 @@ from caravan_workspace.state import write_atomic
 IDENTITY_DIR = "identity"
 #: Prometheus job of each kind of program that serves /metrics.
 JOBS = {"service": "services", "gateway": "gateway", "probe": "runtime", "catalog": "runtime"}
+#: Kinds of program that discovery lists (as their ``discovery_name``, else their member). The
+#: security probe is not among them: it stands in for svc-a and must never receive its traffic.
+DISCOVERABLE = ("service", "gateway", "discovery-probe")
 GATEWAY = "gateway"
 
 
@@ -49,9 +52,11 @@ class Program:
     port: int | None
     ready_path: str | None = None
     metrics_path: str | None = None
+    discovery_name: str | None = None  # listed in discovery under this name (default: member)
     env: Mapping[str, str] = field(default_factory=dict)
     directory: Path | None = None
     stopwaitsecs: int = 30
+    autorestart: bool = True
 
     @property
     def address(self) -> str:
@@ -117,6 +122,12 @@ class LocalRuntime:
     def provision_identities(self) -> list[str]:
         """A key pair for the gateway and every service (0600 private keys); idempotent."""
         return generate_identities([GATEWAY, *self.services], self.identity_dir)
+
+    def discovery_env(self) -> dict[str, str]:
+        return {
+            "CARAVAN_DISCOVERY_BACKEND": "local",
+            "CARAVAN_DISCOVERY_CATALOG": str(catalog.catalog_path(self.ctx.state_dir)),
+        }
 
     def known_identities(self) -> set[str]:
         """Every program name that has a private key (the gateway and the services)."""
@@ -187,8 +198,7 @@ class LocalRuntime:
                 "CARAVAN_INSTANCE_ID": name,
                 "CARAVAN_DATABASE_URL": f"sqlite:///{self.ctx.state_dir / 'data' / service.name}.sqlite3",
                 "CARAVAN_TRACE_FILE": str(self.ctx.state_dir / "traces" / f"{name}.jsonl"),
-                "CARAVAN_DISCOVERY": "local",
-                "CARAVAN_CATALOG_FILE": str(self.runtime_dir / "catalog.json"),
+                **self.discovery_env(),
                 "PYTHONUNBUFFERED": "1",
                 **self.identity_env(service.name),
             }
@@ -220,18 +230,22 @@ class LocalRuntime:
             if p.name in running and p.name in allocated
         ]
 
-    def write_instances(self, programs: Iterable[Program]) -> None:
-        """The runtime's own catalog input: every service instance and its ready path."""
+    def publish_instances(self) -> None:
+        """Tell discovery which instances run: every recorded service/gateway/probe instance the
+        supervisor runs goes into instances.json, the health checker's input."""
+        running = self.running_names() | self.starting_names()
         instances: dict[str, list[dict[str, object]]] = {}
-        for p in programs:
-            if p.kind in ("service", "gateway") and p.port:
-                instances.setdefault(p.member, []).append(
-                    {"id": p.name, "host": self.foundation.host, "port": p.port, "ready_path": p.ready_path}
+        for name, info in sorted(self.recorded_programs().items()):
+            if info.get("kind") in DISCOVERABLE and info.get("port") and name in running:
+                instances.setdefault(str(info["discovery_name"] or info["member"]), []).append(
+                    {
+                        "id": name,
+                        "host": self.foundation.host,
+                        "port": info["port"],
+                        "ready_path": info["ready_path"] or "/health/ready",
+                    }
                 )
-        write_atomic(
-            self.runtime_dir / "instances.json",
-            json.dumps({"services": instances}, indent=2, sort_keys=True).encode(),
-        )
+        catalog.write_instances(self.ctx.state_dir, instances)
 
     def our_pids(self) -> set[int]:
         pids: set[int] = set()
@@ -260,6 +274,7 @@ class LocalRuntime:
                 directory=p.directory,
                 stopsignal="TERM",
                 stopwaitsecs=p.stopwaitsecs,
+                autorestart=p.autorestart,
                 startsecs=1,
                 startretries=10,
             )
@@ -279,6 +294,7 @@ class LocalRuntime:
                 "port": p.port,
                 "ready_path": p.ready_path,
                 "metrics_path": p.metrics_path,
+                "discovery_name": p.discovery_name,
             }
         write_atomic(path, json.dumps(known, indent=2, sort_keys=True).encode())
 
@@ -301,6 +317,11 @@ class LocalRuntime:
         if not self.supervisor.is_running():
             return set()
         return {s.name for s in self.supervisor.status() if s.state == "RUNNING"}
+
+    def starting_names(self) -> set[str]:
+        if not self.supervisor.is_running():
+            return set()
+        return {s.name for s in self.supervisor.status() if s.state in ("STARTING", "BACKOFF")}
 
     def sync_monitoring(self) -> bool:
         """Rewrite Prometheus' target files from the running programs that serve metrics."""

@@ -1,13 +1,20 @@
-"""Stage 2: shared infrastructure — monitoring (Prometheus scraping every program)."""
+"""Stage 2: shared infrastructure — service discovery (the runtime's catalogue and its health
+checker) and monitoring (Prometheus scraping every program)."""
 
 from __future__ import annotations
 
+import asyncio
+import sys
 import time
 from datetime import UTC, datetime
 
+from caravan_commons.discovery_local import LocalCatalogResolver
 from caravan_workspace.registry import ActionResult, Context, GateFailure, action, gate
-from caravan_workspace.runtime import monitoring
+from caravan_workspace.runtime import catalog, monitoring
 from caravan_workspace.runtime.local import LocalRuntime, Program, RuntimeError_, http_status
+
+CHECK_INTERVAL_S = 1.0
+DISCOVERY_PROBE = "discovery-probe"
 
 INSTALL_PROMETHEUS = "apt-get install prometheus"
 #: How long the monitoring gate waits for every target to be scraped up (discovery and scrapes
@@ -89,3 +96,93 @@ def monitoring_scrapes(ctx: Context) -> str:
             return f"{len(expected)} targets up: {', '.join(sorted(rt.metrics_ports()))}"
         time.sleep(0.25)
     raise GateFailure(f"targets not up: {', '.join(sorted(down))}", fix="invoke status; invoke logs NAME")
+
+
+# ---------------------------------------------------------------------------------- discovery
+
+
+def checker_program(rt: LocalRuntime) -> Program:
+    return Program(
+        name=catalog.CHECKER_PROGRAM,
+        member="monitoring",
+        kind="catalog",
+        command=tuple(catalog.checker_command(rt.ctx.state_dir, interval=CHECK_INTERVAL_S)),
+        port=None,
+        stopwaitsecs=5,
+    )
+
+
+@action("discovery.ensure")
+def ensure_discovery(ctx: Context) -> ActionResult:
+    """Run the catalogue's health checker and publish the running instances to it."""
+    rt = LocalRuntime(ctx)
+    changed = rt.run([checker_program(rt)])
+    rt.publish_instances()
+    return ActionResult(changed=bool(changed), detail=f"health checker every {CHECK_INTERVAL_S:g}s")
+
+
+def _resolve(resolver: LocalCatalogResolver, service: str) -> set[str]:
+    return {i.instance_id for i in asyncio.run(resolver.resolve(service))}
+
+
+@gate("shared.discovery")
+def discovery_works(ctx: Context) -> str:
+    """A probe instance registered through the active backend resolves; killed, it leaves the
+    healthy set within the check interval."""
+    rt = LocalRuntime(ctx)
+    checker = rt.supervisor.program(catalog.CHECKER_PROGRAM) if rt.supervisor.is_running() else None
+    if checker is None or checker.state not in ("RUNNING", "STARTING"):
+        raise GateFailure("the discovery health checker is not running", fix="invoke stage 2")
+    tier_member = next(iter(rt.services))
+    port = rt.ports.port_for(DISCOVERY_PROBE, tier_member)
+    probe = Program(
+        name=DISCOVERY_PROBE,
+        member=tier_member,
+        kind="discovery-probe",
+        discovery_name=DISCOVERY_PROBE,
+        command=(sys.executable, "-m", "caravan_workspace.runtime.probe"),
+        port=port,
+        ready_path="/health/ready",
+        autorestart=False,
+        stopwaitsecs=5,
+        env={
+            "CARAVAN_SERVICE_NAME": DISCOVERY_PROBE,
+            "CARAVAN_PORT": str(port),
+            "CARAVAN_TRACE_EXPORTER": "none",
+        },
+    )
+    resolver = LocalCatalogResolver(catalog.catalog_path(ctx.state_dir), stat_interval=0)
+    try:
+        rt.run([probe])
+        rt.wait_ready([probe], timeout=30)
+        rt.publish_instances()
+        deadline = time.monotonic() + 10 * CHECK_INTERVAL_S
+        while DISCOVERY_PROBE not in _resolve(resolver, DISCOVERY_PROBE):
+            if time.monotonic() > deadline:
+                raise GateFailure(
+                    "a registered probe instance never resolved", fix="invoke logs catalog-checker"
+                )
+            time.sleep(0.05)
+        rt.supervisor.signal(DISCOVERY_PROBE, "KILL")
+        killed = time.monotonic()
+        bound = 2 * CHECK_INTERVAL_S + min(1.0, CHECK_INTERVAL_S)  # a round, plus its probe timeout
+        while DISCOVERY_PROBE in _resolve(resolver, DISCOVERY_PROBE):
+            if time.monotonic() - killed > 10 * bound:
+                break
+            time.sleep(0.02)
+        gone_after = time.monotonic() - killed
+    except RuntimeError_ as exc:
+        raise GateFailure(str(exc)) from exc
+    finally:
+        rt.supervisor.remove_program(DISCOVERY_PROBE)
+        rt.ports.release([DISCOVERY_PROBE])
+        rt.publish_instances()
+    if gone_after > bound:
+        raise GateFailure(
+            f"a killed instance stayed in the healthy set for {gone_after:.1f}s (bound {bound:.1f}s)",
+            fix="invoke logs catalog-checker",
+        )
+    return (
+        f"probe resolved; killed, it left the healthy set after {gone_after:.2f}s "
+        f"(interval {CHECK_INTERVAL_S:g}s)"
+    )
