@@ -56,21 +56,6 @@ _STATUS_NAMES = {StatusCode.UNSET: "UNSET", StatusCode.OK: "OK", StatusCode.ERRO
 _KIND_NAMES = {kind: kind.name for kind in SpanKind}
 
 
-class _SpanLine(msgspec.Struct, omit_defaults=True):
-    trace_id: str
-    span_id: str
-    name: str
-    kind: str
-    service: str
-    start_ns: int
-    end_ns: int
-    status: str
-    parent_span_id: str | None = None
-    status_message: str | None = None
-    attributes: dict[str, Any] = {}
-    events: list[dict[str, Any]] = []
-
-
 class JsonLinesSpanExporter(SpanExporter):
     """Writes finished spans to a file, one JSON object per line (appending; thread-safe)."""
 
@@ -84,29 +69,34 @@ class JsonLinesSpanExporter(SpanExporter):
         self._encoder = msgspec.json.Encoder()
 
     @staticmethod
-    def to_line(span: ReadableSpan) -> _SpanLine:
+    def to_line(span: ReadableSpan) -> dict[str, Any]:
+        """The JSON object written for ``span`` (runs on the export thread: kept cheap)."""
         ctx = span.get_span_context()
-        parent = span.parent
         status = span.status
-        return _SpanLine(
-            trace_id=format(ctx.trace_id, "032x"),
-            span_id=format(ctx.span_id, "016x"),
-            parent_span_id=format(parent.span_id, "016x") if parent is not None else None,
-            name=span.name,
-            kind=_KIND_NAMES.get(span.kind, str(span.kind)),
-            service=str(span.resource.attributes.get("service.name", "")),
-            start_ns=span.start_time or 0,
-            end_ns=span.end_time or 0,
-            status=_STATUS_NAMES.get(status.status_code, "UNSET"),
-            status_message=status.description or None,
-            attributes={
-                k: (list(v) if isinstance(v, tuple) else v) for k, v in (span.attributes or {}).items()
-            },
-            events=[
+        line: dict[str, Any] = {
+            "trace_id": format(ctx.trace_id, "032x"),
+            "span_id": format(ctx.span_id, "016x"),
+            "name": span.name,
+            "kind": _KIND_NAMES.get(span.kind, str(span.kind)),
+            "service": span.resource.attributes.get("service.name", ""),
+            "start_ns": span.start_time or 0,
+            "end_ns": span.end_time or 0,
+            "status": _STATUS_NAMES.get(status.status_code, "UNSET"),
+        }
+        parent = span.parent
+        if parent is not None:
+            line["parent_span_id"] = format(parent.span_id, "016x")
+        if status.description:
+            line["status_message"] = status.description
+        attributes = span.attributes
+        if attributes:
+            line["attributes"] = dict(attributes)  # tuples encode as JSON arrays
+        if span.events:
+            line["events"] = [
                 {"name": e.name, "time_ns": e.timestamp, "attributes": dict(e.attributes or {})}
                 for e in span.events
-            ],
-        )
+            ]
+        return line
 
     def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
         buffer = bytearray()
@@ -251,8 +241,9 @@ class ServerSpanMiddleware(OpenTelemetryInstrumentationMiddleware):
                 route = scope.get("path_template")
                 if route:
                     span.update_name(f"{method} {route}")
-                    span.set_attribute("http.route", route)
-                span.set_attribute("http.response.status_code", status)
+                    span.set_attributes({"http.route": route, "http.response.status_code": status})
+                else:
+                    span.set_attribute("http.response.status_code", status)
                 if status >= 500:
                     span.set_status(Status(StatusCode.ERROR))
             await send(message)
