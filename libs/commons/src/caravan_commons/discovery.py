@@ -136,6 +136,7 @@ class Balancer:
         self._clock = clock
         self._counters: dict[str, itertools.count[int]] = {}
         self._health: dict[tuple[str, str], _InstanceHealth] = {}
+        self._known: dict[str, frozenset[str]] = {}
 
     def _state(self, instance: Instance) -> _InstanceHealth:
         key = (instance.service, instance.instance_id)
@@ -150,6 +151,7 @@ class Balancer:
 
     def pick(self, service: str, instances: list[Instance], *, avoid: Instance | None = None) -> Instance:
         """The next instance to call; ``avoid`` (the one that just failed) is skipped when possible."""
+        self._forget_departed(service, instances)
         candidates = [i for i in instances if i.healthy] or []
         if not candidates:
             raise UpstreamUnavailableError(f"no healthy instance of {service!r}", upstream=service)
@@ -158,6 +160,19 @@ class Balancer:
             live = [i for i in live if i.instance_id != avoid.instance_id] or live
         counter = self._counters.setdefault(service, itertools.count())
         return live[next(counter) % len(live)]
+
+    def _forget_departed(self, service: str, instances: list[Instance]) -> None:
+        """Drop the health state of instances discovery no longer lists (churn must not leak)."""
+        ids = frozenset(i.instance_id for i in instances)
+        if self._known.get(service) == ids:
+            return
+        self._known[service] = ids
+        for key in [k for k in self._health if k[0] == service and k[1] not in ids]:
+            del self._health[key]
+
+    def tracked(self, service: str) -> set[str]:
+        """Ids of the instances of ``service`` the balancer keeps health state for."""
+        return {instance_id for svc, instance_id in self._health if svc == service}
 
     def report_success(self, instance: Instance) -> None:
         state = self._state(instance)
