@@ -14,6 +14,7 @@ import json
 import subprocess
 import sys
 import time
+import tomllib
 import urllib.error
 import urllib.request
 from collections.abc import Iterable, Mapping
@@ -87,6 +88,11 @@ def http_json(port: int, path: str, *, timeout: float = 1.0) -> dict[str, object
     return data if isinstance(data, dict) else {}
 
 
+def service_version(service: Service) -> str:
+    project = tomllib.loads((service.folder / "pyproject.toml").read_text(encoding="utf-8"))
+    return str(project.get("project", {}).get("version", "0.0.0"))
+
+
 def read_programs(state_dir: Path) -> dict[str, dict[str, object]]:
     path = state_dir / "runtime" / "programs.json"
     try:
@@ -153,14 +159,19 @@ class LocalRuntime:
             digest.update(name.encode() + (path.read_bytes() if path.exists() else b"-"))
         return digest.hexdigest()
 
-    def ensure_venv(self, service: Service) -> bool:
-        """Build the service's virtualenv when its project or lock changed; True when rebuilt."""
-        venv = self.venv_dir(service.name)
+    def ensure_venv(self, service: Service, *, test: bool = False) -> Path:
+        """The service's virtualenv (``test``: with its test dependency group), rebuilt only when
+        its project or lock changed; returns its Python."""
+        venv = self.venv_dir(service.name + ("-test" if test else ""))
+        self._build_venv(service, venv, test=test)
+        return venv / "bin" / "python"
+
+    def _build_venv(self, service: Service, venv: Path, *, test: bool) -> bool:
         stamp = venv / ".caravan-fingerprint"
         fingerprint = self.venv_fingerprint(service)
         if stamp.exists() and stamp.read_text() == fingerprint and (venv / "bin" / "python").exists():
             return False
-        self.ctx.progress(f"building the virtualenv of {service.name}")
+        self.ctx.progress(f"building the virtualenv of {service.name}{' (tests)' if test else ''}")
         env = index.uv_env(self.ctx)
         env["UV_PROJECT_ENVIRONMENT"] = str(venv)
         command = [
@@ -169,10 +180,10 @@ class LocalRuntime:
             "--no-config",
             "--project",
             str(service.folder),
-            "--no-dev",
             "--python",
             sys.executable,
             "--quiet",
+            *(["--group", "test"] if test else ["--no-dev"]),
         ]
         if (service.folder / "uv.lock").exists():
             command.append("--locked")
@@ -182,6 +193,33 @@ class LocalRuntime:
             raise RuntimeError_(f"cannot build the virtualenv of {service.name}: {last}")
         stamp.write_text(fingerprint)
         return True
+
+    def deploy(self, service: Service, *, timeout: float = 60.0) -> list[str]:
+        """Run the service's declared instances from its own virtualenv; returns what changed."""
+        self.provision_identities()
+        venv = self.venv_dir(service.name)
+        rebuilt = self._build_venv(service, venv, test=False)
+        programs = self.service_programs(service)
+        declared = {p.name for p in programs}
+        surplus = [
+            name
+            for name, info in self.recorded_programs().items()
+            if info.get("kind") == "service" and info.get("member") == service.name and name not in declared
+        ]
+        for name in surplus:  # scaled down: stop and forget the extra instances
+            self.supervisor.remove_program(name)
+        self.ports.release(surplus)
+        changed = self.run(programs)
+        if rebuilt:
+            for p in programs:
+                if p.name not in changed:
+                    self.supervisor.restart(p.name)
+                    changed.append(p.name)
+        self.publish_instances()
+        self.wait_ready(programs, timeout=timeout)
+        self.publish_instances()
+        self.sync_monitoring()
+        return changed + surplus
 
     # ------------------------------------------------------------------ programs
 
@@ -193,6 +231,7 @@ class LocalRuntime:
             port = self.ports.port_for(name, service.name)
             env = {
                 "CARAVAN_SERVICE_NAME": service.name,
+                "CARAVAN_SERVICE_VERSION": service_version(service),
                 "CARAVAN_HOST": self.foundation.host,
                 "CARAVAN_PORT": str(port),
                 "CARAVAN_INSTANCE_ID": name,

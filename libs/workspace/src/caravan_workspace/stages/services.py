@@ -1,0 +1,220 @@
+"""Stages 4–12: the probes every service lane shares (plan.toml passes ``service = "svc-x"``).
+
+House conventions the probes rely on (the service template renders them):
+- the domain lives in ``src/<package>/domain/`` and imports only the standard library, commons'
+  pure modules and itself;
+- domain tests in ``tests/unit/domain/``; repository tests (real database) in
+  ``tests/integration/repository/``;
+- ``python -m <package>.infrastructure.db.migrate`` applies the service's migrations to the
+  database named by ``CARAVAN_DATABASE_URL``.
+
+The "API working through the gateway" gates are specific to each service and are registered by
+that service's own probe module.
+"""
+
+from __future__ import annotations
+
+import ast
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from caravan_workspace.registry import ActionResult, Context, GateFailure, action, gate
+from caravan_workspace.runtime import catalog
+from caravan_workspace.runtime.local import LocalRuntime, RuntimeError_
+from caravan_workspace.services import Service
+
+#: commons modules a domain may import: pure Python, no framework, ORM or I/O.
+PURE_COMMONS = frozenset({"caravan_commons.errors", "caravan_commons.money"})
+STAGE_OF = {"domain": 0, "infrastructure": 1, "api": 2}
+
+
+def _service(ctx: Context, name: str) -> tuple[LocalRuntime, Service]:
+    rt = LocalRuntime(ctx)
+    if name not in rt.services:
+        raise GateFailure(f"no service {name!r} is declared (no {name}/service.toml)")
+    return rt, rt.services[name]
+
+
+# ------------------------------------------------------------------------------------- domain
+
+
+def forbidden_imports(domain: Path, package: str) -> tuple[int, list[str]]:
+    """(definitions found, imports that break purity) for every module under ``domain``."""
+    problems: list[str] = []
+    definitions = 0
+    stdlib = sys.stdlib_module_names
+    for path in sorted(domain.rglob("*.py")):
+        tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+        where = path.relative_to(domain.parent.parent)
+        definitions += sum(
+            isinstance(n, ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef) for n in tree.body
+        )
+        depth = len(path.relative_to(domain).parts) - 1  # 0 for domain/model.py
+        for node in ast.walk(tree):
+            names: list[str] = []
+            if isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            elif not isinstance(node, ast.ImportFrom):
+                continue
+            else:
+                if node.level:
+                    if node.level - 1 > depth:
+                        problems.append(f"{where}:{node.lineno} imports from outside the domain (relative)")
+                    continue
+                names = [node.module or ""]
+            for name in names:
+                top = name.split(".")[0]
+                if top == "__future__" or top in stdlib:
+                    continue
+                if name == f"{package}.domain" or name.startswith(f"{package}.domain."):
+                    continue
+                if name in PURE_COMMONS:
+                    continue
+                problems.append(f"{where}:{node.lineno} imports {name}")
+    return definitions, problems
+
+
+@gate("service.domain_pure")
+def domain_pure(ctx: Context, service: str) -> str:
+    _, svc = _service(ctx, service)
+    domain = svc.folder / "src" / svc.package / "domain"
+    if not domain.is_dir():
+        raise GateFailure(f"{service} has no domain package ({domain.relative_to(ctx.root)})")
+    definitions, problems = forbidden_imports(domain, svc.package)
+    if problems:
+        raise GateFailure(
+            "the domain imports " + "; ".join(problems[:3]), fix="move that code out of the domain"
+        )
+    if not definitions:
+        raise GateFailure(f"the {service} domain defines nothing yet", fix=f"write the {svc.title} domain")
+    return f"{definitions} definitions; imports only the standard library, pure commons modules and itself"
+
+
+def _pytest(rt: LocalRuntime, svc: Service, folder: Path, env: dict[str, str] | None = None) -> str:
+    tests = list(folder.rglob("test_*.py")) if folder.is_dir() else []
+    if not tests:
+        raise GateFailure(
+            f"no tests in {folder.relative_to(rt.ctx.root)} yet", fix=f"write them ({svc.title})"
+        )
+    try:
+        python = rt.ensure_venv(svc, test=True)
+    except RuntimeError_ as exc:
+        raise GateFailure(str(exc), fix="invoke stage 3 (is caravan-commons published?)") from exc
+    done = subprocess.run(
+        [str(python), "-m", "pytest", str(folder), "-q", "-p", "no:cacheprovider"],
+        cwd=svc.folder,
+        env={**os.environ, **(env or {})},
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=1800,
+    )
+    summary = (done.stdout.strip().splitlines() or ["no output"])[-1]
+    if done.returncode != 0:
+        raise GateFailure(
+            f"{folder.relative_to(svc.folder)}: {summary}",
+            fix=f"cd {svc.name} && pytest {folder.relative_to(svc.folder)}",
+        )
+    return summary
+
+
+@gate("service.domain_tests")
+def domain_tests(ctx: Context, service: str) -> str:
+    rt, svc = _service(ctx, service)
+    return _pytest(rt, svc, svc.folder / "tests" / "unit" / "domain")
+
+
+# ------------------------------------------------------------------------------ infrastructure
+
+
+def configured_database(ctx: Context, svc: Service) -> str:
+    """The database the repository gates use: a Postgres server when CARAVAN_TEST_POSTGRES_DSN
+    names one, else the service's SQLite file in the state folder."""
+    return (
+        os.environ.get("CARAVAN_TEST_POSTGRES_DSN")
+        or f"sqlite:///{ctx.state_dir / 'data' / svc.name}.sqlite3"
+    )
+
+
+@gate("service.repository_tests")
+def repository_tests(ctx: Context, service: str) -> str:
+    rt, svc = _service(ctx, service)
+    url = configured_database(ctx, svc)
+    summary = _pytest(
+        rt, svc, svc.folder / "tests" / "integration" / "repository", {"CARAVAN_TEST_DATABASE_URL": url}
+    )
+    return f"{summary} ({url.split(':', 1)[0]})"
+
+
+@gate("service.migrations")
+def migrations_apply(ctx: Context, service: str) -> str:
+    """The service's migrations apply to an empty database."""
+    rt, svc = _service(ctx, service)
+    module = f"{svc.package}.infrastructure.db.migrate"
+    if not (svc.folder / "src" / Path(*module.split("."))).with_suffix(".py").exists():
+        raise GateFailure(
+            f"{service} has no migrations yet ({module})", fix=f"write the {svc.title} infrastructure"
+        )
+    try:
+        python = rt.ensure_venv(svc)
+    except RuntimeError_ as exc:
+        raise GateFailure(str(exc), fix="invoke stage 3 (is caravan-commons published?)") from exc
+    with tempfile.TemporaryDirectory(prefix=f"{service}-migrations-") as tmp:
+        url = f"sqlite:///{Path(tmp) / 'empty.sqlite3'}"
+        done = subprocess.run(
+            [str(python), "-m", module],
+            cwd=svc.folder,
+            env={**os.environ, "CARAVAN_DATABASE_URL": url},
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=600,
+        )
+    if done.returncode != 0:
+        last = ((done.stderr or done.stdout).strip().splitlines() or ["failed"])[-1]
+        raise GateFailure(f"migrations of {service} failed on an empty database: {last}")
+    return "applied to an empty SQLite database"
+
+
+# ----------------------------------------------------------------------------------------- API
+
+
+@action("service.deploy")
+def deploy(ctx: Context, service: str) -> ActionResult:
+    """Build the service's virtualenv if its project changed and run its instances."""
+    rt, svc = _service(ctx, service)
+    try:
+        changed = rt.deploy(svc)
+    except RuntimeError_ as exc:
+        raise GateFailure(str(exc)) from exc
+    n = svc.scaling.instances
+    return ActionResult(
+        changed=bool(changed),
+        detail=f"{n} instance{'s' if n > 1 else ''} ready: {', '.join(changed) or 'unchanged'}",
+    )
+
+
+@gate("service.deployed")
+def deployed(ctx: Context, service: str) -> str:
+    """Every declared instance runs, answers ready, and discovery lists it as ready."""
+    rt, svc = _service(ctx, service)
+    programs = rt.service_programs(svc)
+    running = rt.running_names()
+    missing = [p.name for p in programs if p.name not in running]
+    if missing:
+        raise GateFailure(f"not running: {', '.join(missing)}", fix=f"invoke stage {svc.lane}")
+    deadline = time.monotonic() + 5
+    while True:
+        ready = {s.id for s in catalog.ready_instances(ctx.state_dir, service)}
+        absent = [p.name for p in programs if p.name not in ready]
+        if not absent:
+            return f"{len(programs)} instance(s) running and ready in discovery"
+        if time.monotonic() > deadline:
+            raise GateFailure(
+                f"not ready in discovery: {', '.join(absent)}", fix="invoke logs catalog-checker"
+            )
+        time.sleep(0.1)

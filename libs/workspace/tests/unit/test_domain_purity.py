@@ -1,0 +1,54 @@
+"""The domain-purity probe: what a domain may import, and what it may not."""
+
+import pytest
+
+from caravan_workspace.stages.services import forbidden_imports
+
+
+def domain(tmp_path, files):
+    root = tmp_path / "src" / "svc_x" / "domain"
+    for name, text in files.items():
+        path = root / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+    return root
+
+
+def test_a_pure_domain_passes(tmp_path):
+    root = domain(
+        tmp_path,
+        {
+            "__init__.py": "",
+            "model.py": "from __future__ import annotations\nimport dataclasses\nfrom decimal import Decimal\n"
+            "from caravan_commons.errors import ConflictError\nfrom svc_x.domain.events import Event\n"
+            "from .events import Event as E\n\nclass Product: ...\n",
+            "events.py": "class Event: ...\n",
+        },
+    )
+    definitions, problems = forbidden_imports(root, "svc_x")
+    assert problems == []
+    assert definitions == 2
+
+
+@pytest.mark.parametrize(
+    ("line", "culprit"),
+    [
+        ("import litestar", "litestar"),
+        ("from piccolo.table import Table", "piccolo.table"),
+        ("import httpx", "httpx"),
+        ("from opentelemetry import trace", "opentelemetry"),
+        ("from caravan_commons.client import ServiceClient", "caravan_commons.client"),
+        ("from svc_x.infrastructure import repo", "svc_x.infrastructure"),
+        ("from ..api import controllers", "outside the domain"),
+    ],
+)
+def test_framework_orm_and_infrastructure_imports_are_reported(tmp_path, line, culprit):
+    root = domain(tmp_path, {"model.py": f"{line}\n\nclass Product: ...\n"})
+    _, problems = forbidden_imports(root, "svc_x")
+    assert len(problems) == 1 and culprit in problems[0] and "model.py:1" in problems[0]
+
+
+def test_imports_inside_functions_count_too(tmp_path):
+    root = domain(tmp_path, {"model.py": "def f():\n    import aiohttp\n"})
+    _, problems = forbidden_imports(root, "svc_x")
+    assert problems and "aiohttp" in problems[0]
