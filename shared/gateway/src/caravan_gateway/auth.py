@@ -2,7 +2,7 @@
 
 API keys look like ``cvk_<43 url-safe characters>`` (256 random bits) and are presented as
 ``Authorization: Bearer cvk_...`` or ``X-Api-Key: cvk_...``. The keys file holds only their
-SHA-256 hashes (a fast hash is right for high-entropy random keys: nothing to brute-force; the
+SHA-256 hashes, re-read within a second when the file changes (a fast hash is right for high-entropy random keys: nothing to brute-force; the
 lookup is by hash, so no secret is compared byte by byte)::
 
     {"keys": [{"hash": "sha256:9f86...", "customer": "acme", "scopes": ["operator"]}]}
@@ -91,6 +91,7 @@ class Authenticator:
         self,
         *,
         keys: KeysFile | None = None,
+        keys_path: Path | None = None,
         jwt_key: str | bytes | None = None,
         jwt_algorithms: Sequence[str] = ("EdDSA", "ES256", "RS256"),
         jwt_issuer: str | None = None,
@@ -98,10 +99,14 @@ class Authenticator:
         clock: Callable[[], float] = time.time,
         cache_size: int = 10_000,
     ) -> None:
-        self._keys = {
-            entry.hash: Principal(entry.customer, tuple(entry.scopes))
-            for entry in (keys.keys if keys else [])
-        }
+        self._keys_path = keys_path
+        self._keys_mtime: int | None = None
+        self._next_check = 0.0
+        self._keys: dict[str, Principal] = {}
+        if keys is not None:
+            self._use(keys)
+        elif keys_path is not None:
+            self._reload()
         self._jwt_key = jwt_key
         self._algorithms = list(jwt_algorithms)
         self._issuer = jwt_issuer
@@ -122,10 +127,34 @@ class Authenticator:
             raise UnauthorizedError(
                 "authenticate with an API key (Authorization: Bearer cvk_... or X-Api-Key) or a JWT"
             )
+        if self._keys_path is not None:
+            now = self._clock()
+            if now >= self._next_check:
+                self._next_check = now + 1.0
+                self._reload()
         principal = self._keys.get(hash_key(api_key.decode("latin-1")))
         if principal is None:
             raise UnauthorizedError("the API key is not valid")
         return principal
+
+    def _use(self, keys: KeysFile) -> None:
+        self._keys = {entry.hash: Principal(entry.customer, tuple(entry.scopes)) for entry in keys.keys}
+
+    def _reload(self) -> None:
+        """Pick up keys added or revoked since (the file is replaced atomically by add_key)."""
+        assert self._keys_path is not None
+        try:
+            mtime = self._keys_path.stat().st_mtime_ns
+        except OSError:
+            return
+        if mtime != self._keys_mtime:
+            try:
+                self._use(load_keys(self._keys_path))
+            except AuthConfigError:
+                if self._keys_mtime is None:
+                    raise
+                return  # keep the last good keys
+            self._keys_mtime = mtime
 
     def _from_jwt(self, token: bytes) -> Principal:
         now = self._clock()
@@ -174,7 +203,7 @@ def authenticator_from_files(
     if keys_file and not Path(keys_file).exists():
         raise AuthConfigError(f"{keys_file}: no such keys file (create one with add-key)")
     return Authenticator(
-        keys=load_keys(Path(keys_file)) if keys_file else None,
+        keys_path=Path(keys_file) if keys_file else None,
         jwt_key=jwt_key,
         jwt_algorithms=jwt_algorithms,
         jwt_issuer=jwt_issuer,

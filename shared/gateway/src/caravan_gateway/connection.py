@@ -24,6 +24,7 @@ if TYPE_CHECKING:
 
 MAX_HEAD_BYTES = 64 * 1024
 BUFFER_PAUSE_BYTES = 256 * 1024
+LINGER_S = 5.0
 _PHRASES = {s.value: s.phrase.encode() for s in HTTPStatus}
 _NO_BODY_STATUS = frozenset({204, 304})
 
@@ -135,6 +136,8 @@ class Exchange:
 
     def body_complete(self) -> None:
         self.body_done = True
+        if self.too_large and self.conn.lingering:
+            self.conn.abort(graceful=True)
         if self.sink is not None and self.body_chunked and self.sink.transport is not None:
             self.sink.transport.write(b"0\r\n\r\n")
         waiter = self.body_waiter
@@ -270,6 +273,7 @@ class ClientConnection(asyncio.Protocol):
         self.parsing: Exchange | None = None
         self.queue: deque[Exchange] = deque()
         self.closed = False
+        self.lingering = False
         self.last_active = time.monotonic()
         self._url = b""
         self._headers: Headers = []
@@ -391,11 +395,18 @@ class ClientConnection(asyncio.Protocol):
         exchange.detach_upstream()
         if exchange is self.current and not exchange.committed:
             self.gateway.too_large_midway(exchange)
-        self.pause_reading("too-large")
+        self.resume_reading("buffer")
+        self.resume_reading("upstream")
 
     def exchange_done(self, exchange: Exchange) -> None:
         """The answer to ``exchange`` is complete: close, or go on with the next request."""
         if self.closed:
+            return
+        if exchange.too_large and not exchange.body_done and exchange.committed:
+            # Lingering close: read and drop the rest of the body for a while, so the caller gets
+            # to read the 413 instead of a connection reset.
+            self.lingering = True
+            asyncio.get_running_loop().call_later(LINGER_S, self.abort, True)
             return
         if not exchange.committed or not self.reusable(exchange):
             self.closed = True
