@@ -21,8 +21,10 @@ from litestar.middleware import DefineMiddleware
 from piccolo.querystring import QueryString
 
 from caravan_commons.app import create_app
+from caravan_commons.client import ServiceClient
 from caravan_commons.db import Database, rows_as_dicts
 from caravan_commons.deadline import DeadlineMiddleware, current_deadline
+from caravan_commons.discovery import StaticResolver
 from caravan_commons.errors import NotFoundError
 from caravan_commons.idempotency import IdempotencyStore, fingerprint, require_key
 from caravan_commons.piccolo_app import APP_CONFIG
@@ -48,6 +50,7 @@ def build(settings: ServiceSettings):  # type: ignore[no-untyped-def]
     db = Database(settings.database_url, [APP_CONFIG])
     store = IdempotencyStore(db.engine)
     markers = Path(os.environ["MARKER_DIR"])
+    client = ServiceClient(StaticResolver.from_env(os.environ))
 
     @asynccontextmanager
     async def effects_table(_app: object) -> AsyncIterator[None]:
@@ -95,6 +98,12 @@ def build(settings: ServiceSettings):  # type: ignore[no-untyped-def]
     async def product(sku: str) -> dict[str, str]:
         raise NotFoundError(f"no product {sku!r}", sku=sku, hint="check the catalogue")
 
+    @get("/relay")
+    async def relay() -> dict[str, str]:
+        """Calls the ``echo`` upstream: the deadline and the trace must travel on."""
+        answer = await client.get("echo", "/echoed")
+        return {"upstream_status": str(answer.status)}
+
     @get("/slow")
     async def slow() -> dict[str, str]:
         deadline = current_deadline()
@@ -108,10 +117,10 @@ def build(settings: ServiceSettings):  # type: ignore[no-untyped-def]
 
     return create_app(
         settings,
-        route_handlers=[reserve, count, product, slow],
+        route_handlers=[reserve, count, product, relay, slow],
         middleware=[DefineMiddleware(DeadlineMiddleware, max_timeout=60.0)],
         readiness_checks={"database": db.readiness_check},
-        lifespan=[db.lifespan, effects_table],
+        lifespan=[db.lifespan, effects_table, client.lifespan],
     )
 
 

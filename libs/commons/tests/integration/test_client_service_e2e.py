@@ -16,8 +16,9 @@ from pathlib import Path
 
 import aiohttp
 import pytest
+import pytest_asyncio
 from db_fixtures import migrate
-from upstream_server import unused_port
+from upstream_server import Upstream, ok_json, serve, unused_port
 
 from caravan_commons.client import ClientConfig, ServiceClient
 from caravan_commons.discovery import StaticResolver
@@ -53,7 +54,7 @@ class Service:
                 self.process.wait()
 
 
-async def start_service(tmp_path: Path, database_url: str) -> Service:
+async def start_service(tmp_path: Path, database_url: str, **extra_env: str) -> Service:
     port = unused_port()
     markers = tmp_path / "markers"
     markers.mkdir()
@@ -65,6 +66,7 @@ async def start_service(tmp_path: Path, database_url: str) -> Service:
         "CARAVAN_LOG_FILE": str(tmp_path / "service.log"),
         "CARAVAN_TRACE_FILE": str(tmp_path / "service.traces.jsonl"),
         "MARKER_DIR": str(markers),
+        **extra_env,
     }
     process = subprocess.Popen([sys.executable, str(SERVICE)], env=env, cwd=tmp_path, stderr=subprocess.PIPE)
     service = Service(process, port, markers)
@@ -92,18 +94,29 @@ async def wait_for_file(path: Path) -> str:
     raise AssertionError(f"{path.name} never appeared")
 
 
-@pytest.fixture
-async def service(tmp_path: Path) -> AsyncIterator[Service]:
+# One service process (and one echo upstream) for the whole module: starting is the slow part.
+pytestmark = pytest.mark.asyncio(loop_scope="module")
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def echo() -> AsyncIterator[Upstream]:
+    async with serve(ok_json) as upstream:
+        yield upstream
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def service(tmp_path_factory: pytest.TempPathFactory, echo: Upstream) -> AsyncIterator[Service]:
+    tmp_path = tmp_path_factory.mktemp("client-target")
     database_url = f"sqlite:///{tmp_path / 'target.sqlite3'}"
     migrate(database_url, tmp_path)
-    running = await start_service(tmp_path, database_url)
+    running = await start_service(tmp_path, database_url, CARAVAN_UPSTREAM_ECHO=echo.url)
     try:
         yield running
     finally:
         running.stop()
 
 
-@pytest.fixture
+@pytest_asyncio.fixture(loop_scope="module")
 async def client(service: Service) -> AsyncIterator[ServiceClient]:
     config = ClientConfig(backoff_base=0.001, backoff_cap=0.002)
     async with ServiceClient(StaticResolver({"catalog": [service.url]}), config) as c:
@@ -168,3 +181,18 @@ async def test_a_malformed_deadline_header_is_a_400_problem(service: Service) ->
     document = json.loads(body)
     assert status == 400 and document["type"].endswith("/validation-error")
     assert "X-Request-Timeout-Ms" in document["detail"]
+
+
+async def test_deadline_and_trace_travel_through_a_service_to_its_upstream(
+    service: Service, echo: Upstream
+) -> None:
+    trace_id = "4bf92f3577b34da6a3ce929d0e0e4736"
+    status, _ = await service.get(
+        "/relay",
+        **{"X-Request-Timeout-Ms": "4000", "traceparent": f"00-{trace_id}-00f067aa0ba902b7-01"},
+    )
+    assert status == 200
+    hop = echo.seen[0].headers
+    assert 0 < int(hop["X-Request-Timeout-Ms"]) <= 4000  # what was left of the caller's deadline
+    assert hop["traceparent"].split("-")[1] == trace_id  # the same trace, one hop further
+    assert hop["traceparent"].split("-")[2] != "00f067aa0ba902b7"  # a new (client) span as parent
