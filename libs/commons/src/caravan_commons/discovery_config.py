@@ -61,7 +61,7 @@ class DiscoverySettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknow
 def load_discovery_settings(environ: Mapping[str, str]) -> DiscoverySettings:
     """``CARAVAN_DISCOVERY_*`` → :class:`DiscoverySettings`; the default catalogue path from
     ``CARAVAN_STATE_DIR`` (else ``.caravan``) is filled in for the local backend."""
-    settings = load_settings(DiscoverySettings, environ, prefix=PREFIX)
+    settings = load_settings(DiscoverySettings, environ, prefix=PREFIX)  # type: ignore[type-var]  # any Struct works
     if settings.backend == "local" and settings.catalog is None:
         state = environ.get("CARAVAN_STATE_DIR") or ".caravan"
         settings = msgspec.structs.replace(settings, catalog=str(Path(state) / "runtime" / "catalog.json"))

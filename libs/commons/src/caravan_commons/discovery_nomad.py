@@ -119,7 +119,7 @@ class NomadAdapter:
         )
         base = importlib.import_module("nomad.api.base")
 
-        class _Service(base.Requester):  # type: ignore[misc,name-defined]
+        class _Service(base.Requester):  # type: ignore[name-defined]
             ENDPOINT = "service"
 
         self._service = _Service(**self.client.requester_settings)
