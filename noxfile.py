@@ -8,6 +8,8 @@ from pathlib import Path
 
 import nox
 
+from caravan_workspace.commons_bounds import run_against_commons_bounds
+
 nox.needs_version = ">=2025.2.9"
 nox.options.default_venv_backend = "uv"
 nox.options.error_on_missing_interpreters = True
@@ -30,6 +32,13 @@ def run_package_tests(session: nox.Session, folder: str, extras: str = "") -> No
     session.run("pytest", folder, "-q", *session.posargs)
 
 
+def run_deployable_tests(session: nox.Session, folder: str) -> None:
+    """A deployable (service, gateway) takes caravan-commons from the workspace index only: its
+    tests run against the lowest and the highest commons its range allows. The index must be up
+    with commons published (`invoke test` sees to that; by hand: `invoke stage 3 --gates-only`)."""
+    run_against_commons_bounds(session, ROOT / folder, root=ROOT)
+
+
 @nox.session(python=PYTHON, tags=["packages"])
 def workspace(session: nox.Session) -> None:
     """The workspace tooling: plan engine, CLI, runtime."""
@@ -45,25 +54,25 @@ def commons(session: nox.Session) -> None:
 @nox.session(python=PYTHON, tags=["packages"])
 def gateway(session: nox.Session) -> None:
     """The API gateway (shared/gateway)."""
-    run_package_tests(session, "shared/gateway")
+    run_deployable_tests(session, "shared/gateway")
 
 
 @nox.session(python=PYTHON, tags=["packages", "services"])
 def svc_a(session: nox.Session) -> None:
     """svc-a, the Catalog."""
-    run_package_tests(session, "svc-a")
+    run_deployable_tests(session, "svc-a")
 
 
 @nox.session(python=PYTHON, tags=["packages", "services"])
 def svc_b(session: nox.Session) -> None:
     """svc-b, Orders."""
-    run_package_tests(session, "svc-b")
+    run_deployable_tests(session, "svc-b")
 
 
 @nox.session(python=PYTHON, tags=["packages", "services"])
 def svc_c(session: nox.Session) -> None:
     """svc-c, Payments."""
-    run_package_tests(session, "svc-c")
+    run_deployable_tests(session, "svc-c")
 
 
 @nox.session(python=PYTHON, tags=["system"])

@@ -1,11 +1,6 @@
-"""svc-a — the Catalog service: products, prices, stock and stock reservations.
-
-Built in stages 4–6 of the plan (domain → infrastructure → API); see the README.
-"""
+"""svc-a — Catalog: a Caravan service."""
 
 from importlib.metadata import PackageNotFoundError, version
-
-SERVICE_NAME = "svc-a"
 
 try:
     __version__ = version("svc-a")

@@ -1,11 +1,6 @@
-"""svc-b — the Orders service: orders and the order saga across catalog and payments.
-
-Built in stages 7–9 of the plan (domain → infrastructure → API); see the README.
-"""
+"""svc-b — Orders: a Caravan service."""
 
 from importlib.metadata import PackageNotFoundError, version
-
-SERVICE_NAME = "svc-b"
 
 try:
     __version__ = version("svc-b")

@@ -1,11 +1,6 @@
-"""svc-c — the Payments service: authorise, capture, void, refund and a double-entry ledger.
-
-Built in stages 10–12 of the plan (domain → infrastructure → API); see the README.
-"""
+"""svc-c — Payments: a Caravan service."""
 
 from importlib.metadata import PackageNotFoundError, version
-
-SERVICE_NAME = "svc-c"
 
 try:
     __version__ = version("svc-c")

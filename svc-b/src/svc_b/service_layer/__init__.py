@@ -1,0 +1,2 @@
+"""Use cases of Orders (handlers taking a command and the ports they need) and the abstract
+ports themselves (repositories, unit of work) that infrastructure implements."""

@@ -1,0 +1,19 @@
+"""`python -m svc_c`: serve svc-c on the configured (loopback) address.
+
+Settings are read once (a bad variable prints one line and exits 2), logs are JSON lines, and on
+SIGTERM in-flight requests drain before the process exits (caravan_commons.server).
+"""
+
+from __future__ import annotations
+
+from caravan_commons.server import run_service
+from svc_c.bootstrap import build_app
+from svc_c.config import Settings
+
+
+def main() -> None:
+    run_service(build_app, Settings)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""Adapters behind Payments's ports: database tables and repositories, clients of other services."""
