@@ -12,9 +12,11 @@ import pytest
 from caravan_workspace.runtime.catalog import (
     CatalogError,
     InstanceSpec,
+    add_instance,
     checker_command,
     instances_path,
     read_instances,
+    remove_instance,
     write_instances,
 )
 
@@ -68,7 +70,11 @@ def test_bad_input_is_refused_and_nothing_is_written(tmp_path: Path, mapping, me
         write_instances(tmp_path, mapping)
     assert message in str(info.value)
     assert instances_path(tmp_path).read_bytes() == before
-    assert [p.name for p in instances_path(tmp_path).parent.iterdir()] == ["instances.json"]
+    leftovers = {p.name for p in instances_path(tmp_path).parent.iterdir()} - {
+        "instances.json",
+        ".instances.lock",
+    }
+    assert leftovers == set()  # no temporary file left behind
 
 
 def test_checker_command_and_cli_errors(tmp_path: Path) -> None:
@@ -105,3 +111,16 @@ def test_once_reports_a_bad_instances_file_in_one_line(tmp_path: Path) -> None:
     )
     assert proc.returncode == 2
     assert proc.stderr.count("\n") == 1 and "instance #0" in proc.stderr
+
+
+def test_add_and_remove_single_instances(tmp_path: Path) -> None:
+    add_instance(tmp_path, "svc-a", {"id": "a1", "host": "127.0.0.1", "port": 18101})
+    add_instance(tmp_path, "svc-a", InstanceSpec(id="a2", host="127.0.0.1", port=18102))
+    add_instance(tmp_path, "svc-a", {"id": "a1", "host": "127.0.0.1", "port": 18103})  # replaced by id
+    assert [(s.id, s.port) for s in read_instances(tmp_path)["svc-a"]] == [("a2", 18102), ("a1", 18103)]
+    with pytest.raises(CatalogError, match="already used by svc-a/a2"):
+        add_instance(tmp_path, "svc-b", {"id": "b1", "host": "127.0.0.1", "port": 18102})
+    assert remove_instance(tmp_path, "svc-a", "a2") is True
+    assert remove_instance(tmp_path, "svc-a", "a2") is False
+    assert remove_instance(tmp_path, "svc-a", "a1") is True
+    assert read_instances(tmp_path) == {}

@@ -33,6 +33,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import fcntl
 import json
 import os
 import re
@@ -40,7 +41,7 @@ import signal
 import sys
 import tempfile
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -170,6 +171,29 @@ def _atomic_write_json(path: Path, document: Mapping[str, Any]) -> None:
         raise
 
 
+@contextlib.contextmanager
+def _instances_lock(state_dir: Path | str) -> Iterator[None]:
+    """Serialise writers of instances.json (the runtime may run several commands at once)."""
+    folder = runtime_dir(state_dir)
+    folder.mkdir(parents=True, exist_ok=True)
+    with open(folder / ".instances.lock", "w") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def _write_instances_unlocked(state_dir: Path | str, services: Mapping[str, Sequence[InstanceSpec]]) -> Path:
+    document = {
+        "version": SCHEMA_VERSION,
+        "services": {name: [asdict(s) for s in specs] for name, specs in sorted(services.items()) if specs},
+    }
+    path = instances_path(state_dir)
+    _atomic_write_json(path, document)
+    return path
+
+
 def write_instances(state_dir: Path | str, mapping: Mapping[str, Sequence[Any]]) -> Path:
     """Validate and atomically write ``<state>/runtime/instances.json``; returns its path.
 
@@ -177,13 +201,30 @@ def write_instances(state_dir: Path | str, mapping: Mapping[str, Sequence[Any]])
     :class:`InstanceSpec`). Bad input raises :class:`CatalogError` and leaves the file as it was.
     """
     services = validate_instances(mapping)
-    document = {
-        "version": SCHEMA_VERSION,
-        "services": {name: [asdict(s) for s in specs] for name, specs in sorted(services.items())},
-    }
-    path = instances_path(state_dir)
-    _atomic_write_json(path, document)
-    return path
+    with _instances_lock(state_dir):
+        return _write_instances_unlocked(state_dir, services)
+
+
+def add_instance(state_dir: Path | str, service: str, instance: InstanceSpec | Mapping[str, Any]) -> None:
+    """Add (or replace, by id) one instance of ``service`` in instances.json, under a lock."""
+    with _instances_lock(state_dir):
+        services: dict[str, list[Any]] = {k: list(v) for k, v in read_instances(state_dir).items()}
+        spec = _instance_spec(service, instance, f"service {service!r} instance")
+        services[service] = [s for s in services.get(service, []) if s.id != spec.id] + [spec]
+        _write_instances_unlocked(state_dir, validate_instances(services))
+
+
+def remove_instance(state_dir: Path | str, service: str, instance_id: str) -> bool:
+    """Remove one instance from instances.json; False when it was not there."""
+    with _instances_lock(state_dir):
+        services = read_instances(state_dir)
+        before = services.get(service, [])
+        after = [s for s in before if s.id != instance_id]
+        if len(after) == len(before):
+            return False
+        services[service] = after
+        _write_instances_unlocked(state_dir, services)
+        return True
 
 
 def read_instances(state_dir: Path | str) -> dict[str, list[InstanceSpec]]:
