@@ -5,8 +5,10 @@ Everything is decided from the request head; the body streams through afterwards
 404, no or bad credentials 401, over the caller's rate 429 (Retry-After), body too large 413, no
 instance, circuit open or upstream failure 503, deadline passed 504. Retries (idempotent methods
 or requests with an Idempotency-Key whose body is small enough to keep) use the commons retry
-budget and backoff; each service has a commons circuit breaker; instances are chosen by the commons
-balancer with passive ejection.
+budget and backoff. Instances are chosen by the commons balancer, which ejects an instance after
+consecutive failed attempts; each service has a commons circuit breaker fed with the outcome of
+whole requests (after retries), so one dying instance does not open the service's circuit while
+its siblings answer, but a service failing as a whole is cut off fast.
 """
 
 from __future__ import annotations
@@ -259,28 +261,31 @@ class Gateway:
         budget.record_request()
         exchange.retry_statuses = RETRY_STATUSES if retryable else frozenset()
         first_line = exchange.method + b" " + target + b" HTTP/1.1"
+        if not breaker.allow():
+            raise UpstreamUnavailableError(
+                f"circuit to {service} is open after repeated failures",
+                upstream=service,
+                retry_after=round(breaker.retry_after(), 3),
+            )
         previous: Instance | None = None
         attempt = 0
         loop = asyncio.get_running_loop()
         while True:
             attempt += 1
-            if not breaker.allow():
-                raise UpstreamUnavailableError(
-                    f"circuit to {service} is open after repeated failures",
-                    upstream=service,
-                    retry_after=round(breaker.retry_after(), 3),
-                )
             try:
                 instance = self.balancer.pick(service, await self.resolver.resolve(service), avoid=previous)
                 await self._attempt(exchange, instance, first_line, base, body, scope, loop)
             except _AttemptFailed as failed:
-                breaker.record_failure()
                 self.balancer.report_failure(instance)
-                if not (retryable or not failed.sent) or attempt >= self.settings.max_attempts:
-                    raise failed.error from None
                 delay = backoff_delay(attempt, base=0.01, cap=0.25)
                 when = scope.when()
-                if (when is not None and loop.time() + delay >= when) or not budget.try_acquire():
+                if (
+                    not (retryable or not failed.sent)
+                    or attempt >= self.settings.max_attempts
+                    or (when is not None and loop.time() + delay >= when)
+                    or not budget.try_acquire()
+                ):
+                    breaker.record_failure()  # the request failed as a whole
                     raise failed.error from None
                 await asyncio.sleep(delay)
                 previous = instance
