@@ -155,3 +155,19 @@ async def test_scoped_keys_do_not_collide(db: Database) -> None:
             await db.engine.run_querystring(QueryString("INSERT INTO effects (note) VALUES ({})", note))
             slot.complete(201, b"{}")
     assert await effects(db) == ["from-b", "from-gw"]
+
+
+async def test_the_sweeper_lifespan_deletes_expired_keys(db: Database) -> None:
+    clock = Clock()
+    store = IdempotencyStore(db.engine, ttl=timedelta(seconds=60), clock=clock)
+    await handle(db, store, "short-lived", FP, "r1")
+    clock.now += 61
+    async with store.sweeper(interval=0.01):
+        for _ in range(500):  # wait for the outcome, not for a duration
+            rows = await db.engine.run_querystring(
+                QueryString("SELECT COUNT(*) AS n FROM caravan_idempotency")
+            )
+            if rows_as_dicts(rows)[0]["n"] == 0:
+                break
+            await asyncio.sleep(0.01)
+    assert rows_as_dicts(rows)[0]["n"] == 0

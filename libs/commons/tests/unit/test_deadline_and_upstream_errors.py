@@ -24,6 +24,7 @@ from caravan_commons.errors import (
     TooManyRequestsError,
     ValidationError,
 )
+from caravan_commons.problems import problem_document
 from caravan_commons.upstream_errors import error_from_answer
 
 
@@ -129,3 +130,19 @@ def test_retry_after_comes_from_the_header() -> None:
 def test_garbage_json_still_gives_a_typed_error() -> None:
     error = error_from_answer("svc-a", 502, {"content-type": "application/json"}, b"{not json")
     assert isinstance(error, ServerError) and error.status == 502
+
+
+@given(st.sampled_from(ALL_ERRORS), st.text(min_size=1, max_size=50), extensions)
+def test_round_trip_through_the_real_problem_mapping(
+    cls: type[ApplicationError], detail: str, ext: dict
+) -> None:
+    original = cls(detail, **ext)
+    body = msgspec.json.encode({**problem_document(original), "instance": "/x/1"})
+    back = error_from_answer("svc-b", original.status, PROBLEM, body)
+    assert type(back) is cls or (cls.slug == back.slug and cls.status == back.status)
+    assert (back.detail, back.extensions, back.status) == (
+        original.detail,
+        original.extensions,
+        original.status,
+    )
+    assert back.problem_instance == "/x/1"  # type: ignore[attr-defined]
