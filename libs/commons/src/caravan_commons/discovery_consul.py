@@ -30,12 +30,13 @@ a ready list without any I/O.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import importlib
 import inspect
 import random
 import re
 import threading
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from types import ModuleType
@@ -432,6 +433,7 @@ class ConsulResolver(Resolver):
         backoff_base: float = 0.2,
         backoff_cap: float = 15.0,
         min_interval: float = 0.05,
+        max_watches: int = 256,
         rng: random.Random | None = None,
     ) -> None:
         self.adapter = adapter
@@ -441,6 +443,7 @@ class ConsulResolver(Resolver):
         self.backoff_base = backoff_base
         self.backoff_cap = backoff_cap
         self.min_interval = min_interval
+        self.max_watches = max_watches
         self.rng = rng or random.Random()
         self._watches: dict[str, _Watch] = {}
         self._lock = threading.Lock()
@@ -449,6 +452,12 @@ class ConsulResolver(Resolver):
         with self._lock:
             watch = self._watches.get(service)
             if watch is None:
+                if len(self._watches) >= self.max_watches:
+                    # one thread per watched name: resolve declared services only, never caller input
+                    raise UpstreamUnavailableError(
+                        f"consul: already watching {self.max_watches} services; not watching {service!r}",
+                        upstream=service,
+                    )
                 watch = self._watches[service] = _Watch(self, service)
                 watch.thread.start()
             return watch
@@ -477,3 +486,20 @@ class ConsulResolver(Resolver):
             watches, self._watches = list(self._watches.values()), {}
         for watch in watches:
             watch.stop.set()
+
+
+@contextlib.asynccontextmanager
+async def registered(adapter: ConsulAdapter, registration: ServiceRegistration) -> AsyncIterator[None]:
+    """Register the instance for the lifetime of the block (an app's lifespan), then deregister.
+
+    Deregistering on the way out removes the instance at once; DeregisterCriticalServiceAfter is
+    the safety net for a process that dies without getting there.
+    """
+    await asyncio.to_thread(adapter.register, registration)
+    try:
+        yield
+    finally:
+        try:
+            await asyncio.to_thread(adapter.deregister, registration.service_id)
+        except ConsulError as exc:
+            logger.warning("consul: could not deregister {}: {}", registration.service_id, exc)

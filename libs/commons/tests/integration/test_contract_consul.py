@@ -33,6 +33,7 @@ from caravan_commons.discovery_consul import (  # noqa: E402
     ConsulResolver,
     ServiceRegistration,
     client_flavour,
+    registered,
 )
 from caravan_commons.errors import UpstreamUnavailableError  # noqa: E402
 
@@ -281,3 +282,17 @@ def test_name_based_intentions(fake: FakeConsul) -> None:
     assert adapter.intention("svc-b", "svc-a") is None
     with pytest.raises(ValueError, match="allow"):
         adapter.upsert_intention("svc-b", "svc-a", "permit")  # type: ignore[arg-type]
+
+
+async def test_an_instance_is_registered_for_the_lifetime_of_its_app(fake: FakeConsul) -> None:
+    adapter = adapter_for(fake, wait=1.0)
+    resolver = ConsulResolver(adapter, min_interval=0, max_watches=1)
+    with http_server("app") as (_proc, port):
+        async with registered(adapter, registration("svc-f", "svc-f-1", port)):
+            await poll_until(lambda: resolver.resolve("svc-f"), lambda r: ids(r) == {"svc-f-1"})
+            assert "svc-f-1" in fake.services
+        assert "svc-f-1" not in fake.services
+        await poll_until(lambda: resolver.resolve("svc-f"), lambda r: r == [])
+    with pytest.raises(UpstreamUnavailableError, match="already watching 1 services"):
+        await resolver.resolve("svc-other")
+    await resolver.aclose()
