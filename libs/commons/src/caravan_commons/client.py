@@ -270,7 +270,9 @@ class ServiceClient:
                 breaker.record_failure()
                 self.balancer.report_failure(instance)
                 error = error_from_answer(service, response.status, response.headers, response.body)
-                await self._before_retry(service, attempt, retryable, deadline, budget, error)
+                await self._before_retry(
+                    service, attempt, retryable, deadline, budget, error, _retry_after(response)
+                )
                 previous = instance
                 continue
             breaker.record_success()
@@ -287,13 +289,31 @@ class ServiceClient:
         deadline: Deadline,
         budget: RetryBudget,
         error: ApplicationError,
+        retry_after: float | None = None,
     ) -> None:
-        """Sleep before the next attempt, or raise ``error`` when no retry is allowed."""
+        """Sleep before the next attempt, or raise ``error`` when no retry is allowed.
+
+        An upstream's ``Retry-After`` (seconds) is a floor for the delay: when it would pass the
+        deadline, the call gives up at once instead of hammering the upstream.
+        """
         if not may_retry or attempt >= self.config.max_attempts:
             raise error
         delay = backoff_delay(
             attempt, base=self.config.backoff_base, cap=self.config.backoff_cap, rng=self._rng
         )
+        if retry_after is not None:
+            delay = max(delay, retry_after)
         if delay >= deadline.remaining() or not budget.try_acquire():
             raise error
         await asyncio.sleep(delay)
+
+
+def _retry_after(response: Response) -> float | None:
+    """``Retry-After`` in seconds (the delta-seconds form; an HTTP date is ignored)."""
+    raw = response.headers.get("Retry-After")
+    if raw is None:
+        return None
+    try:
+        return max(0.0, float(raw))
+    except ValueError:
+        return None

@@ -186,6 +186,21 @@ async def test_idempotent_get_recovers_from_a_transient_503() -> None:
     assert answer.status == 200 and up.count() == 3
 
 
+async def test_retry_after_beyond_the_deadline_stops_retrying() -> None:
+    async def busy(request: web.Request) -> web.Response:
+        response = problem(503, "upstream-unavailable", "busy")
+        response.headers["Retry-After"] = "30"
+        return response
+
+    async with (
+        serve(busy) as up,
+        client_for({"svc-a": [up.url]}, retry_budget_factory=lambda: frozen_budget(floor=5)) as client,
+    ):
+        with pytest.raises(UpstreamUnavailableError, match="busy"):
+            await client.get("svc-a", "/", timeout=2.0)
+    assert up.count() == 1
+
+
 async def test_circuit_opens_after_consecutive_failures_and_closes_after_recovery() -> None:
     clock = FakeClock()
     healthy = {"on": False}
