@@ -238,8 +238,6 @@ class ServiceClient:
             except BaseException:
                 breaker.release()
                 raise
-            if not instances:  # pragma: no cover - pick() raised already
-                raise UpstreamUnavailableError(f"no instance of {service}", upstream=service)
             try:
                 limit = deadline
                 if self.config.attempt_timeout is not None:

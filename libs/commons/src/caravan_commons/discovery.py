@@ -152,9 +152,10 @@ class Balancer:
     def pick(self, service: str, instances: list[Instance], *, avoid: Instance | None = None) -> Instance:
         """The next instance to call; ``avoid`` (the one that just failed) is skipped when possible."""
         self._forget_departed(service, instances)
-        candidates = [i for i in instances if i.healthy] or []
+        candidates = [i for i in instances if i.healthy]
         if not candidates:
-            raise UpstreamUnavailableError(f"no healthy instance of {service!r}", upstream=service)
+            why = "discovery lists none" if not instances else f"all {len(instances)} are marked unhealthy"
+            raise UpstreamUnavailableError(f"no healthy instance of {service!r}: {why}", upstream=service)
         live = [i for i in candidates if not self.is_ejected(i)] or candidates  # panic mode
         if avoid is not None and len(live) > 1:
             live = [i for i in live if i.instance_id != avoid.instance_id] or live

@@ -82,7 +82,9 @@ async def test_refused_connection_is_upstream_unavailable() -> None:
 
 async def test_unknown_service_is_upstream_unavailable() -> None:
     async with client_for({"svc-a": ["http://127.0.0.1:1"]}) as client:
-        with pytest.raises(UpstreamUnavailableError, match="svc-z"):
+        with pytest.raises(
+            UpstreamUnavailableError, match="no healthy instance of 'svc-z': discovery lists none"
+        ):
             await client.get("svc-z", "/")
 
 

@@ -115,7 +115,9 @@ def test_avoid_skips_the_instance_that_just_failed() -> None:
 
 def test_no_healthy_instance_is_upstream_unavailable() -> None:
     pool = [Instance(service="svc-a", instance_id="x", host="127.0.0.1", port=1, healthy=False)]
-    with pytest.raises(UpstreamUnavailableError, match="no healthy instance of 'svc-a'"):
+    with pytest.raises(
+        UpstreamUnavailableError, match="no healthy instance of 'svc-a': all 1 are marked unhealthy"
+    ):
         Balancer().pick("svc-a", pool)
-    with pytest.raises(UpstreamUnavailableError):
+    with pytest.raises(UpstreamUnavailableError, match="discovery lists none"):
         Balancer().pick("svc-a", [])
