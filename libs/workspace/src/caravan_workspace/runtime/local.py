@@ -172,25 +172,18 @@ class LocalRuntime:
         if stamp.exists() and stamp.read_text() == fingerprint and (venv / "bin" / "python").exists():
             return False
         self.ctx.progress(f"building the virtualenv of {service.name}{' (tests)' if test else ''}")
-        env = index.uv_env(self.ctx)
-        env["UV_PROJECT_ENVIRONMENT"] = str(venv)
-        command = [
-            index.uv_bin(),
-            "sync",
-            "--no-config",
-            "--project",
-            str(service.folder),
-            "--python",
-            sys.executable,
-            "--quiet",
-            *(["--group", "test"] if test else ["--no-dev"]),
-        ]
-        if (service.folder / "uv.lock").exists():
-            command.append("--locked")
-        done = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
-        if done.returncode != 0:
-            last = (done.stderr.strip().splitlines() or ["uv sync failed"])[-1]
-            raise RuntimeError_(f"cannot build the virtualenv of {service.name}: {last}")
+        env = index.uv_env(self.ctx)  # caravan-commons from the workspace index, named "workspace"
+        uv = index.uv_bin()
+        steps = [
+            [uv, "venv", "--quiet", "--allow-existing", "--python", sys.executable, str(venv)],
+            [uv, "pip", "install", "--quiet", "--python", str(venv / "bin" / "python"),
+             "-e", str(service.folder), *(["--group", str(service.folder / "pyproject.toml") + ":test"] if test else [])],
+        ]  # fmt: skip
+        for command in steps:
+            done = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
+            if done.returncode != 0:
+                last = (done.stderr.strip().splitlines() or ["uv failed"])[-1]
+                raise RuntimeError_(f"cannot build the virtualenv of {service.name}: {last}")
         stamp.write_text(fingerprint)
         return True
 
@@ -356,6 +349,12 @@ class LocalRuntime:
         if not self.supervisor.is_running():
             return set()
         return {s.name for s in self.supervisor.status() if s.state == "RUNNING"}
+
+    def supervisor_names(self) -> set[str]:
+        """Every program the supervisor knows, whatever its state."""
+        if not self.supervisor.is_running():
+            return set()
+        return {s.name for s in self.supervisor.status()}
 
     def starting_names(self) -> set[str]:
         if not self.supervisor.is_running():

@@ -1,0 +1,228 @@
+"""Local runtime benchmark: cold and warm bring-up, total memory, and recovery after kill -9.
+
+    python bench/runtime.py [--recoveries 5]
+
+Runs in a fresh temporary state folder (own supervisor, own ports), so it never touches the
+workspace's own runtime. Baseline, measured in the same run: one bare hello-world app (granian,
+the same server the services use) from process start to answering — every figure is also given
+as a multiple of it, since absolute times on these machines are noisy.
+
+- cold: empty state → identities, supervisor, package index, commons published, discovery,
+  Prometheus (when installed) and every service's virtualenv built and its instances ready
+  (package caches allowed);
+- warm: everything built, runtime stopped → supervisor started → every program ready;
+- memory: resident memory (RSS, and PSS, which splits shared pages fairly) of the supervisor and
+  every process under it;
+- recovery: kill -9 of a service instance → the supervisor restarts it → ready again.
+
+Prints a table and writes bench/results/runtime.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+import urllib.error
+import urllib.request
+from datetime import UTC, datetime
+from pathlib import Path
+
+import psutil
+
+from caravan_workspace.registry import Context
+from caravan_workspace.runtime.local import LocalRuntime
+from caravan_workspace.stages import commons as stage3
+from caravan_workspace.stages import foundation as stage1
+from caravan_workspace.stages import services as lanes
+from caravan_workspace.stages import shared as stage2
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "bench" / "results" / "runtime.json"
+GOALS = {"warm_s": 3.0, "memory_mb": 500.0, "recovery_s": 2.0}
+
+
+def ready(port: int, path: str) -> bool:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=0.5) as response:
+            return response.status == 200
+    except (urllib.error.URLError, OSError):
+        return False
+
+
+def wait_all_ready(rt: LocalRuntime, limit: float = 120.0) -> None:
+    programs = {
+        name: (int(str(info["port"])), str(info["ready_path"]))
+        for name, info in rt.recorded_programs().items()
+        if info.get("port") and info.get("ready_path") and name in rt.supervisor_names()
+    }
+    deadline = time.monotonic() + limit
+    while programs:
+        programs = {n: pr for n, pr in programs.items() if not ready(*pr)}
+        if time.monotonic() > deadline:
+            raise SystemExit(f"not ready: {sorted(programs)}")
+        time.sleep(0.01)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def bare_app_start(python: str) -> float:
+    """Baseline: a bare Litestar hello-world under granian, from spawn to its first answer."""
+    port = free_port()
+    code = textwrap.dedent(
+        f"""
+        from granian import Granian
+        from granian.constants import Interfaces
+        Granian("bare_app:app", interface=Interfaces.ASGI, address="127.0.0.1", port={port}).serve()
+        """
+    )
+    with tempfile.TemporaryDirectory() as tmp:
+        Path(tmp, "bare_app.py").write_text(
+            "from litestar import Litestar, get\n\n"
+            "@get('/', sync_to_thread=False)\ndef hello() -> str:\n    return 'hi'\n\n"
+            "app = Litestar([hello])\n"
+        )
+        started = time.perf_counter()
+        proc = subprocess.Popen(
+            [python, "-c", code], cwd=tmp, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
+        try:
+            while not ready(port, "/"):
+                time.sleep(0.005)
+            return time.perf_counter() - started
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            proc.wait(timeout=10)
+
+
+def memory(rt: LocalRuntime) -> tuple[float, float, int]:
+    """(RSS MB, PSS MB, processes) of supervisord and everything below it."""
+    pid = rt.supervisor.pid()
+    if pid is None:
+        return 0.0, 0.0, 0
+    root = psutil.Process(pid)
+    procs = [root, *root.children(recursive=True)]
+    rss = pss = 0
+    for proc in procs:
+        try:
+            info = proc.memory_full_info()
+        except psutil.Error:
+            continue
+        rss += info.rss
+        pss += getattr(info, "pss", info.rss)
+    return rss / 2**20, pss / 2**20, len(procs)
+
+
+def recovery(rt: LocalRuntime, program: str) -> float:
+    info = rt.recorded_programs()[program]
+    port, path = int(str(info["port"])), str(info["ready_path"])
+    pid = rt.supervisor.program(program).pid  # type: ignore[union-attr]
+    assert pid
+    killed = time.perf_counter()
+    os.kill(pid, signal.SIGKILL)
+    while True:
+        status = rt.supervisor.program(program)
+        if status and status.pid and status.pid != pid and ready(port, path):
+            return time.perf_counter() - killed
+        time.sleep(0.005)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--recoveries", type=int, default=5)
+    args = parser.parse_args()
+
+    baseline = statistics.median(bare_app_start(sys.executable) for _ in range(3))
+    with tempfile.TemporaryDirectory(prefix="caravan-bench-") as tmp:
+        ctx = Context(root=ROOT, state_dir=Path(tmp) / "state")
+        rt = LocalRuntime(ctx)
+        try:
+            started = time.perf_counter()
+            stage1.provision(ctx)
+            stage3.ensure_index(ctx)
+            stage3.publish_commons(ctx)
+            stage2.ensure_discovery(ctx)
+            stage2.ensure_monitoring(ctx)
+            for service in rt.services:
+                lanes.deploy(ctx, service)
+            wait_all_ready(rt)
+            cold = time.perf_counter() - started
+
+            rt.supervisor.shutdown()
+            started = time.perf_counter()
+            rt.supervisor.ensure_running()
+            wait_all_ready(rt)
+            warm = time.perf_counter() - started
+
+            time.sleep(1.0)  # let every process finish its start-up allocations
+            rss, pss, count = memory(rt)
+            programs = sorted(rt.supervisor_names())
+
+            victim = f"{next(iter(rt.services))}-1"
+            recoveries = [recovery(rt, victim) for _ in range(args.recoveries)]
+        finally:
+            rt.supervisor.shutdown()
+
+    rec = statistics.median(recoveries)
+    rows = [
+        ("baseline: one bare app, start → answering", f"{baseline:.2f} s", "1.0×", "–"),
+        ("cold up: empty state → every program ready", f"{cold:.2f} s", f"{cold / baseline:.1f}×", "–"),
+        (
+            "warm up: stopped → every program ready",
+            f"{warm:.2f} s",
+            f"{warm / baseline:.1f}×",
+            f"≤ {GOALS['warm_s']:g} s",
+        ),
+        (f"memory: {count} processes, RSS", f"{rss:.0f} MB", "–", f"< {GOALS['memory_mb']:g} MB"),
+        (f"memory: {count} processes, PSS", f"{pss:.0f} MB", "–", f"< {GOALS['memory_mb']:g} MB"),
+        (
+            f"recovery: kill -9 {victim} → ready (median of {len(recoveries)})",
+            f"{rec:.2f} s",
+            f"{rec / baseline:.1f}×",
+            f"< {GOALS['recovery_s']:g} s",
+        ),
+    ]
+    width = max(len(r[0]) for r in rows)
+    print(f"{'measure':<{width}}  {'value':>9}  {'vs baseline':>11}  goal")
+    for name, value, ratio, goal in rows:
+        print(f"{name:<{width}}  {value:>9}  {ratio:>11}  {goal}")
+    print(f"programs: {', '.join(programs)}")
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS.write_text(
+        json.dumps(
+            {
+                "at": datetime.now(UTC).isoformat(timespec="seconds"),
+                "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
+                "programs": programs,
+                "baseline_app_start_s": round(baseline, 3),
+                "cold_up_s": round(cold, 3),
+                "warm_up_s": round(warm, 3),
+                "memory_rss_mb": round(rss, 1),
+                "memory_pss_mb": round(pss, 1),
+                "processes": count,
+                "recovery_s": [round(r, 3) for r in recoveries],
+                "recovery_median_s": round(rec, 3),
+                "goals": GOALS,
+            },
+            indent=2,
+        )
+        + "\n"
+    )
+    print(f"results: {RESULTS.relative_to(ROOT)}")
+
+
+if __name__ == "__main__":
+    main()
