@@ -338,12 +338,16 @@ async def run_checker(state_dir: Path | str, *, interval: float, timeout: float,
     """Probe every ``interval`` seconds until ``stop`` is set. A bad instances.json is reported
     on stderr and retried next round (the last good catalogue stays in place)."""
     loop = asyncio.get_running_loop()
+    reported: str | None = None
     while not stop.is_set():
         started = loop.time()
         try:
             await check_once(state_dir, interval=interval, timeout=timeout)
+            reported = None
         except CatalogError as exc:
-            print(f"caravan-catalog: {exc}", file=sys.stderr, flush=True)
+            if str(exc) != reported:  # once per distinct problem, not once per round
+                reported = str(exc)
+                print(f"caravan-catalog: {exc}", file=sys.stderr, flush=True)
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), max(0.0, started + interval - loop.time()))
 
