@@ -92,6 +92,7 @@ def test_supervised_checker_tracks_instances_dying_and_restarting(
     supervisor.add_program(CHECKER_PROGRAM, checker_command(state, interval=0.25))
 
     poll(lambda: ready_ids(state, "svc-a"), lambda ids: ids == {"svc-a-1", "svc-a-2"})
+    checker_pid = supervisor.program(CHECKER_PROGRAM).pid  # type: ignore[union-attr]
 
     victim = supervisor.program("svc-a-1")
     assert victim is not None and victim.pid is not None
@@ -111,5 +112,5 @@ def test_supervised_checker_tracks_instances_dying_and_restarting(
     os.kill(pid, signal.SIGKILL)
     poll(lambda: supervisor.program("svc-a-2"), lambda s: s is not None and s.pid not in (None, pid))
     poll(lambda: ready_ids(state, "svc-a"), lambda ids: ids == {"svc-a-1", "svc-a-2"})
-    checker = supervisor.program(CHECKER_PROGRAM)
-    assert checker is not None and checker.state == "RUNNING"
+    checker = supervisor.wait_for(CHECKER_PROGRAM, ["RUNNING"])
+    assert checker.pid == checker_pid  # the same checker process all along: it never crashed
