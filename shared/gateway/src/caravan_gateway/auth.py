@@ -2,8 +2,9 @@
 
 API keys look like ``cvk_<43 url-safe characters>`` (256 random bits) and are presented as
 ``Authorization: Bearer cvk_...`` or ``X-Api-Key: cvk_...``. The keys file holds only their
-SHA-256 hashes, re-read within a second when the file changes (a fast hash is right for high-entropy random keys: nothing to brute-force; the
-lookup is by hash, so no secret is compared byte by byte)::
+SHA-256 hashes, and is re-read within a second when it changes (a fast hash is right for
+high-entropy random keys: nothing to brute-force; the lookup is by hash, so no secret is compared
+byte by byte)::
 
     {"keys": [{"hash": "sha256:9f86...", "customer": "acme", "scopes": ["operator"]}]}
 

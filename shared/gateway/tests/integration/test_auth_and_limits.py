@@ -6,7 +6,6 @@ import time
 
 import jwt
 import pytest
-
 from conftest import AUDIENCE, ISSUER
 
 PROBLEM = "application/problem+json"
@@ -65,10 +64,10 @@ def test_bad_jwts_are_401(gw, jwt_keys, case):
             {"sub": "x", "iss": ISSUER, "aud": AUDIENCE, "exp": int(time.time()) + 60},
             "a-shared-secret-of-enough-length-123",
             algorithm="HS256",
-        ),  # fmt: skip
+        ),
         "alg-none": lambda: jwt.encode(
             {"sub": "x", "iss": ISSUER, "aud": AUDIENCE, "exp": int(time.time()) + 60}, None, algorithm="none"
-        ),  # fmt: skip
+        ),
         "tampered": lambda: token(private)[:-4] + "AAAA",
         "other-key": lambda: token(Ed25519PrivateKey.generate()),
     }[case]()

@@ -152,7 +152,7 @@ def test_discovery_churn_never_surfaces_a_5xx_to_idempotent_requests(start_gatew
                 response, _ = gw.request("GET", "/api/svc-a/echo")
                 statuses[response.status] += 1
                 instances[response.getheader("x-instance")] += 1
-        except BaseException as exc:  # noqa: BLE001 - reported below
+        except BaseException as exc:
             errors.append(exc)
 
     threads = [threading.Thread(target=traffic) for _ in range(6)]

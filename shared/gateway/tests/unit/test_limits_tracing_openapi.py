@@ -1,0 +1,74 @@
+import re
+
+from hypothesis import given
+from hypothesis import strategies as st
+from opentelemetry.sdk.trace import TracerProvider
+
+from caravan_gateway.admin import merge_openapi
+from caravan_gateway.limits import RateLimiter
+from caravan_gateway.tracing import EdgeTracer
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@given(st.floats(0.1, 1000), st.integers(1, 50))
+def test_a_caller_gets_its_burst_then_waits_one_token_time(rate, burst):
+    clock = Clock()
+    limiter = RateLimiter(rate, burst, clock=clock)
+    assert all(limiter.acquire("a") == 0.0 for _ in range(burst))
+    wait = limiter.acquire("a")
+    assert abs(wait - 1.0 / rate) < 1e-6
+    assert limiter.acquire("b") == 0.0  # one bucket per caller
+    clock.now += wait * 1.000001
+    assert limiter.acquire("a") == 0.0
+
+
+def test_buckets_of_idle_callers_are_forgotten_when_full():
+    clock = Clock()
+    limiter = RateLimiter(10, 2, clock=clock, max_callers=2)
+    limiter.acquire("a")
+    limiter.acquire("b")
+    clock.now += 10
+    limiter.acquire("c")
+    assert set(limiter._buckets) == {"c"}
+
+
+hex_id = st.integers(1, 2**64 - 1)
+
+
+@given(st.integers(1, 2**128 - 1), hex_id, st.sampled_from(["00", "01"]))
+def test_a_callers_trace_continues_with_a_new_span_and_its_sampling_decision(trace_id, span_id, flags):
+    tracer = EdgeTracer(TracerProvider(), sample_ratio=0.0)
+    span = tracer.start(f"00-{trace_id:032x}-{span_id:016x}-{flags}".encode())
+    out = span.traceparent().decode()
+    version, out_trace, out_span, out_flags = out.split("-")
+    assert (version, int(out_trace, 16), out_flags) == ("00", trace_id, flags)
+    assert int(out_span, 16) != 0 and span.parent_span_id == span_id
+
+
+@given(st.binary(max_size=60))
+def test_garbage_traceparents_start_a_new_trace(raw):
+    tracer = EdgeTracer(TracerProvider(), sample_ratio=1.0)
+    span = tracer.start(raw)
+    assert re.fullmatch(rb"00-[0-9a-f]{32}-[0-9a-f]{16}-0[01]", span.traceparent())
+    if not re.fullmatch(rb"\s*00-[0-9a-fA-F]{32}-[0-9a-fA-F]{16}-[0-9a-fA-F]{2}\s*", raw):
+        assert span.parent_span_id is None and span.sampled
+
+
+def test_openapi_documents_merge_under_their_prefixes_with_prefixed_components():
+    doc = {
+        "paths": {"/items": {"get": {"responses": {"200": {"$ref": "#/components/responses/Ok"}}}}, "/": {}},
+        "components": {"responses": {"Ok": {"description": "ok"}}, "schemas": {"Item": {"type": "object"}}},
+    }
+    merged = merge_openapi({"svc-a": ("/api/svc-a", doc)}, ["svc-b"])
+    assert set(merged["paths"]) == {"/api/svc-a/items", "/api/svc-a"}
+    ref = merged["paths"]["/api/svc-a/items"]["get"]["responses"]["200"]["$ref"]
+    assert ref == "#/components/responses/svc-a_Ok"
+    assert set(merged["components"]["schemas"]) == {"svc-a_Item"}
+    assert merged["x-caravan-unavailable"] == ["svc-b"]
