@@ -115,7 +115,9 @@ def main() -> None:
         samples: dict[str, list[float]] = {v: [] for v in variants}
         for _ in range(args.rounds):
             for variant in variants:  # alternate so drift on a shared machine hits both alike
-                samples[variant].append(asyncio.run(run_variant(variant, url, args.duration, args.concurrency)))
+                samples[variant].append(
+                    asyncio.run(run_variant(variant, url, args.duration, args.concurrency))
+                )
     finally:
         server.terminate()
         server.wait(timeout=10)
@@ -125,9 +127,12 @@ def main() -> None:
     print(f"{'variant':<16} {'req/s (median)':>15} {'rounds':>30} {'ratio':>7}")
     for variant, values in samples.items():
         median = statistics.median(values)
-        rows.append({"variant": variant, "rps": round(median, 1), "rounds": [round(v, 1) for v in values],
-                     "ratio_to_bare": round(median / baseline, 3)})  # fmt: skip
-        print(f"{variant:<16} {median:>15.0f} {', '.join(f'{v:.0f}' for v in values):>30} {median / baseline:>7.2f}")
+        rounds = [round(v, 1) for v in values]
+        ratio = median / baseline
+        rows.append(
+            {"variant": variant, "rps": round(median, 1), "rounds": rounds, "ratio_to_bare": round(ratio, 3)}
+        )
+        print(f"{variant:<16} {median:>15.0f} {', '.join(f'{v:.0f}' for v in values):>30} {ratio:>7.2f}")
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(
         json.dumps(
