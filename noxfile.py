@@ -8,8 +8,6 @@ from pathlib import Path
 
 import nox
 
-from caravan_workspace.commons_bounds import run_against_commons_bounds
-
 nox.needs_version = ">=2025.2.9"
 nox.options.default_venv_backend = "uv"
 nox.options.error_on_missing_interpreters = True
@@ -36,6 +34,8 @@ def run_deployable_tests(session: nox.Session, folder: str) -> None:
     """A deployable (service, gateway) takes caravan-commons from the workspace index only: its
     tests run against the lowest and the highest commons its range allows. The index must be up
     with commons published (`invoke test` sees to that; by hand: `invoke stage 3 --gates-only`)."""
+    from caravan_workspace.commons_bounds import run_against_commons_bounds  # the workspace's .venv
+
     run_against_commons_bounds(session, ROOT / folder, root=ROOT)
 
 
