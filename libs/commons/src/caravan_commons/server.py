@@ -15,6 +15,7 @@ requests finish (for at most ``settings.shutdown_timeout_s``), runs the app's sh
 from __future__ import annotations
 
 import asyncio
+import gc
 import signal
 from collections.abc import Callable, Mapping
 from typing import TypeVar
@@ -52,6 +53,10 @@ async def serve_app(app: Litestar, settings: ServiceSettings) -> None:
         backlog=1024,
     )
     server.workers_kill_timeout = max(1, round(settings.shutdown_timeout_s))
+    # Everything built so far (modules, the app, its routes) lives as long as the process: keep it
+    # out of the cyclic collector's reach so full collections stay short under load.
+    gc.collect()
+    gc.freeze()
     loop = asyncio.get_running_loop()
 
     def stop(signum: int) -> None:

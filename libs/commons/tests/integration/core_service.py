@@ -11,7 +11,7 @@ from typing import Annotated
 
 import msgspec
 from litestar import get, post
-from litestar.params import JSONBody
+from litestar.params import FromPath, FromQuery, JSONBody
 from loguru import logger
 
 from caravan_commons.app import create_app
@@ -31,7 +31,7 @@ ITEMS: dict[str, Item] = {}
 
 
 @get("/items/{sku:str}", responses=problem_responses(404))
-async def get_item(sku: str) -> Item:
+async def get_item(sku: FromPath[str]) -> Item:
     item = ITEMS.get(sku)
     if item is None:
         raise NotFoundError(f"no item {sku!r}")
@@ -47,7 +47,7 @@ async def add_item(data: JSONBody[Item]) -> Item:
 
 
 @get("/slow", include_in_schema=False)
-async def slow(seconds: float = 1.0) -> str:
+async def slow(seconds: FromQuery[float] = 1.0) -> str:
     logger.info("slow request started")
     await asyncio.sleep(seconds)
     logger.info("slow request finished")

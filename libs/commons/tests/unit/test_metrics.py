@@ -6,6 +6,7 @@ from typing import Any
 
 import pytest
 from litestar import get
+from litestar.params import FromPath
 from litestar.testing import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -43,7 +44,7 @@ def test_collector_counts_requests_errors_and_buckets() -> None:
 
 
 @get("/products/{sku:str}")
-async def product(sku: str) -> dict[str, str]:
+async def product(sku: FromPath[str]) -> dict[str, str]:
     if sku == "broken":
         raise RuntimeError("boom")
     return {"sku": sku}

@@ -6,6 +6,7 @@ import json
 from typing import Any
 
 from litestar import get
+from litestar.params import FromPath
 from litestar.testing import TestClient
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
@@ -21,7 +22,7 @@ PARENT_SPAN = "00f067aa0ba902b7"
 
 
 @get("/orders/{order_id:str}")
-async def order(order_id: str) -> dict[str, Any]:
+async def order(order_id: FromPath[str]) -> dict[str, Any]:
     if order_id == "bad":
         raise RuntimeError("no")
     headers: dict[str, str] = {}

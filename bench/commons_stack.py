@@ -1,0 +1,238 @@
+"""Benchmark: a hello-world Litestar app bare vs. with the full caravan-commons stack.
+
+Both variants run on the same ASGI server (granian, commons' embedded server helper) in one run,
+one at a time, bound to 127.0.0.1, and are loaded with ``wrk -t1 -c32 -d10s`` after a warm-up.
+
+Variants:
+- ``bare``             Litestar([hello]) — nothing else;
+- ``full``             create_app(...) with everything on: request ids, RED metrics, tracing of
+                       every request (sample ratio 1.0) exported by the JSON-lines *file* exporter
+                       through a BatchSpanProcessor, JSON-lines logging to a file, problem+json;
+- ``full-sampled-10%`` the same with ``trace_sample_ratio=0.1`` (a typical production ratio);
+- ``full-no-tracing``  the same with ``trace_exporter=none`` (what tracing costs);
+- ``full-stock-otel``  full, but with the stock opentelemetry-instrumentation-asgi middleware
+                       (not run by default; ``--variants bare,full-stock-otel``).
+
+Each round measures bare right next to every other variant (alternating the order) and the ratio
+is the median of those per-pair ratios, so that load from other processes on a shared machine
+hits both sides of a comparison alike. Prints a table (median RPS, p50, p99, ratio to bare) and
+writes bench/results/commons_stack.json.
+Usage: python bench/commons_stack.py [--duration 10] [--rounds 3] [--variants bare,full,...]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import re
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+RESULTS = Path(__file__).resolve().parent / "results" / "commons_stack.json"
+VARIANTS = ("bare", "full", "full-sampled-10%", "full-no-tracing", "full-stock-otel")
+DEFAULT_VARIANTS = ("bare", "full", "full-sampled-10%", "full-no-tracing")
+
+
+# --------------------------------------------------------------------------- server side
+
+
+def build_app(variant: str, workdir: str):  # type: ignore[no-untyped-def]
+    from litestar import Litestar, get
+
+    @get("/hello", sync_to_thread=False)
+    def hello() -> str:
+        return "Hello, world!"
+
+    if variant == "bare":
+        return Litestar([hello]), None
+
+    from caravan_commons.app import create_app
+    from caravan_commons.logging import configure_logging
+    from caravan_commons.settings import ServiceSettings, load_settings
+    from caravan_commons.tracing import setup_tracing
+
+    env = {
+        "CARAVAN_SERVICE_NAME": "bench",
+        "CARAVAN_SERVICE_VERSION": "1.0.0",
+        "CARAVAN_LOG_FILE": os.path.join(workdir, "bench.log"),
+        "CARAVAN_TRACE_FILE": os.path.join(workdir, "bench.traces.jsonl"),
+        "CARAVAN_TRACE_EXPORTER": "none" if variant == "full-no-tracing" else "file",
+        "CARAVAN_TRACE_SAMPLE_RATIO": "0.1" if variant == "full-sampled-10%" else "1.0",
+    }
+    settings = load_settings(ServiceSettings, env)
+    configure_logging(settings)
+    tracing = setup_tracing(settings, stock_middleware=variant == "full-stock-otel") or False
+    return create_app(settings, route_handlers=[hello], tracing=tracing), settings
+
+
+def serve(variant: str, port: int, workdir: str) -> None:
+    import msgspec
+
+    from caravan_commons.server import serve_app
+    from caravan_commons.settings import ServiceSettings, load_settings
+
+    app, settings = build_app(variant, workdir)
+    if settings is None:
+        settings = load_settings(
+            ServiceSettings, {"CARAVAN_SERVICE_NAME": "bench", "CARAVAN_TRACE_EXPORTER": "none"}
+        )
+    asyncio.run(serve_app(app, msgspec.structs.replace(settings, port=port)))
+
+
+# --------------------------------------------------------------------------- load side
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_up(url: str, process: subprocess.Popen[bytes]) -> None:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise SystemExit(f"server exited early with {process.returncode}")
+        try:
+            with urllib.request.urlopen(url, timeout=2) as answer:
+                if answer.status == 200:
+                    return
+        except OSError:
+            time.sleep(0.1)
+    raise SystemExit("server did not come up")
+
+
+_UNITS = {"us": 1e-3, "ms": 1.0, "s": 1e3}
+
+
+def _ms(text: str) -> float:
+    match = re.fullmatch(r"([\d.]+)(us|ms|s)", text)
+    if not match:
+        raise ValueError(text)
+    return float(match.group(1)) * _UNITS[match.group(2)]
+
+
+def run_wrk(url: str, duration: int) -> dict[str, float]:
+    out = subprocess.run(
+        ["wrk", "-t1", "-c32", f"-d{duration}s", "--latency", url], capture_output=True, text=True, check=True
+    ).stdout
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
+    p50 = _ms(re.search(r"\s50%\s+(\S+)", out).group(1))  # type: ignore[union-attr]
+    p99 = _ms(re.search(r"\s99%\s+(\S+)", out).group(1))  # type: ignore[union-attr]
+    errors = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
+    return {"rps": rps, "p50_ms": p50, "p99_ms": p99, "non_2xx": int(errors.group(1)) if errors else 0}
+
+
+def measure(variant: str, duration: int, warmup: int) -> dict[str, float]:
+    port = free_port()
+    with tempfile.TemporaryDirectory(prefix="caravan-bench-") as workdir:
+        process = subprocess.Popen(
+            [sys.executable, __file__, "--serve", variant, "--port", str(port), "--workdir", workdir],
+            stdout=subprocess.DEVNULL,
+        )
+        try:
+            url = f"http://127.0.0.1:{port}/hello"
+            wait_up(url, process)
+            subprocess.run(["wrk", "-t1", "-c32", f"-d{warmup}s", url], capture_output=True, check=True)
+            result = run_wrk(url, duration)
+        finally:
+            process.terminate()
+            process.wait(timeout=60)
+        if variant.startswith("full") and variant != "full-no-tracing":
+            spans = Path(workdir, "bench.traces.jsonl")
+            result["spans_exported"] = sum(1 for _ in spans.open()) if spans.exists() else 0
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--duration", type=int, default=10)
+    parser.add_argument("--warmup", type=int, default=3)
+    parser.add_argument("--rounds", type=int, default=3, help="repeat the whole set; medians are reported")
+    parser.add_argument("--variants", default=",".join(DEFAULT_VARIANTS), help=f"from {', '.join(VARIANTS)}")
+    parser.add_argument("--serve", help=argparse.SUPPRESS)
+    parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--workdir", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.serve:
+        serve(args.serve, args.port, args.workdir)
+        return
+    if shutil.which("wrk") is None:
+        raise SystemExit("wrk is not installed (apt-get install -y wrk)")
+    variants = [v for v in args.variants.split(",") if v]
+    unknown = set(variants) - set(VARIANTS)
+    if unknown or "bare" not in variants:
+        raise SystemExit(f"variants must include 'bare' and come from {', '.join(VARIANTS)}")
+
+    # The machine may be shared: each round measures bare right before each other variant and the
+    # ratio is taken within that pair; the order alternates between rounds to cancel drift.
+    runs: dict[str, list[dict[str, float]]] = {v: [] for v in variants}
+    others = [v for v in variants if v != "bare"]
+    for round_no in range(args.rounds):
+        for variant in others:
+            pair = ("bare", variant) if round_no % 2 == 0 else (variant, "bare")
+            measured = {name: measure(name, args.duration, args.warmup) for name in pair}
+            measured[variant]["ratio"] = measured[variant]["rps"] / measured["bare"]["rps"]
+            for name, result in measured.items():
+                runs[name].append(result)
+            print(
+                f"round {round_no + 1}: bare {measured['bare']['rps']:8.0f} req/s, {variant} "
+                f"{measured[variant]['rps']:8.0f} req/s, ratio {measured[variant]['ratio']:.2f}",
+                file=sys.stderr,
+            )
+
+    summary = {}
+    for variant, results in runs.items():
+        summary[variant] = {
+            key: statistics.median(r[key] for r in results) for key in ("rps", "p50_ms", "p99_ms")
+        } | {"non_2xx": sum(r["non_2xx"] for r in results)}
+        if "spans_exported" in results[0]:
+            summary[variant]["spans_exported"] = results[-1]["spans_exported"]
+    print(f"\n{'variant':18} {'RPS':>10} {'p50 ms':>8} {'p99 ms':>8} {'vs bare':>8}")
+    for variant, row in summary.items():
+        ratios = [r["ratio"] for r in runs[variant] if "ratio" in r]
+        row["ratio_vs_bare"] = round(statistics.median(ratios), 3) if ratios else 1.0
+        rps, p50, p99, ratio = row["rps"], row["p50_ms"], row["p99_ms"], row["ratio_vs_bare"]
+        print(f"{variant:18} {rps:10.0f} {p50:8.2f} {p99:8.2f} {ratio:8.2f}")
+    goal = 0.6
+    full_ratio = summary.get("full", {}).get("ratio_vs_bare")
+    if full_ratio is not None:
+        verdict = "meets" if full_ratio >= goal else "misses"
+        print(f"\nfull stack keeps {full_ratio:.0%} of bare throughput: {verdict} the {goal:.0%} goal")
+
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    document = {
+        "benchmark": "commons_stack",
+        "server": "granian (embedded, 1 worker), 127.0.0.1",
+        "load": f"wrk -t1 -c32 -d{args.duration}s after a {args.warmup}s warm-up; {args.rounds} round(s)",
+        "method": "each variant is measured right after/before bare; ratio = median of per-pair ratios",
+        "tracing_exporter": "JSON-lines file exporter behind a BatchSpanProcessor",
+        "machine": {
+            "cpus": os.cpu_count(),
+            "python": platform.python_version(),
+            "platform": platform.platform(),
+        },
+        "goal": {"full_vs_bare_min_ratio": goal, "full_vs_bare_ratio": full_ratio},
+        "results": summary,
+        "rounds": runs,
+    }
+    tmp = RESULTS.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(document, indent=2) + "\n")
+    tmp.replace(RESULTS)
+    print(f"wrote {RESULTS.relative_to(Path.cwd()) if RESULTS.is_relative_to(Path.cwd()) else RESULTS}")
+
+
+if __name__ == "__main__":
+    main()
