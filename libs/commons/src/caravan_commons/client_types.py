@@ -45,6 +45,23 @@ class ClientConfig(msgspec.Struct, frozen=True, kw_only=True):
     pool_limit_per_host: int = 0
     user_agent: str = "caravan-commons"
 
+    def __post_init__(self) -> None:
+        positive = ("default_timeout", "connect_timeout", "backoff_base", "backoff_cap")
+        for name in positive:
+            if getattr(self, name) <= 0:
+                raise ValueError(f"ClientConfig.{name} must be > 0, got {getattr(self, name)!r}")
+        if self.attempt_timeout is not None and self.attempt_timeout <= 0:
+            raise ValueError(
+                f"ClientConfig.attempt_timeout must be > 0 or None, got {self.attempt_timeout!r}"
+            )
+        for name in ("max_attempts", "circuit_failure_threshold", "eject_after"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"ClientConfig.{name} must be >= 1, got {getattr(self, name)!r}")
+        if not 0.0 <= self.retry_budget_ratio <= 1.0:
+            raise ValueError(
+                f"ClientConfig.retry_budget_ratio must be in [0, 1], got {self.retry_budget_ratio!r}"
+            )
+
 
 class Response:
     """A successful (status < 400) answer, body fully read."""

@@ -115,3 +115,14 @@ def test_released_trial_frees_the_half_open_slot() -> None:
     assert breaker.allow()
     breaker.release()
     assert breaker.allow()
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [("default_timeout", 0), ("max_attempts", 0), ("retry_budget_ratio", 1.5), ("attempt_timeout", -1.0)],
+)
+def test_client_config_refuses_nonsense_naming_the_field(field: str, value: float) -> None:
+    from caravan_commons.client_types import ClientConfig
+
+    with pytest.raises(ValueError, match=f"ClientConfig.{field}"):
+        ClientConfig(**{field: value})
