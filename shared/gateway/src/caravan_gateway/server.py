@@ -19,7 +19,7 @@ from loguru import logger
 
 from caravan_commons.identity import Signer
 from caravan_commons.metrics import HttpMetrics, create_registry
-from caravan_commons.tracing import Tracing, setup_tracing
+from caravan_commons.tracing import JsonLinesSpanExporter, Tracing, setup_tracing
 from caravan_gateway.admin import Admin
 from caravan_gateway.auth import authenticator_from_files
 from caravan_gateway.connection import ClientConnection
@@ -28,9 +28,20 @@ from caravan_gateway.gateway import Gateway
 from caravan_gateway.limits import RateLimiter
 from caravan_gateway.routes import RouteTable
 from caravan_gateway.settings import GatewaySettings
-from caravan_gateway.tracing import EdgeTracer
+from caravan_gateway.tracing import EdgeTracer, SpanLineWriter
 
 IDLE_SWEEP_S = 5.0
+SPAN_FLUSH_S = 1.0
+
+
+def edge_tracer(settings: GatewaySettings, tracing: Tracing | None) -> EdgeTracer | None:
+    if tracing is None:
+        return None
+    writer = None
+    if isinstance(tracing.exporter, JsonLinesSpanExporter):
+        assert settings.trace_file is not None
+        writer = SpanLineWriter(settings.trace_file)
+    return EdgeTracer(tracing.provider, settings.trace_sample_ratio, writer=writer)
 
 
 def build_gateway(
@@ -60,7 +71,7 @@ def build_gateway(
         limiter=RateLimiter(settings.rate_per_second, settings.rate_burst),
         metrics=metrics,
         signer=signer,
-        tracer=EdgeTracer(tracing.provider, settings.trace_sample_ratio) if tracing is not None else None,
+        tracer=edge_tracer(settings, tracing),
     )
     gateway.admin = Admin(gateway, create_registry(metrics))
     return gateway, tracing
@@ -76,13 +87,20 @@ async def serve(settings: GatewaySettings, environ: Mapping[str, str] | None = N
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
 
-    async def sweep_idle() -> None:
-        while True:
-            await asyncio.sleep(IDLE_SWEEP_S)
-            for conn in list(gateway.connections):
-                conn.close_if_idle(settings.keepalive_timeout_s)
+    writer = gateway.tracer.writer if gateway.tracer is not None else None
 
-    sweeper = loop.create_task(sweep_idle())
+    async def housekeeping() -> None:
+        next_sweep = loop.time() + IDLE_SWEEP_S
+        while True:
+            await asyncio.sleep(SPAN_FLUSH_S)
+            if writer is not None:
+                writer.flush()
+            if loop.time() >= next_sweep:
+                next_sweep = loop.time() + IDLE_SWEEP_S
+                for conn in list(gateway.connections):
+                    conn.close_if_idle(settings.keepalive_timeout_s)
+
+    sweeper = loop.create_task(housekeeping())
     logger.info(
         "gateway serving {} routes on http://{}:{}",
         len(settings.gateway_routes),
@@ -112,6 +130,8 @@ async def serve(settings: GatewaySettings, environ: Mapping[str, str] | None = N
     if gateway.admin is not None:
         await gateway.admin.aclose()
     await gateway.resolver.aclose()
+    if writer is not None:
+        writer.close()
     if tracing is not None:
         tracing.shutdown()
     logger.info("stopped")

@@ -5,16 +5,21 @@ the W3C ``traceparent`` is parsed here, a root trace is sampled with ``trace_sam
 caller's sampling decision is always followed), the upstream gets ``00-<trace>-<gateway span>-
 <flags>`` — the gateway's span as parent — and only sampled spans become objects: a finished
 :class:`~opentelemetry.sdk.trace.ReadableSpan` handed to the span processors of the provider
-that :func:`caravan_commons.tracing.setup_tracing` built (so the same exporters apply: JSON-lines
-file, OTLP or memory). Unsampled requests cost two random numbers.
+that :func:`caravan_commons.tracing.setup_tracing` built (OTLP, memory). With the JSON-lines
+file exporter the span is written as the same line commons' ``JsonLinesSpanExporter`` writes, but
+encoded on the event loop into a buffer flushed about once a second (:class:`SpanLineWriter`):
+the SDK's export thread would otherwise contend for the GIL on every request. Unsampled requests
+cost two random numbers.
 """
 
 from __future__ import annotations
 
+import os
 import re
 import time
 from random import getrandbits, random
 
+import msgspec
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from opentelemetry.trace import SpanContext, SpanKind, Status, StatusCode, TraceFlags
@@ -40,11 +45,44 @@ class EdgeSpan:
         return b"00-%032x-%016x-%s" % (self.trace_id, self.span_id, b"01" if self.sampled else b"00")
 
 
+class SpanLineWriter:
+    """Appends span lines to a file: buffered, written by :meth:`flush` (or when the buffer fills)."""
+
+    def __init__(self, path: str, *, flush_bytes: int = 256 * 1024) -> None:
+        directory = os.path.dirname(path)
+        if directory:
+            os.makedirs(directory, exist_ok=True)
+        self._file = open(path, "ab")  # noqa: SIM115 - closed in close()
+        self._buffer = bytearray()
+        self._encoder = msgspec.json.Encoder()
+        self._flush_bytes = flush_bytes
+
+    def add(self, line: dict[str, object]) -> None:
+        self._encoder.encode_into(line, self._buffer, -1)
+        self._buffer += b"\n"
+        if len(self._buffer) >= self._flush_bytes:
+            self.flush()
+
+    def flush(self) -> None:
+        if self._buffer and not self._file.closed:
+            self._file.write(self._buffer)
+            self._file.flush()
+            self._buffer.clear()
+
+    def close(self) -> None:
+        self.flush()
+        self._file.close()
+
+
 class EdgeTracer:
-    def __init__(self, provider: TracerProvider, sample_ratio: float) -> None:
+    def __init__(
+        self, provider: TracerProvider, sample_ratio: float, *, writer: SpanLineWriter | None = None
+    ) -> None:
         self._processor = provider._active_span_processor  # the provider's configured processors
         self._resource = provider.resource
+        self._service = str(provider.resource.attributes.get("service.name", "gateway"))
         self._ratio = sample_ratio
+        self.writer = writer
 
     def start(self, traceparent: bytes | None) -> EdgeSpan:
         if traceparent is not None:
@@ -59,6 +97,27 @@ class EdgeTracer:
 
     def end(self, span: EdgeSpan, *, method: str, route: str, path: str, status: int) -> None:
         if not span.sampled:
+            return
+        if self.writer is not None:
+            line: dict[str, object] = {
+                "trace_id": format(span.trace_id, "032x"),
+                "span_id": format(span.span_id, "016x"),
+                "name": f"{method} {route}",
+                "kind": "SERVER",
+                "service": self._service,
+                "start_ns": span.start_ns,
+                "end_ns": time.time_ns(),
+                "status": "ERROR" if status >= 500 else "UNSET",
+                "attributes": {
+                    "http.request.method": method,
+                    "http.route": route,
+                    "url.path": path,
+                    "http.response.status_code": status,
+                },
+            }
+            if span.parent_span_id is not None:
+                line["parent_span_id"] = format(span.parent_span_id, "016x")
+            self.writer.add(line)
             return
         flags = TraceFlags(TraceFlags.SAMPLED)
         parent = (
