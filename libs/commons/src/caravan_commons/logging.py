@@ -174,11 +174,8 @@ class RequestIdMiddleware:
 
         async def send_with_id(message: Message) -> None:
             if message["type"] == "http.response.start":
-                headers = message.get("headers")
-                if isinstance(headers, list):
-                    headers.append((_REQUEST_ID_HEADER_B, header_value))
-                else:
-                    message["headers"] = [*(headers or ()), (_REQUEST_ID_HEADER_B, header_value)]
+                # a new list: the app's header list may be shared (e.g. a cached response)
+                message["headers"] = [*message.get("headers", ()), (_REQUEST_ID_HEADER_B, header_value)]
             await send(message)
 
         try:
