@@ -126,7 +126,8 @@ class Exchange:
             return
         sink = self.sink
         if sink is not None:
-            assert sink.transport is not None
+            if sink.closed or sink.transport is None:
+                return  # the upstream answered (or failed) without waiting for the rest: drop it
             sink.transport.write(b"%x\r\n%b\r\n" % (len(chunk), chunk) if self.body_chunked else chunk)
         elif self.buffered is not None:
             self.buffered.append(chunk)
@@ -138,7 +139,8 @@ class Exchange:
         self.body_done = True
         if self.too_large and self.conn.lingering:
             self.conn.abort(graceful=True)
-        if self.sink is not None and self.body_chunked and self.sink.transport is not None:
+        sink = self.sink
+        if sink is not None and self.body_chunked and not sink.closed and sink.transport is not None:
             self.sink.transport.write(b"0\r\n\r\n")
         waiter = self.body_waiter
         if waiter is not None and not waiter.done():
@@ -402,6 +404,8 @@ class ClientConnection(asyncio.Protocol):
         """The answer to ``exchange`` is complete: close, or go on with the next request."""
         if self.closed:
             return
+        for reason in ("upstream", "buffer"):  # back-pressure from this exchange's upstream ends with it
+            self.resume_reading(reason)
         if exchange.too_large and not exchange.body_done and exchange.committed:
             # Lingering close: read and drop the rest of the body for a while, so the caller gets
             # to read the 413 instead of a connection reset.

@@ -268,6 +268,7 @@ class Gateway:
                 retry_after=round(breaker.retry_after(), 3),
             )
         previous: Instance | None = None
+        instance: Instance | None = None
         attempt = 0
         loop = asyncio.get_running_loop()
         while True:
@@ -276,6 +277,7 @@ class Gateway:
                 instance = self.balancer.pick(service, await self.resolver.resolve(service), avoid=previous)
                 await self._attempt(exchange, instance, first_line, base, body, scope, loop)
             except _AttemptFailed as failed:
+                assert instance is not None
                 self.balancer.report_failure(instance)
                 delay = backoff_delay(attempt, base=0.01, cap=0.25)
                 when = scope.when()
@@ -291,7 +293,12 @@ class Gateway:
                 previous = instance
                 continue
             except BaseException:
-                breaker.release()
+                if scope.expired():  # the deadline passed while this instance was working on it
+                    breaker.record_failure()
+                    if instance is not None:
+                        self.balancer.report_failure(instance)
+                else:
+                    breaker.release()
                 raise
             if exchange.status in RETRY_STATUSES:
                 breaker.record_failure()
