@@ -53,7 +53,7 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         uvloop.run(serve(settings))
-    except (AuthConfigError, DiscoveryConfigError, RouteError, OSError, ValueError) as exc:
+    except (AuthConfigError, DiscoveryConfigError, SettingsError, RouteError, OSError, ValueError) as exc:
         print(f"{PROG}: cannot start: {exc}", file=sys.stderr)
         return 2
     return 0

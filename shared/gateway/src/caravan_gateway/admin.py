@@ -16,6 +16,7 @@ import aiohttp
 import msgspec
 from prometheus_client import CollectorRegistry
 
+from caravan_commons.errors import ApplicationError
 from caravan_commons.metrics import render
 from caravan_gateway.headers import Headers
 
@@ -89,7 +90,13 @@ class Admin:
         gw = self.gateway
         if gw.draining:
             return 503, [_JSON], b'{"status":"draining"}'
-        missing = [s for s in sorted(set(gw.routes.services)) if not await gw.resolver.resolve(s)]
+        missing = []
+        for service in gw.routes.services:
+            try:
+                if not await gw.resolver.resolve(service):
+                    missing.append(service)
+            except ApplicationError:
+                missing.append(service)
         doc = {"status": "ok" if not missing else "degraded", "services_without_instances": missing}
         return 200, [_JSON], _encoder.encode(doc)
 

@@ -17,13 +17,13 @@ from pathlib import Path
 
 from loguru import logger
 
+from caravan_commons.discovery_config import resolver_from_env
 from caravan_commons.identity import Signer
 from caravan_commons.metrics import HttpMetrics, create_registry
 from caravan_commons.tracing import JsonLinesSpanExporter, Tracing, setup_tracing
 from caravan_gateway.admin import Admin
 from caravan_gateway.auth import authenticator_from_files
 from caravan_gateway.connection import ClientConnection
-from caravan_gateway.discovery import build_resolver
 from caravan_gateway.gateway import Gateway
 from caravan_gateway.limits import RateLimiter
 from caravan_gateway.routes import RouteTable
@@ -48,9 +48,7 @@ def build_gateway(
     settings: GatewaySettings, environ: Mapping[str, str] | None = None
 ) -> tuple[Gateway, Tracing | None]:
     routes = RouteTable(settings.gateway_routes)
-    resolver = build_resolver(
-        settings.discovery, settings.discovery_file, os.environ if environ is None else environ
-    )
+    resolver = resolver_from_env(os.environ if environ is None else environ)
     auth = authenticator_from_files(
         settings.api_keys_file,
         settings.jwt_key_file,

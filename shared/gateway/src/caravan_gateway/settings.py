@@ -5,18 +5,20 @@ table is data handed over by the runtime (derived from every ``svc-*/service.tom
 kept here::
 
     CARAVAN_GATEWAY_ROUTES='{"/api/svc-a": "svc-a", "/api/svc-b": "svc-b"}'
+
+Instances are found through the commons discovery configuration (``CARAVAN_DISCOVERY_BACKEND`` =
+``local`` | ``static`` | ``consul`` | ``nomad`` and its ``CARAVAN_DISCOVERY_*`` variables, read by
+:func:`caravan_commons.discovery_config.resolver_from_env`), the same as every service.
 """
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated
 
 import msgspec
 from msgspec import Meta
 
 from caravan_commons.settings import ServiceSettings
-
-DiscoveryBackend = Literal["static", "file"]
 
 
 class GatewaySettings(ServiceSettings, frozen=True, kw_only=True):
@@ -24,10 +26,6 @@ class GatewaySettings(ServiceSettings, frozen=True, kw_only=True):
     port: Annotated[int, Meta(ge=0, le=65535)] = 8080
     #: Route prefix → service name (JSON object), derived by the workspace from the declarations.
     gateway_routes: dict[str, str]
-    #: ``static``: CARAVAN_UPSTREAM_<SERVICE>=url,url...; ``file``: a JSON catalogue re-read on change.
-    discovery: DiscoveryBackend = "static"
-    #: JSON file ``{"svc-a": ["http://127.0.0.1:8101", ...]}`` for the ``file`` backend.
-    discovery_file: str | None = None
     #: Ed25519 private key of the gateway's service identity; unset: calls go out unsigned.
     identity_key_file: str | None = None
     #: Hashed API keys (``python -m caravan_gateway add-key`` writes it, mode 0600).
@@ -61,8 +59,6 @@ class GatewaySettings(ServiceSettings, frozen=True, kw_only=True):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        if self.discovery == "file" and not self.discovery_file:
-            raise ValueError("discovery is 'file' but discovery_file is not set")
         if not self.api_keys_file and not self.jwt_key_file:
             raise ValueError("api_keys_file or jwt_key_file must be set: the gateway authenticates callers")
         hmac = {a.startswith("HS") for a in self.jwt_algorithms}

@@ -148,6 +148,8 @@ def start_gateway(state_dir: Path, jwt_keys) -> Iterator:
             "CARAVAN_LOG_FILE": str(state_dir / "gateway.log"),
             "CARAVAN_CIRCUIT_COOLDOWN_S": "1",
         })  # fmt: skip
+        if upstreams is not None:
+            env["CARAVAN_DISCOVERY_BACKEND"] = "static"
         for service, urls in (upstreams or {}).items():
             env["CARAVAN_UPSTREAM_" + service.upper().replace("-", "_")] = ",".join(urls)
         env.update({"CARAVAN_" + k.upper(): v for k, v in settings.items()})

@@ -16,15 +16,32 @@ PROBLEM = "application/problem+json"
 
 
 def write_catalogue(path: Path, services: dict[str, list[str]]) -> None:
+    """The local runtime's catalogue (commons' ``local`` discovery backend), replaced atomically."""
+    document = {
+        "version": 1,
+        "written_at": time.time(),
+        "services": {
+            service: [
+                {
+                    "id": f"{service}-{i}",
+                    "host": "127.0.0.1",
+                    "port": int(url.rsplit(":", 1)[1]),
+                    "ready": True,
+                }
+                for i, url in enumerate(urls)
+            ]
+            for service, urls in services.items()
+        },
+    }
     tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(services))
+    tmp.write_text(json.dumps(document))
     os.replace(tmp, path)
 
 
 def test_a_service_without_instances_is_a_503_problem(start_gateway, state_dir):
     catalogue = state_dir / "catalogue.json"
     write_catalogue(catalogue, {"svc-a": []})
-    gw = start_gateway({"/api/svc-a": "svc-a"}, discovery="file", discovery_file=str(catalogue))
+    gw = start_gateway({"/api/svc-a": "svc-a"}, discovery_backend="local", discovery_catalog=str(catalogue))
     response, problem = gw.json("GET", "/api/svc-a/echo")
     assert response.status == 503
     assert response.getheader("content-type") == PROBLEM
@@ -139,7 +156,10 @@ def test_discovery_churn_never_surfaces_a_5xx_to_idempotent_requests(start_gatew
     catalogue = state_dir / "catalogue.json"
     write_catalogue(catalogue, {"svc-a": [first.url, second.url]})
     gw = start_gateway(
-        {"/api/svc-a": "svc-a"}, discovery="file", discovery_file=str(catalogue), rate_per_second="100000"
+        {"/api/svc-a": "svc-a"},
+        discovery_backend="local",
+        discovery_catalog=str(catalogue),
+        rate_per_second="100000",
     )
     statuses: Counter[int] = Counter()
     instances: Counter[str] = Counter()

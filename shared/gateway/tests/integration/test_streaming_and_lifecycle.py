@@ -128,6 +128,11 @@ def test_bad_configuration_is_one_line_and_exit_2(state_dir):
         "CARAVAN_GATEWAY_ROUTES": {"CARAVAN_GATEWAY_ROUTES": "not json", "CARAVAN_API_KEYS_FILE": str(keys)},
         "route prefix": {"CARAVAN_GATEWAY_ROUTES": '{"api": "svc-a"}', "CARAVAN_API_KEYS_FILE": str(keys)},
         "api_keys_file or jwt_key_file": {"CARAVAN_GATEWAY_ROUTES": "{}"},
+        "CARAVAN_DISCOVERY_BACKEND": {
+            "CARAVAN_GATEWAY_ROUTES": "{}",
+            "CARAVAN_API_KEYS_FILE": str(keys),
+            "CARAVAN_DISCOVERY_BACKEND": "carrier-pigeon",
+        },
         "no such keys file": {
             "CARAVAN_GATEWAY_ROUTES": "{}",
             "CARAVAN_API_KEYS_FILE": str(state_dir / "nope"),

@@ -17,7 +17,7 @@ def test_settings_come_from_caravan_variables():
     [
         ({"CARAVAN_GATEWAY_ROUTES": "[1]"}, "CARAVAN_GATEWAY_ROUTES"),
         ({"CARAVAN_MAX_BODY_BYTES": "-1"}, "CARAVAN_MAX_BODY_BYTES"),
-        ({"CARAVAN_DISCOVERY": "file"}, "CARAVAN_DISCOVERY"),
+        ({"CARAVAN_RATE_BURST": "0"}, "CARAVAN_RATE_BURST"),
         ({"CARAVAN_JWT_ALGORITHMS": '["none"]'}, "CARAVAN_JWT_ALGORITHMS"),
         ({"CARAVAN_API_KEYS_FILE": ""}, "CARAVAN_API_KEYS_FILE"),
     ],
