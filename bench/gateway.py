@@ -167,6 +167,7 @@ def main() -> None:
         env.update({
             "CARAVAN_PORT": str(gw_port),
             "CARAVAN_GATEWAY_ROUTES": json.dumps({"/api/svc-a": "svc-a"}),
+            "CARAVAN_DISCOVERY_BACKEND": "static",
             "CARAVAN_UPSTREAM_SVC_A": f"http://127.0.0.1:{up_port}",
             "CARAVAN_API_KEYS_FILE": str(work / "api-keys.json"),
             "CARAVAN_IDENTITY_KEY_FILE": str(work / "identities" / "gateway.key"),
