@@ -15,8 +15,10 @@ Variants:
 
 Each round measures bare right next to every other variant (alternating the order) and the ratio
 is the median of those per-pair ratios, so that load from other processes on a shared machine
-hits both sides of a comparison alike. Prints a table (median RPS, p50, p99, ratio to bare) and
-writes bench/results/commons_stack.json.
+hits both sides of a comparison alike. The server's CPU time per request (from /proc, all its
+threads) is recorded too: its ratio to bare is the throughput a saturated core would keep, and is
+far less disturbed by other processes than wrk's RPS. Prints a table (median RPS, p50, p99, ratio
+to bare, CPU per request, CPU ratio) and writes bench/results/commons_stack.json.
 Usage: python bench/commons_stack.py [--duration 10] [--rounds 3] [--variants bare,full,...]
 """
 
@@ -122,6 +124,12 @@ def _ms(text: str) -> float:
     return float(match.group(1)) * _UNITS[match.group(2)]
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process (all its threads) so far, from /proc."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def run_wrk(url: str, duration: int) -> dict[str, float]:
     out = subprocess.run(
         ["wrk", "-t1", "-c32", f"-d{duration}s", "--latency", url], capture_output=True, text=True, check=True
@@ -130,7 +138,11 @@ def run_wrk(url: str, duration: int) -> dict[str, float]:
     p50 = _ms(re.search(r"\s50%\s+(\S+)", out).group(1))  # type: ignore[union-attr]
     p99 = _ms(re.search(r"\s99%\s+(\S+)", out).group(1))  # type: ignore[union-attr]
     errors = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
-    return {"rps": rps, "p50_ms": p50, "p99_ms": p99, "non_2xx": int(errors.group(1)) if errors else 0}
+    requests = int(re.search(r"(\d+) requests in", out).group(1))  # type: ignore[union-attr]
+    return {
+        "rps": rps, "p50_ms": p50, "p99_ms": p99, "requests": requests,
+        "non_2xx": int(errors.group(1)) if errors else 0,
+    }  # fmt: skip
 
 
 def measure(variant: str, duration: int, warmup: int) -> dict[str, float]:
@@ -144,7 +156,11 @@ def measure(variant: str, duration: int, warmup: int) -> dict[str, float]:
             url = f"http://127.0.0.1:{port}/hello"
             wait_up(url, process)
             subprocess.run(["wrk", "-t1", "-c32", f"-d{warmup}s", url], capture_output=True, check=True)
+            cpu_before = cpu_seconds(process.pid)
             result = run_wrk(url, duration)
+            result["server_cpu_us_per_request"] = (
+                (cpu_seconds(process.pid) - cpu_before) * 1e6 / result["requests"]
+            )
         finally:
             process.terminate()
             process.wait(timeout=60)
@@ -185,27 +201,36 @@ def main() -> None:
             pair = ("bare", variant) if round_no % 2 == 0 else (variant, "bare")
             measured = {name: measure(name, args.duration, args.warmup) for name in pair}
             measured[variant]["ratio"] = measured[variant]["rps"] / measured["bare"]["rps"]
+            measured[variant]["cpu_ratio"] = (
+                measured["bare"]["server_cpu_us_per_request"] / measured[variant]["server_cpu_us_per_request"]
+            )
             for name, result in measured.items():
                 runs[name].append(result)
             print(
                 f"round {round_no + 1}: bare {measured['bare']['rps']:8.0f} req/s, {variant} "
-                f"{measured[variant]['rps']:8.0f} req/s, ratio {measured[variant]['ratio']:.2f}",
+                f"{measured[variant]['rps']:8.0f} req/s, ratio {measured[variant]['ratio']:.2f} "
+                f"(server CPU per request ratio {measured[variant]['cpu_ratio']:.2f})",
                 file=sys.stderr,
             )
 
     summary = {}
     for variant, results in runs.items():
         summary[variant] = {
-            key: statistics.median(r[key] for r in results) for key in ("rps", "p50_ms", "p99_ms")
+            key: statistics.median(r[key] for r in results)
+            for key in ("rps", "p50_ms", "p99_ms", "server_cpu_us_per_request")
         } | {"non_2xx": sum(r["non_2xx"] for r in results)}
         if "spans_exported" in results[0]:
             summary[variant]["spans_exported"] = results[-1]["spans_exported"]
-    print(f"\n{'variant':18} {'RPS':>10} {'p50 ms':>8} {'p99 ms':>8} {'vs bare':>8}")
+    header = ("variant", "RPS", "p50 ms", "p99 ms", "vs bare", "CPU us/req", "CPU vs bare")
+    print("\n{:18} {:>10} {:>8} {:>8} {:>8} {:>11} {:>11}".format(*header))
     for variant, row in summary.items():
         ratios = [r["ratio"] for r in runs[variant] if "ratio" in r]
+        cpu_ratios = [r["cpu_ratio"] for r in runs[variant] if "cpu_ratio" in r]
         row["ratio_vs_bare"] = round(statistics.median(ratios), 3) if ratios else 1.0
+        row["cpu_ratio_vs_bare"] = round(statistics.median(cpu_ratios), 3) if cpu_ratios else 1.0
         rps, p50, p99, ratio = row["rps"], row["p50_ms"], row["p99_ms"], row["ratio_vs_bare"]
-        print(f"{variant:18} {rps:10.0f} {p50:8.2f} {p99:8.2f} {ratio:8.2f}")
+        cpu, cpu_ratio = row["server_cpu_us_per_request"], row["cpu_ratio_vs_bare"]
+        print(f"{variant:18} {rps:10.0f} {p50:8.2f} {p99:8.2f} {ratio:8.2f} {cpu:11.1f} {cpu_ratio:11.2f}")
     goal = 0.6
     full_ratio = summary.get("full", {}).get("ratio_vs_bare")
     if full_ratio is not None:
@@ -217,7 +242,8 @@ def main() -> None:
         "benchmark": "commons_stack",
         "server": "granian (embedded, 1 worker), 127.0.0.1",
         "load": f"wrk -t1 -c32 -d{args.duration}s after a {args.warmup}s warm-up; {args.rounds} round(s)",
-        "method": "each variant is measured right after/before bare; ratio = median of per-pair ratios",
+        "method": "each variant is measured right after/before bare; ratio = median of per-pair ratios; "
+        "cpu_ratio = bare's server CPU time per request / the variant's (less sensitive to other load)",
         "tracing_exporter": "JSON-lines file exporter behind a BatchSpanProcessor",
         "machine": {
             "cpus": os.cpu_count(),
