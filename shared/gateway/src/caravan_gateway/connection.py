@@ -54,6 +54,7 @@ class Exchange:
         "buffered",
         "buffered_size",
         "committed",
+        "complete",
         "conn",
         "content_length",
         "future",
@@ -91,6 +92,7 @@ class Exchange:
         self.request_id = b""
         self.status = 0
         self.committed = False
+        self.complete = False  # the whole answer has been written
         self.response_bytes = 0
         # request body
         self.content_length: int | None = None
@@ -193,6 +195,7 @@ class Exchange:
         self.committed = True
         if self.is_head and self.upstream is not None:
             self.flush()
+            self.complete = True
             up, self.upstream = self.upstream, None
             up.listener = None
             up.abort()
@@ -210,6 +213,7 @@ class Exchange:
         if self._chunked_out:
             self.out.append(b"0\r\n\r\n")
         self.flush()
+        self.complete = True
         up, self.upstream = self.upstream, None
         if up is not None:
             if self.body_done and not self.too_large:
@@ -390,6 +394,7 @@ class ClientConnection(asyncio.Protocol):
         head = self.head_bytes(exchange, status, headers)
         self.transport.write(head if exchange.is_head else head + body)
         exchange.committed = True
+        exchange.complete = True
         exchange.response_bytes = len(body)
 
     def body_too_large(self, exchange: Exchange) -> None:
@@ -412,7 +417,10 @@ class ClientConnection(asyncio.Protocol):
             self.lingering = True
             asyncio.get_running_loop().call_later(LINGER_S, self.abort, True)
             return
-        if not exchange.committed or not self.reusable(exchange):
+        if not exchange.complete:  # e.g. the deadline cut a streaming answer: the caller must see it end
+            self.abort()
+            return
+        if not self.reusable(exchange):
             self.closed = True
             self.transport.close()
             return

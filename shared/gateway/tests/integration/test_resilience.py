@@ -3,6 +3,7 @@
 No timed assertions: outcomes and counts only (loops that wait for a state have generous caps).
 """
 
+import http.client
 import json
 import os
 import threading
@@ -10,6 +11,7 @@ import time
 from collections import Counter
 from pathlib import Path
 
+import pytest
 from conftest import free_port
 
 PROBLEM = "application/problem+json"
@@ -68,6 +70,18 @@ def test_a_slow_upstream_past_the_deadline_is_a_504_problem(start_gateway, upstr
     response, body = gw.json("GET", "/api/svc-a/slow?s=0", headers={"X-Request-Timeout-Ms": "5000"})
     assert response.status == 200
     assert 0 < int(body["deadline"]) <= 5000  # the remaining budget went on to the service
+
+
+def test_a_streaming_answer_cut_by_the_deadline_ends_the_connection(start_gateway, upstreams):
+    gw = start_gateway({"/api/svc-a": "svc-a"}, {"svc-a": [upstreams().url]})
+    conn = http.client.HTTPConnection("127.0.0.1", gw.port, timeout=30)
+    conn.request("GET", "/api/svc-a/drip?n=20&s=0.1",
+                 headers={"Authorization": f"Bearer {gw.key}", "X-Request-Timeout-Ms": "500"})  # fmt: skip
+    response = conn.getresponse()
+    assert response.status == 200  # the head went out before the deadline passed
+    with pytest.raises(http.client.IncompleteRead):
+        response.read()  # never a silently truncated body on a connection that stays open
+    conn.close()
 
 
 def test_a_malformed_deadline_header_is_a_400_problem(start_gateway, upstreams):

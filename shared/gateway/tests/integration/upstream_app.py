@@ -59,6 +59,18 @@ async def stream(request: web.Request) -> web.StreamResponse:
     return response
 
 
+async def drip(request: web.Request) -> web.StreamResponse:
+    CALLS[request.path] += 1
+    response = web.StreamResponse(headers={"x-instance": str(PORT)})
+    response.enable_chunked_encoding()
+    await response.prepare(request)
+    for _ in range(int(request.query.get("n", "10"))):
+        await response.write(b"drop\n")
+        await asyncio.sleep(float(request.query.get("s", "0.2")))
+    await response.write_eof()
+    return response
+
+
 async def slow(request: web.Request) -> web.Response:
     CALLS[request.path] += 1
     await asyncio.sleep(float(request.query.get("s", "1")))
@@ -109,6 +121,7 @@ app.router.add_route("*", "/echo", echo)
 app.router.add_route("*", "/echo/{tail:.*}", echo)
 app.router.add_get("/stream", stream)
 app.router.add_get("/slow", slow)
+app.router.add_get("/drip", drip)
 app.router.add_route("*", "/flaky", flaky)
 app.router.add_get("/fail", fail)
 app.router.add_get("/_control", control)
