@@ -152,10 +152,10 @@ class LocalRuntime:
 
     # ------------------------------------------------------------------ service virtualenvs
 
-    def venv_fingerprint(self, service: Service) -> str:
+    def venv_fingerprint(self, folder: Path) -> str:
         digest = hashlib.sha256(sys.version.encode())
         for name in ("pyproject.toml", "uv.lock"):
-            path = service.folder / name
+            path = folder / name
             digest.update(name.encode() + (path.read_bytes() if path.exists() else b"-"))
         return digest.hexdigest()
 
@@ -163,27 +163,29 @@ class LocalRuntime:
         """The service's virtualenv (``test``: with its test dependency group), rebuilt only when
         its project or lock changed; returns its Python."""
         venv = self.venv_dir(service.name + ("-test" if test else ""))
-        self._build_venv(service, venv, test=test)
+        self.build_venv(service.folder, service.name, venv, test=test)
         return venv / "bin" / "python"
 
-    def _build_venv(self, service: Service, venv: Path, *, test: bool) -> bool:
+    def build_venv(self, folder: Path, name: str, venv: Path, *, test: bool = False) -> bool:
+        """Build ``venv`` from the project in ``folder`` (caravan-commons from the workspace index)
+        unless it is current; True when it was (re)built."""
         stamp = venv / ".caravan-fingerprint"
-        fingerprint = self.venv_fingerprint(service)
+        fingerprint = self.venv_fingerprint(folder)
         if stamp.exists() and stamp.read_text() == fingerprint and (venv / "bin" / "python").exists():
             return False
-        self.ctx.progress(f"building the virtualenv of {service.name}{' (tests)' if test else ''}")
+        self.ctx.progress(f"building the virtualenv of {name}{' (tests)' if test else ''}")
         env = index.uv_env(self.ctx)  # caravan-commons from the workspace index, named "workspace"
         uv = index.uv_bin()
         steps = [
             [uv, "venv", "--quiet", "--allow-existing", "--python", sys.executable, str(venv)],
             [uv, "pip", "install", "--quiet", "--python", str(venv / "bin" / "python"),
-             "-e", str(service.folder), *(["--group", str(service.folder / "pyproject.toml") + ":test"] if test else [])],
+             "-e", str(folder), *(["--group", str(folder / "pyproject.toml") + ":test"] if test else [])],
         ]  # fmt: skip
         for command in steps:
             done = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
             if done.returncode != 0:
                 last = (done.stderr.strip().splitlines() or ["uv failed"])[-1]
-                raise RuntimeError_(f"cannot build the virtualenv of {service.name}: {last}")
+                raise RuntimeError_(f"cannot build the virtualenv of {name}: {last}")
         stamp.write_text(fingerprint)
         return True
 
@@ -191,7 +193,7 @@ class LocalRuntime:
         """Run the service's declared instances from its own virtualenv; returns what changed."""
         self.provision_identities()
         venv = self.venv_dir(service.name)
-        rebuilt = self._build_venv(service, venv, test=False)
+        rebuilt = self.build_venv(service.folder, service.name, venv)
         programs = self.service_programs(service)
         declared = {p.name for p in programs}
         surplus = [

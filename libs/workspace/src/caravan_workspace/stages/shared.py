@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 from caravan_commons.discovery_local import LocalCatalogResolver
 from caravan_workspace.registry import ActionResult, Context, GateFailure, action, gate
 from caravan_workspace.runtime import catalog, monitoring
+from caravan_workspace.runtime import gateway as gateway_runtime
 from caravan_workspace.runtime.local import LocalRuntime, Program, RuntimeError_, http_status
 
 CHECK_INTERVAL_S = 1.0
@@ -186,3 +187,95 @@ def discovery_works(ctx: Context) -> str:
         f"probe resolved; killed, it left the healthy set after {gone_after:.2f}s "
         f"(interval {CHECK_INTERVAL_S:g}s)"
     )
+
+
+# ------------------------------------------------------------------------------------ gateway
+
+
+@action("gateway.ensure")
+def ensure_gateway(ctx: Context) -> ActionResult:
+    rt = LocalRuntime(ctx)
+    try:
+        changed = gateway_runtime.ensure(rt)
+    except RuntimeError_ as exc:
+        raise GateFailure(str(exc)) from exc
+    port = rt.ports.allocated()[gateway_runtime.PROGRAM]
+    return ActionResult(changed=bool(changed), detail=f"gateway on 127.0.0.1:{port}")
+
+
+def _through_gateway(port: int, path: str, key: str, timeout_ms: int = 2000) -> tuple[int, str, bytes, float]:
+    """(status, content type, body, seconds) of GET through the gateway."""
+    import urllib.error
+    import urllib.request
+
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{port}{path}", headers={"X-API-Key": key, "X-Request-Timeout-Ms": str(timeout_ms)}
+    )
+    started = time.monotonic()
+    try:
+        with urllib.request.urlopen(request, timeout=timeout_ms / 1000 + 5) as response:
+            return (
+                response.status,
+                response.headers.get("content-type", ""),
+                response.read(),
+                time.monotonic() - started,
+            )
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.headers.get("content-type", ""), exc.read(), time.monotonic() - started
+
+
+@gate("shared.gateway")
+def gateway_routes(ctx: Context) -> str:
+    """Through the gateway: a request reaches a probe instance; an unknown route is a 404
+    problem; once the probe is down, a request is a 503 problem within its deadline."""
+    rt = LocalRuntime(ctx)
+    port = rt.ports.allocated().get(gateway_runtime.PROGRAM)
+    status = rt.supervisor.program(gateway_runtime.PROGRAM) if rt.supervisor.is_running() else None
+    if port is None or status is None or status.state not in ("RUNNING", "STARTING"):
+        raise GateFailure("the gateway is not running", fix="invoke stage 2")
+    key = gateway_runtime.api_key(rt)
+    tier_member = next(iter(rt.services))
+    probe_port = rt.ports.port_for(gateway_runtime.PROBE_SERVICE, tier_member)
+    probe = Program(
+        name=gateway_runtime.PROBE_SERVICE, member=tier_member, kind="discovery-probe",
+        discovery_name=gateway_runtime.PROBE_SERVICE,
+        command=(sys.executable, "-m", "caravan_workspace.runtime.probe"), port=probe_port,
+        ready_path="/health/ready", autorestart=False, stopwaitsecs=5,
+        env={"CARAVAN_SERVICE_NAME": gateway_runtime.PROBE_SERVICE, "CARAVAN_PORT": str(probe_port),
+             "CARAVAN_TRACE_EXPORTER": "none"},
+    )  # fmt: skip
+    problems: list[str] = []
+    try:
+        rt.run([probe])
+        rt.wait_ready([probe], timeout=30)
+        rt.publish_instances()
+        deadline = time.monotonic() + 10 * CHECK_INTERVAL_S
+        while True:  # until discovery lists the probe, the gateway answers 503
+            code, ctype, body, _ = _through_gateway(port, f"{gateway_runtime.PROBE_ROUTE}/probe", key)
+            if code == 200 or time.monotonic() > deadline:
+                break
+            time.sleep(0.1)
+        if code != 200 or b'"service":"gateway-probe"' not in body.replace(b" ", b""):
+            problems.append(f"a request through the gateway did not reach the probe ({code})")
+        code, ctype, _, _ = _through_gateway(port, "/api/no-such-service/x", key)
+        if code != 404 or "application/problem+json" not in ctype:
+            problems.append(f"an unknown route got {code} {ctype}, not a 404 problem")
+        code, ctype, _, _ = _through_gateway(port, f"{gateway_runtime.PROBE_ROUTE}/probe", "not-a-key")
+        if code != 401:
+            problems.append(f"a bad API key got {code}, not 401")
+        rt.supervisor.signal(gateway_runtime.PROBE_SERVICE, "KILL")
+        time.sleep(0.05)
+        code, ctype, _, took = _through_gateway(port, f"{gateway_runtime.PROBE_ROUTE}/probe", key, 2000)
+        if code != 503 or "application/problem+json" not in ctype:
+            problems.append(f"a downed upstream got {code} {ctype}, not a 503 problem")
+        elif took > 2.0:
+            problems.append(f"the 503 took {took:.2f}s, beyond the 2s deadline")
+    except RuntimeError_ as exc:
+        raise GateFailure(str(exc)) from exc
+    finally:
+        rt.supervisor.remove_program(gateway_runtime.PROBE_SERVICE)
+        rt.ports.release([gateway_runtime.PROBE_SERVICE])
+        rt.publish_instances()
+    if problems:
+        raise GateFailure("; ".join(problems), fix=f"invoke logs {gateway_runtime.PROGRAM}")
+    return f"probe reached; unknown route → 404; bad key → 401; downed upstream → 503 in {took * 1000:.0f} ms"

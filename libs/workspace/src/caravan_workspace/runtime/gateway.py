@@ -1,0 +1,100 @@
+"""The API gateway on the local runtime: its virtualenv, API keys, settings and program.
+
+The route table is derived from every service's declared routes (service.toml), plus one route
+the runtime keeps for its own gate: ``/api/_probe`` → ``gateway-probe``, an instance that exists
+only while stage 2's gateway gate runs.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from pathlib import Path
+
+from caravan_workspace.runtime.local import LocalRuntime, Program, RuntimeError_
+
+PROGRAM = "gateway-1"
+MEMBER = "gateway"
+FOLDER = Path("shared") / "gateway"
+PROBE_ROUTE = "/api/_probe"
+PROBE_SERVICE = "gateway-probe"
+CLIENT_CUSTOMER = "workspace"
+
+
+def gateway_dir(rt: LocalRuntime) -> Path:
+    return rt.ctx.state_dir / "gateway"
+
+
+def routes(rt: LocalRuntime) -> dict[str, str]:
+    table = {route: svc.name for svc in rt.services.values() for route in svc.routes}
+    table[PROBE_ROUTE] = PROBE_SERVICE
+    return table
+
+
+def api_key_file(rt: LocalRuntime) -> Path:
+    """The workspace's own API key (customer ``workspace``, operator scope), 0600: used by the
+    gates and handy for trying the system by hand (`curl -H "X-API-Key: $(cat ...)"`)."""
+    return gateway_dir(rt) / "workspace.api-key"
+
+
+def provision_api_key(rt: LocalRuntime, python: Path) -> bool:
+    folder = gateway_dir(rt)
+    folder.mkdir(parents=True, exist_ok=True)
+    os.chmod(folder, 0o700)
+    if api_key_file(rt).exists():
+        return False
+    done = subprocess.run(
+        [str(python), "-m", "caravan_gateway", "add-key", "--keys-file", str(folder / "api-keys.json"),
+         "--customer", CLIENT_CUSTOMER, "--scope", "operator"],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    if done.returncode != 0:
+        raise RuntimeError_(f"cannot create the workspace API key: {done.stderr.strip()}")
+    fd = os.open(api_key_file(rt), os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(done.stdout.strip() + "\n")
+    return True
+
+
+def api_key(rt: LocalRuntime) -> str:
+    return api_key_file(rt).read_text().strip()
+
+
+def program(rt: LocalRuntime, python: Path) -> Program:
+    port = rt.ports.port_for(PROGRAM, MEMBER)
+    env = {
+        "CARAVAN_SERVICE_NAME": "gateway",
+        "CARAVAN_HOST": rt.foundation.host,
+        "CARAVAN_PORT": str(port),
+        "CARAVAN_INSTANCE_ID": PROGRAM,
+        "CARAVAN_GATEWAY_ROUTES": json.dumps(routes(rt), sort_keys=True),
+        "CARAVAN_IDENTITY_KEY_FILE": str(rt.identity_dir / f"{MEMBER}.key"),
+        "CARAVAN_API_KEYS_FILE": str(gateway_dir(rt) / "api-keys.json"),
+        "CARAVAN_TRACE_FILE": str(rt.ctx.state_dir / "traces" / f"{PROGRAM}.jsonl"),
+        "PYTHONUNBUFFERED": "1",
+        **rt.discovery_env(),
+    }
+    return Program(
+        name=PROGRAM, member=MEMBER, kind="gateway", command=(str(python), "-m", "caravan_gateway"),
+        port=port, ready_path="/health/ready", metrics_path="/metrics", env=env, stopwaitsecs=20,
+    )  # fmt: skip
+
+
+def ensure(rt: LocalRuntime) -> list[str]:
+    """Build the gateway's virtualenv when its project changed, provision the workspace API key,
+    and run the gateway; returns what changed."""
+    rt.provision_identities()
+    venv = rt.venv_dir(MEMBER)
+    rebuilt = rt.build_venv(rt.ctx.root / FOLDER, MEMBER, venv)
+    python = venv / "bin" / "python"
+    changed = ["api key"] if provision_api_key(rt, python) else []
+    gateway = program(rt, python)
+    started = rt.run([gateway])
+    if rebuilt and not started:
+        rt.supervisor.restart(gateway.name)
+        started = [gateway.name]
+    rt.wait_ready([gateway], timeout=60)
+    rt.publish_instances()
+    rt.sync_monitoring()
+    return changed + started
