@@ -27,6 +27,8 @@ _CONSUMED = frozenset(
     {b"host", b"authorization", b"x-api-key", b"expect", b"content-length", b"traceparent", b"tracestate",
      b"x-request-timeout-ms", b"x-forwarded-for", b"x-forwarded-proto", b"x-forwarded-host", b"x-request-id"}
 )  # fmt: skip
+#: Answer headers the gateway sets itself (framing, and the request id it echoes once).
+_SET_ON_ANSWERS = frozenset({b"content-length", b"x-request-id"})
 _VALID_REQUEST_ID = re.compile(rb"[A-Za-z0-9._:@/+=-]{1,128}")
 _TOKEN_SPLIT = re.compile(rb"\s*,\s*")
 
@@ -85,12 +87,12 @@ def upstream_request_headers(
 
 
 def downstream_response_headers(headers: Sequence[tuple[bytes, bytes]]) -> Headers:
-    """The end-to-end response headers to pass back to the caller (framing is set by the gateway)."""
+    """The end-to-end answer headers to pass back (framing and X-Request-Id are set by the gateway)."""
     dropped = connection_tokens(headers) if any(n == b"connection" for n, _ in headers) else frozenset()
     return [
         (name, value)
         for name, value in headers
-        if name not in HOP_BY_HOP and name != b"content-length" and name not in dropped
+        if name not in HOP_BY_HOP and name not in _SET_ON_ANSWERS and name not in dropped
     ]
 
 

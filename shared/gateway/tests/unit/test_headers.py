@@ -57,10 +57,10 @@ def test_forwarding_headers_are_set_once_and_x_forwarded_for_appends_the_client(
 
 
 @given(header_lists, st.lists(token, max_size=3))
-def test_answers_lose_hop_by_hop_and_length_headers_only(headers, listed):
+def test_answers_lose_hop_by_hop_length_and_request_id_headers_only(headers, listed):
     headers = [*headers, (b"connection", b",".join(listed))]
     out = hdr.downstream_response_headers(headers)
-    dropped = hdr.HOP_BY_HOP | {b"content-length"} | hdr.connection_tokens(headers)
+    dropped = hdr.HOP_BY_HOP | {b"content-length", b"x-request-id"} | hdr.connection_tokens(headers)
     assert out == [(n, v) for n, v in headers if n not in dropped]
 
 
