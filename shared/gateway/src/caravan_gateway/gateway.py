@@ -186,20 +186,16 @@ class Gateway:
             base = hdr.upstream_request_headers(
                 exchange.headers, client_ip=conn.client_ip, request_id=exchange.request_id, extra=extra
             )
-            async with asyncio.timeout(timeout) as scope:
-                try:
+            try:
+                async with asyncio.timeout(timeout) as scope:
                     await self.forward(exchange, match.service, target, base, scope)
-                except TimeoutError:
-                    if scope.expired():
-                        raise DeadlineExceededError(
-                            f"{match.service} did not answer within the deadline ({timeout:g}s)",
-                            upstream=match.service,
-                        ) from None
-                    raise
+            except TimeoutError:
+                raise DeadlineExceededError(
+                    f"{match.service} did not answer within the deadline ({timeout:g}s)",
+                    upstream=match.service,
+                ) from None
         except ApplicationError as exc:
             self._answer_problem(exchange, exc, path)
-        except TimeoutError:
-            self._answer_problem(exchange, DeadlineExceededError("the request's deadline passed"), path)
         except ResponseAborted:
             pass
         except Exception as exc:  # a bug: logged with its stack, the caller gets a correlation id

@@ -35,11 +35,17 @@ async def echo(request: web.Request) -> web.Response:
         digest.update(chunk)
         size += len(chunk)
     CALLS[request.path + ":complete"] += 1
-    echoed = answer({
-        "method": request.method, "path": request.path, "query": request.query_string,
-        "headers": [[k, v] for k, v in request.headers.items()], "size": size, "sha256": digest.hexdigest(),
-        "chunked": "chunked" in request.headers.get("Transfer-Encoding", ""),
-    })
+    echoed = answer(
+        {
+            "method": request.method,
+            "path": request.path,
+            "query": request.query_string,
+            "headers": [[k, v] for k, v in request.headers.items()],
+            "size": size,
+            "sha256": digest.hexdigest(),
+            "chunked": "chunked" in request.headers.get("Transfer-Encoding", ""),
+        }
+    )
     if "X-Request-Id" in request.headers:  # as commons services do
         echoed.headers["X-Request-Id"] = request.headers["X-Request-Id"]
     return echoed  # fmt: skip
