@@ -48,7 +48,7 @@ def workspace(session: nox.Session) -> None:
 @nox.session(python=PYTHON, tags=["packages"])
 def commons(session: nox.Session) -> None:
     """caravan-commons."""
-    run_package_tests(session, "libs/commons", "[postgres,server]")
+    run_package_tests(session, "libs/commons", "[postgres,server,otlp]")
 
 
 @nox.session(python=PYTHON, tags=["packages"])
