@@ -61,3 +61,15 @@ def test_bad_prefixes_are_refused(prefix):
 def test_a_prefix_declared_twice_is_refused():
     with pytest.raises(RouteError, match="declared by both svc-a and svc-b"):
         RouteTable.from_declarations([("svc-a", ["/api/x"]), ("svc-b", ["/api/x"])])
+
+
+@given(st.lists(st.tuples(segment, st.lists(segment, min_size=1, max_size=3, unique=True)), max_size=5))
+def test_services_lists_each_declaring_service_once(declared):
+    routes: dict[str, str] = {}
+    for service, prefixes in declared:
+        for prefix in prefixes:
+            routes.setdefault(f"/api/{service}/{prefix}", service)
+    table = RouteTable(routes)
+    assert table.services == sorted(set(routes.values()))
+    for prefix, service in routes.items():
+        assert table.match(prefix + "/x").service == service
