@@ -35,13 +35,8 @@ from caravan_commons.errors import (
 from caravan_commons.metrics import UNMATCHED_ROUTE, HttpMetrics
 from caravan_commons.resilience import CircuitBreaker, RetryBudget, backoff_delay
 from caravan_gateway import headers as hdr
-from caravan_gateway.connection import (
-    ClientConnection,
-    Exchange,
-    ResponseAborted,
-    RetryableAnswer,
-    UpstreamLost,
-)
+from caravan_gateway.connection import ClientConnection
+from caravan_gateway.exchange import Exchange, ResponseAborted, RetryableAnswer, UpstreamLost
 from caravan_gateway.problems import render_problem
 from caravan_gateway.upstream import ConnectFailed, UpstreamPool
 
