@@ -101,8 +101,12 @@ def typecheck(session: nox.Session) -> None:
 
 @nox.session(python=PYTHON, default=False, tags=["bench"])
 def bench(session: nox.Session) -> None:
-    """Benchmarks under bench/ (slow; each prints a table and keeps its results)."""
+    """Benchmarks under bench/ (slow; each prints a table and keeps its results). Needs wrk and,
+    for the gateway's anchor, caddy (Debian packages), and the workspace index up."""
+    from caravan_workspace.commons_bounds import index_env  # the workspace's .venv
+
     session.install("-e", "libs/commons[server]", "-e", "libs/workspace")
+    session.install("-e", "shared/gateway", env=index_env(ROOT))  # commons from the workspace index
     scripts = sorted(str(p.relative_to(ROOT)) for p in (ROOT / "bench").glob("*.py"))
     for script in session.posargs or scripts:
         session.run("python", script)

@@ -62,6 +62,11 @@ _UV_INDEX_VARS = (
     "UV_NO_CONFIG",
     "UV_INDEX_STRATEGY",
     "UV_NO_SOURCES",
+    # a surrounding environment (a nox session, an activated virtualenv) must not redirect the
+    # virtualenvs the workspace builds
+    "UV_PROJECT_ENVIRONMENT",
+    "VIRTUAL_ENV",
+    "UV_PYTHON",
 )
 
 

@@ -82,7 +82,7 @@ def test_allowed_forbidden_and_anonymous_calls(provisioned):
 def test_a_crashed_process_is_restarted_by_the_supervisor(provisioned):
     rt = LocalRuntime(provisioned)
     port = read_ports(provisioned.state_dir)[stage1.PROBE]
-    before = probe_pid(rt)
+    before = wait_until(lambda: probe_pid(rt), "probe running")
     os.kill(before, signal.SIGKILL)
     after = wait_until(lambda: (pid := probe_pid(rt)) and pid != before and pid, "probe restarted")
     assert after != before

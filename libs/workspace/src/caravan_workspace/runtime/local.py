@@ -339,8 +339,9 @@ class LocalRuntime:
         return sorted(set(JOBS.values()))
 
     def metrics_ports(self) -> dict[str, int]:
-        """Running programs that serve /metrics, with their ports."""
-        running = self.running_names()
+        """Live programs (running, or past their start but not yet marked running) that serve
+        /metrics, with their ports."""
+        running = self.running_names() | self.starting_names()
         return {
             name: int(str(info["port"]))
             for name, info in self.recorded_programs().items()
