@@ -16,4 +16,3 @@ def build_app(settings: Settings) -> Litestar:
         route_handlers=[InfoController],
         openapi_title="Catalog",
     )
-

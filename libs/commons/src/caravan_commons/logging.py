@@ -23,6 +23,7 @@ import traceback
 from contextvars import ContextVar
 from datetime import UTC
 from random import getrandbits
+from types import FrameType
 from typing import TYPE_CHECKING, Any
 
 import msgspec
@@ -118,7 +119,8 @@ class _InterceptHandler(stdlib_logging.Handler):
             level: str | int = logger.level(record.levelname).name
         except ValueError:
             level = record.levelno
-        frame, depth = stdlib_logging.currentframe(), 2
+        frame: FrameType | None = stdlib_logging.currentframe()
+        depth = 2
         while frame is not None and frame.f_code.co_filename == stdlib_logging.__file__:
             frame = frame.f_back
             depth += 1

@@ -138,7 +138,10 @@ class MetricsMiddleware:
             await self.app(scope, receive, send_and_note_status)
         finally:
             self.metrics.observe(
-                scope["method"], scope.get("path_template") or UNMATCHED_ROUTE, status, perf_counter() - start
+                scope["method"],  # type: ignore[typeddict-item]  # http scopes only reach here
+                scope.get("path_template") or UNMATCHED_ROUTE,
+                status,
+                perf_counter() - start,
             )
 
 

@@ -19,7 +19,7 @@ class WireStruct(msgspec.Struct, forbid_unknown_fields=True):
     """Base of every request/response body: unknown fields are an error."""
 
 
-class FrozenWireStruct(WireStruct, frozen=True):
+class FrozenWireStruct(WireStruct, frozen=True):  # type: ignore[misc]  # msgspec allows it
     """An immutable wire type (events, value objects sent over the wire)."""
 
 

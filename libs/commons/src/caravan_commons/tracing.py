@@ -72,6 +72,7 @@ class JsonLinesSpanExporter(SpanExporter):
     def to_line(span: ReadableSpan) -> dict[str, Any]:
         """The JSON object written for ``span`` (runs on the export thread: kept cheap)."""
         ctx = span.get_span_context()
+        assert ctx is not None  # a finished SDK span always has its context
         status = span.status
         line: dict[str, Any] = {
             "trace_id": format(ctx.trace_id, "032x"),
@@ -219,7 +220,7 @@ class ServerSpanMiddleware(OpenTelemetryInstrumentationMiddleware):
                     carrier = {}
                 carrier[name.decode("latin-1")] = value.decode("latin-1")
         parent = propagate.extract(carrier) if carrier is not None else None
-        method = scope["method"]
+        method = scope["method"]  # type: ignore[typeddict-item]  # http scopes only reach here
         span = self.tracer.start_span(
             method,
             context=parent,

@@ -203,12 +203,12 @@ def parse_foundation(
         flows.append(flow)
 
     model = Foundation(host, port_range, tuple(tiers), databases, tuple(flows))
-    for service in services.values():
-        for dep in service.depends_on:
-            if not model.allows(service.name, dep):
+    for declared in services.values():
+        for dep in declared.depends_on:
+            if not model.allows(declared.name, dep):
                 raise FoundationError(
-                    f"{service.name}/service.toml: depends on {dep} "
-                    f"but {name} allows no flow {service.name} → {dep}"
+                    f"{declared.name}/service.toml: depends on {dep} "
+                    f"but {name} allows no flow {declared.name} → {dep}"
                 )
     return model
 

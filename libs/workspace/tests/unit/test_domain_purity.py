@@ -14,14 +14,24 @@ def domain(tmp_path, files):
     return root
 
 
+PURE_MODEL = """\
+from __future__ import annotations
+import dataclasses
+from decimal import Decimal
+from caravan_commons.errors import ConflictError
+from svc_x.domain.events import Event
+from .events import Event as E
+
+class Product: ...
+"""
+
+
 def test_a_pure_domain_passes(tmp_path):
     root = domain(
         tmp_path,
         {
             "__init__.py": "",
-            "model.py": "from __future__ import annotations\nimport dataclasses\nfrom decimal import Decimal\n"
-            "from caravan_commons.errors import ConflictError\nfrom svc_x.domain.events import Event\n"
-            "from .events import Event as E\n\nclass Product: ...\n",
+            "model.py": PURE_MODEL,
             "events.py": "class Event: ...\n",
         },
     )

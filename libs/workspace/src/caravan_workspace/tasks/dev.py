@@ -36,7 +36,7 @@ def test(c: Context, session: list[str] | None = None, args: str = "") -> None:
     state_dir = paths.state_dir(root)
     supervisor = Supervisor(state_dir)
     started_here = not supervisor.is_running()
-    ctx = registry.Context(root=root, state_dir=state_dir, progress=print)
+    ctx = registry.Context(root=root, state_dir=state_dir, progress=lambda message: print(f"test: {message}"))
     try:
         # Deployables install caravan-commons from the workspace index: have it up and current.
         for prepare in (commons_stage.ensure_index, commons_stage.publish_commons):
