@@ -25,11 +25,13 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from litestar import Litestar, Response, get
+from litestar.middleware import DefineMiddleware
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import JsonRenderPlugin
 from loguru import logger
 
 from caravan_commons import identity
+from caravan_commons.deadline import DeadlineMiddleware
 from caravan_commons.errors import UpstreamUnavailableError
 from caravan_commons.logging import RequestIdMiddleware
 from caravan_commons.metrics import HttpMetrics, MetricsMiddleware, create_registry, render
@@ -139,7 +141,9 @@ def create_app(
         tracing_state = tracing
 
     identity_middleware, signer = identity.from_settings(settings)
-    all_middleware = list(middleware)
+    # The caller's deadline (X-Request-Timeout-Ms) becomes the request's: outgoing calls through
+    # the commons client inherit what is left of it, and the handler is cancelled (504) past it.
+    all_middleware = [DefineMiddleware(DeadlineMiddleware), *middleware]
     shutdown = list(on_shutdown)
     if tracing_state is not None:
         # Litestar turns this into its OpenTelemetryPlugin, which wraps the whole app (outside routing).

@@ -1,6 +1,6 @@
 """A service built from the whole commons stack, run as a real process by test_client_service_e2e.
 
-create_app + DeadlineMiddleware + Database (readiness: reachable and migrated) + IdempotencyStore
+create_app (deadline middleware included) + Database (readiness: reachable and migrated) + IdempotencyStore
 on POST /reservations. ``python client_target_service.py`` reads CARAVAN_* settings; ``MARKER_DIR``
 is where the slow handler records that its work was cancelled.
 """
@@ -17,13 +17,12 @@ from typing import Annotated
 
 import msgspec
 from litestar import Request, Response, get, post
-from litestar.middleware import DefineMiddleware
 from piccolo.querystring import QueryString
 
 from caravan_commons.app import create_app
 from caravan_commons.client import ServiceClient
 from caravan_commons.db import Database, rows_as_dicts
-from caravan_commons.deadline import DeadlineMiddleware, current_deadline
+from caravan_commons.deadline import current_deadline
 from caravan_commons.discovery import StaticResolver
 from caravan_commons.errors import NotFoundError
 from caravan_commons.idempotency import IdempotencyStore, fingerprint, require_key
@@ -118,7 +117,6 @@ def build(settings: ServiceSettings):  # type: ignore[no-untyped-def]
     return create_app(
         settings,
         route_handlers=[reserve, count, product, relay, slow],
-        middleware=[DefineMiddleware(DeadlineMiddleware, max_timeout=60.0)],
         readiness_checks={"database": db.readiness_check},
         lifespan=[db.lifespan, effects_table, client.lifespan],
     )
