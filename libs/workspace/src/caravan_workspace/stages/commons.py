@@ -115,7 +115,34 @@ def wheel_published(ctx: Context) -> str:
         out = _run([python, "-c", probe], env, "importing caravan_commons", fix).split()
         if len(out) != 2 or out[0] != version or not out[1].startswith(str(venv)):
             raise GateFailure(f"the fresh virtualenv imported {' '.join(out) or 'nothing'}", fix=fix)
-    return f"caravan-commons {version} served by {url}; a fresh virtualenv installed it from that index alone"
+        changed = differing_files(release.commons_dir(ctx) / "src" / "caravan_commons", Path(out[1]).parent)
+    if changed:
+        raise GateFailure(
+            f"libs/commons changed since caravan-commons {version} was published ({', '.join(changed[:3])}"
+            f"{', ...' if len(changed) > 3 else ''}): a published version never changes",
+            fix="bump libs/commons' version, add its CHANGELOG section, invoke commons.release",
+        )
+    return (
+        f"caravan-commons {version} served by {url}; a fresh virtualenv installed it from that index "
+        "alone; it matches libs/commons"
+    )
+
+
+def differing_files(source: Path, installed: Path) -> list[str]:
+    """Files of the package that differ between the source tree and an installed copy."""
+
+    def files(root: Path) -> dict[str, bytes]:
+        return {
+            str(p.relative_to(root)): p.read_bytes()
+            for p in root.rglob("*")
+            if p.is_file()
+            and "__pycache__" not in p.parts
+            and not any(part.startswith(".") for part in p.relative_to(root).parts)  # caches
+            and p.suffix not in (".pyc", ".pyo")
+        }
+
+    ours, theirs = files(source), files(installed)
+    return sorted(name for name in ours.keys() | theirs.keys() if ours.get(name) != theirs.get(name))
 
 
 @gate("commons.template_ready")
