@@ -23,6 +23,7 @@ from pathlib import Path
 from caravan_workspace.state import write_atomic
 
 PROMETHEUS = "prometheus"
+ALERTMANAGER = "alertmanager"
 SCRAPE_INTERVAL = "1s"
 
 
@@ -46,10 +47,17 @@ def prometheus_binary() -> str | None:
     return shutil.which("prometheus")
 
 
-def render_config(state_dir: Path, jobs: Iterable[str], *, rule_files: Iterable[Path] = ()) -> str:
-    """prometheus.yml (JSON is YAML): one job per target file, scraped every second on loopback."""
+def render_config(
+    state_dir: Path,
+    jobs: Iterable[str],
+    *,
+    rule_files: Iterable[Path] = (),
+    alertmanager_port: int | None = None,
+) -> str:
+    """prometheus.yml (JSON is YAML): one job per target file, scraped every second on loopback;
+    alerts go to the local Alertmanager when one runs."""
     targets = monitoring_dir(state_dir) / "targets"
-    config = {
+    config: dict[str, object] = {
         "global": {"scrape_interval": SCRAPE_INTERVAL, "evaluation_interval": SCRAPE_INTERVAL},
         "rule_files": [str(p) for p in rule_files],
         "scrape_configs": [
@@ -62,7 +70,52 @@ def render_config(state_dir: Path, jobs: Iterable[str], *, rule_files: Iterable[
             for job in sorted(set(jobs))
         ],
     }
+    if alertmanager_port is not None:
+        config["alerting"] = {
+            "alertmanagers": [{"static_configs": [{"targets": [f"127.0.0.1:{alertmanager_port}"]}]}]
+        }
     return json.dumps(config, indent=2) + "\n"
+
+
+def alertmanager_binary() -> str | None:
+    return shutil.which("prometheus-alertmanager") or shutil.which("alertmanager")
+
+
+def render_alertmanager_config() -> str:
+    """alertmanager.yml: one route to a receiver that delivers nowhere yet; the monitoring stage
+    (15) adds the real receivers. Short waits, so that alerts move at the pace of local tests."""
+    config = {
+        "route": {"receiver": "local", "group_wait": "1s", "group_interval": "1s", "repeat_interval": "1h"},
+        "receivers": [{"name": "local"}],
+    }
+    return json.dumps(config, indent=2) + "\n"
+
+
+def check_alertmanager_config(config_path: Path) -> None:
+    amtool = shutil.which("amtool")
+    if amtool is None:
+        return  # amtool ships with Alertmanager; without it, Alertmanager's own start-up checks
+    done = subprocess.run(
+        [amtool, "check-config", str(config_path)], capture_output=True, text=True, check=False
+    )
+    if done.returncode != 0:
+        lines = (done.stderr or done.stdout).strip().splitlines()
+        raise MonitoringError(f"amtool rejects the generated config: {lines[-1] if lines else '?'}")
+
+
+def alertmanager_command(state_dir: Path, port: int) -> tuple[str, ...]:
+    binary = alertmanager_binary()
+    if binary is None:
+        raise MonitoringError("Alertmanager is not installed: apt-get install prometheus-alertmanager")
+    folder = monitoring_dir(state_dir)
+    return (
+        binary,
+        f"--config.file={folder / 'alertmanager.yml'}",
+        f"--storage.path={folder / 'alertmanager-data'}",
+        f"--web.listen-address=127.0.0.1:{port}",
+        "--cluster.listen-address=",  # no gossip port: a single local instance, loopback only
+        "--log.format=json",
+    )
 
 
 def write_targets(state_dir: Path, targets: Iterable[Target], jobs: Iterable[str]) -> bool:

@@ -6,7 +6,9 @@ from __future__ import annotations
 import asyncio
 import sys
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
+from pathlib import Path
 
 from caravan_commons.discovery_local import LocalCatalogResolver
 from caravan_workspace.registry import ActionResult, Context, GateFailure, action, gate
@@ -36,35 +38,71 @@ def prometheus_program(rt: LocalRuntime) -> Program:
     )
 
 
+def alertmanager_program(rt: LocalRuntime) -> Program:
+    port = rt.ports.port_for(monitoring.ALERTMANAGER, "alerting")
+    return Program(
+        name=monitoring.ALERTMANAGER,
+        member="alerting",
+        kind="alerting",
+        command=monitoring.alertmanager_command(rt.ctx.state_dir, port),
+        port=port,
+        ready_path="/-/ready",
+        stopwaitsecs=10,
+    )
+
+
+def _write_checked(path: Path, text: str, check: Callable[[Path], None]) -> bool:
+    """Replace ``path`` by ``text`` only when it changed and passes ``check``; True when replaced."""
+    if path.exists() and path.read_text() == text:
+        return False
+    path.parent.mkdir(parents=True, exist_ok=True)
+    candidate = path.with_name(path.name + ".new")
+    candidate.write_text(text)
+    check(candidate)  # never replace a working config by a broken one
+    candidate.replace(path)
+    return True
+
+
 @action("monitoring.ensure")
 def ensure_monitoring(ctx: Context) -> ActionResult:
-    """Generate and check the Prometheus config, write the targets, run Prometheus."""
+    """Alertmanager (when installed), then Prometheus with a generated, checked config and the
+    running programs as targets."""
     if monitoring.prometheus_binary() is None:
         return ActionResult(
             changed=False, detail=f"Prometheus is not installed ({INSTALL_PROMETHEUS}): skipped"
         )
     rt = LocalRuntime(ctx)
     folder = monitoring.monitoring_dir(ctx.state_dir)
-    config = folder / "prometheus.yml"
-    text = monitoring.render_config(ctx.state_dir, sorted(set(rt.jobs())))
-    config_changed = not config.exists() or config.read_text() != text
-    if config_changed:
-        folder.mkdir(parents=True, exist_ok=True)
-        candidate = folder / "prometheus.yml.new"
-        candidate.write_text(text)
-        monitoring.check_config(candidate)  # never replace a working config by a broken one
-        candidate.replace(config)
+    programs: list[Program] = []
+    alertmanager_port = None
+    changed_configs: list[str] = []
+    if monitoring.alertmanager_binary() is not None:
+        alerting = alertmanager_program(rt)
+        alertmanager_port = alerting.port
+        if _write_checked(
+            folder / "alertmanager.yml",
+            monitoring.render_alertmanager_config(),
+            monitoring.check_alertmanager_config,
+        ):
+            changed_configs.append(alerting.name)
+        programs.append(alerting)
+    text = monitoring.render_config(ctx.state_dir, rt.jobs(), alertmanager_port=alertmanager_port)
+    prometheus = prometheus_program(rt)
+    if _write_checked(folder / "prometheus.yml", text, monitoring.check_config):
+        changed_configs.append(prometheus.name)
+    programs.append(prometheus)
     targets_changed = rt.sync_monitoring()
-    program = prometheus_program(rt)
     try:
-        started = rt.run([program])
-        if config_changed and not started and rt.supervisor.program(program.name):
-            rt.supervisor.restart(program.name)
-        rt.wait_ready([program], timeout=30)
+        started = rt.run(programs)
+        for name in changed_configs:
+            if name not in started and rt.supervisor.program(name):
+                rt.supervisor.restart(name)
+        rt.wait_ready(programs, timeout=30)
     except RuntimeError_ as exc:
         raise GateFailure(str(exc)) from exc
-    changed = bool(config_changed or targets_changed or started)
-    return ActionResult(changed=changed, detail=f"Prometheus on 127.0.0.1:{program.port}")
+    changed = bool(changed_configs or targets_changed or started)
+    where = ", ".join(f"{p.name} on 127.0.0.1:{p.port}" for p in programs)
+    return ActionResult(changed=changed, detail=where)
 
 
 @gate("shared.monitoring")
