@@ -53,6 +53,8 @@ def test_a_good_name_gives_package_title_and_lane(workspace: Path) -> None:
 
 
 def test_cli_refuses_a_bad_name_in_one_line_with_exit_1(tmp_path: Path, repo_root: Path) -> None:
+    target = repo_root.parent / "x"  # where "../x" would land
+    before = target.stat().st_mtime_ns if target.exists() else None
     tasks = tmp_path / "tasks"
     tasks.mkdir()
     (tasks / "tasks.py").write_text(
@@ -69,4 +71,4 @@ def test_cli_refuses_a_bad_name_in_one_line_with_exit_1(tmp_path: Path, repo_roo
         "error: '../x' is not a valid service name: lower-case words of letters and digits joined by '-', "
         "starting with a letter, at most 40 characters (e.g. svc-d)"
     ]
-    assert not (repo_root.parent / "x").exists()
+    assert (target.stat().st_mtime_ns if target.exists() else None) == before  # nothing written there

@@ -94,7 +94,11 @@ def network_plan(ctx: Context) -> str:
     problems: list[str] = []
     count = 0
     all_listeners = listeners()
-    programs = [s for s in rt.supervisor.status() if s.state in RUNNING and s.pid]
+    statuses = rt.supervisor.status()
+    programs = [s for s in statuses if s.state in RUNNING and s.pid]
+    for status in statuses:
+        if status.state in ("FATAL", "BACKOFF", "EXITED"):
+            problems.append(f"{status.name} is {status.state} (invoke logs {status.name})")
     for status in programs:
         tree = process_tree(status.pid or 0)
         for sock in (s for s in all_listeners if s.pid in tree):
