@@ -153,3 +153,23 @@ def test_status_without_a_running_supervisor(repo_root, state):
     assert done.returncode == 0, done.stderr
     assert "supervisor is not running" in done.stdout
     assert "Stages" in done.stdout
+
+
+def test_up_brings_every_stage_it_can_up_and_ends_with_a_status_table(repo_root, state):
+    done = invoke(repo_root, "up")
+    assert done.returncode == 1  # the services' stages are not built yet: honest failure
+    assert "invoke up: stages not passing" in done.stderr
+    assert "Programs" in done.stdout and "Stages" in done.stdout  # the closing status table
+    recorded = json.loads((state / "state.json").read_text())["stages"]
+    assert recorded["1"]["status"] == "passed"
+    if shutil.which("prometheus"):
+        assert recorded["2"]["status"] == "passed", recorded["2"]
+        assert recorded["3"]["status"] == "passed", recorded["3"]
+    # the three service lanes were started together and fail on their own (missing) domains
+    for lane_start in ("4", "7", "10"):
+        assert recorded[lane_start]["status"] == "failed"
+        assert "domain" in recorded[lane_start]["reason"]
+    assert recorded["13"]["status"] == "blocked"
+    status = invoke(repo_root, "status", env={"COLUMNS": "200"})
+    for program in ("index", "probe", "catalog-checker"):
+        assert program in status.stdout

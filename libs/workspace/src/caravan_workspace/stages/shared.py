@@ -232,9 +232,15 @@ def discovery_works(ctx: Context) -> str:
 
 @action("gateway.ensure")
 def ensure_gateway(ctx: Context) -> ActionResult:
+    """Run the gateway. It is built, like every deployable, with caravan-commons from the
+    workspace index, so the current commons is published first when it is not there yet (stage 3
+    then proves the release itself: installable from the index alone, matching its source)."""
+    from caravan_workspace.stages import commons as commons_stage
+
+    published = commons_stage.publish_commons(ctx)
     rt = LocalRuntime(ctx)
     try:
-        changed = gateway_runtime.ensure(rt)
+        changed = gateway_runtime.ensure(rt) + (["commons published"] if published.changed else [])
     except RuntimeError_ as exc:
         raise GateFailure(str(exc)) from exc
     port = rt.ports.allocated()[gateway_runtime.PROGRAM]
