@@ -14,22 +14,17 @@ that service's own probe module.
 
 from __future__ import annotations
 
-import ast
 import os
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
+from caravan_commons.architecture import domain_violations
 from caravan_workspace.registry import ActionResult, Context, GateFailure, action, gate
 from caravan_workspace.runtime import catalog
 from caravan_workspace.runtime.local import LocalRuntime, RuntimeError_
 from caravan_workspace.services import Service
-
-#: commons modules a domain may import: pure Python, no framework, ORM or I/O.
-PURE_COMMONS = frozenset({"caravan_commons.errors", "caravan_commons.money"})
-STAGE_OF = {"domain": 0, "infrastructure": 1, "api": 2}
 
 
 def _service(ctx: Context, name: str) -> tuple[LocalRuntime, Service]:
@@ -42,49 +37,13 @@ def _service(ctx: Context, name: str) -> tuple[LocalRuntime, Service]:
 # ------------------------------------------------------------------------------------- domain
 
 
-def forbidden_imports(domain: Path, package: str) -> tuple[int, list[str]]:
-    """(definitions found, imports that break purity) for every module under ``domain``."""
-    problems: list[str] = []
-    definitions = 0
-    stdlib = sys.stdlib_module_names
-    for path in sorted(domain.rglob("*.py")):
-        tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
-        where = path.relative_to(domain.parent.parent)
-        definitions += sum(
-            isinstance(n, ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef) for n in tree.body
-        )
-        depth = len(path.relative_to(domain).parts) - 1  # 0 for domain/model.py
-        for node in ast.walk(tree):
-            names: list[str] = []
-            if isinstance(node, ast.Import):
-                names = [alias.name for alias in node.names]
-            elif not isinstance(node, ast.ImportFrom):
-                continue
-            else:
-                if node.level:
-                    if node.level - 1 > depth:
-                        problems.append(f"{where}:{node.lineno} imports from outside the domain (relative)")
-                    continue
-                names = [node.module or ""]
-            for name in names:
-                top = name.split(".")[0]
-                if top == "__future__" or top in stdlib:
-                    continue
-                if name == f"{package}.domain" or name.startswith(f"{package}.domain."):
-                    continue
-                if name in PURE_COMMONS:
-                    continue
-                problems.append(f"{where}:{node.lineno} imports {name}")
-    return definitions, problems
-
-
 @gate("service.domain_pure")
 def domain_pure(ctx: Context, service: str) -> str:
     _, svc = _service(ctx, service)
     domain = svc.folder / "src" / svc.package / "domain"
     if not domain.is_dir():
         raise GateFailure(f"{service} has no domain package ({domain.relative_to(ctx.root)})")
-    definitions, problems = forbidden_imports(domain, svc.package)
+    definitions, problems = domain_violations(domain, svc.package)
     if problems:
         raise GateFailure(
             "the domain imports " + "; ".join(problems[:3]), fix="move that code out of the domain"

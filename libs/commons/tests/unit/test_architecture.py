@@ -1,8 +1,8 @@
-"""The domain-purity probe: what a domain may import, and what it may not."""
+"""The house rule for domains: what a domain may import, and what it may not."""
 
 import pytest
 
-from caravan_workspace.stages.services import forbidden_imports
+from caravan_commons.architecture import domain_violations
 
 
 def domain(tmp_path, files):
@@ -35,7 +35,7 @@ def test_a_pure_domain_passes(tmp_path):
             "events.py": "class Event: ...\n",
         },
     )
-    definitions, problems = forbidden_imports(root, "svc_x")
+    definitions, problems = domain_violations(root, "svc_x")
     assert problems == []
     assert definitions == 2
 
@@ -54,11 +54,11 @@ def test_a_pure_domain_passes(tmp_path):
 )
 def test_framework_orm_and_infrastructure_imports_are_reported(tmp_path, line, culprit):
     root = domain(tmp_path, {"model.py": f"{line}\n\nclass Product: ...\n"})
-    _, problems = forbidden_imports(root, "svc_x")
+    _, problems = domain_violations(root, "svc_x")
     assert len(problems) == 1 and culprit in problems[0] and "model.py:1" in problems[0]
 
 
 def test_imports_inside_functions_count_too(tmp_path):
     root = domain(tmp_path, {"model.py": "def f():\n    import aiohttp\n"})
-    _, problems = forbidden_imports(root, "svc_x")
+    _, problems = domain_violations(root, "svc_x")
     assert problems and "aiohttp" in problems[0]

@@ -1,0 +1,94 @@
+"""Helpers for a service's own end-to-end tests: its entry point as a real process on loopback."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def module_environment(cwd: Path, extra: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The test's environment without CARAVAN_* settings, with tracing off and logs in ``cwd``."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CARAVAN_")}
+    env.update({"CARAVAN_TRACE_EXPORTER": "none", "CARAVAN_LOG_FILE": str(cwd / "service.log")})
+    env.update(extra or {})
+    return env
+
+
+@dataclass
+class Served:
+    port: int
+    process: subprocess.Popen[str]
+    returncode: int | None = field(default=None)
+
+    def get(self, path: str) -> Any:
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.port}{path}", timeout=5) as response:
+            return json.loads(response.read())
+
+
+@contextmanager
+def served(
+    module: str, cwd: Path, env: Mapping[str, str] | None = None, *, limit: float = 30.0
+) -> Iterator[Served]:
+    """Run ``python -m module`` on a free loopback port until it answers /health/live; on exit send
+    SIGTERM and record its exit code in ``returncode`` (it is killed if it does not stop)."""
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", module],
+        env=module_environment(cwd, {"CARAVAN_PORT": str(port), **(env or {})}),
+        cwd=cwd,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    handle = Served(port, process)
+    try:
+        deadline = time.monotonic() + limit
+        while True:
+            try:
+                handle.get("/health/live")
+                break
+            except (urllib.error.URLError, OSError) as exc:
+                if process.poll() is not None or time.monotonic() > deadline:
+                    err = process.stderr.read() if process.stderr and process.poll() is not None else ""
+                    raise AssertionError(f"{module} did not serve on port {port}: {err or exc}") from exc
+                time.sleep(0.05)
+        yield handle
+        process.send_signal(signal.SIGTERM)
+        handle.returncode = process.wait(timeout=limit)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+
+
+def run_module(
+    module: str, cwd: Path, env: Mapping[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """Run ``python -m module`` to completion (e.g. to see a bad setting refused)."""
+    return subprocess.run(
+        [sys.executable, "-m", module],
+        env=module_environment(cwd, env),
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
