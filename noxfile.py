@@ -4,6 +4,7 @@ the default ones, as CI does."""
 
 from __future__ import annotations
 
+import tomllib
 from pathlib import Path
 
 import nox
@@ -57,22 +58,20 @@ def gateway(session: nox.Session) -> None:
     run_deployable_tests(session, "shared/gateway")
 
 
-@nox.session(python=PYTHON, tags=["packages", "services"])
-def svc_a(session: nox.Session) -> None:
-    """svc-a, the Catalog."""
-    run_deployable_tests(session, "svc-a")
+def service_session(folder: str, package: str, title: str) -> None:
+    """One session per service, named by its package (svc_a, ...): every folder with a
+    service.toml gets one, so a service rendered by `invoke new-service` is picked up at once."""
+
+    def session_fn(session: nox.Session) -> None:
+        run_deployable_tests(session, folder)
+
+    session_fn.__doc__ = f"{folder}, {title}: its tests against the lowest and highest commons."
+    nox.session(name=package, python=PYTHON, tags=["packages", "services"])(session_fn)
 
 
-@nox.session(python=PYTHON, tags=["packages", "services"])
-def svc_b(session: nox.Session) -> None:
-    """svc-b, Orders."""
-    run_deployable_tests(session, "svc-b")
-
-
-@nox.session(python=PYTHON, tags=["packages", "services"])
-def svc_c(session: nox.Session) -> None:
-    """svc-c, Payments."""
-    run_deployable_tests(session, "svc-c")
+for _declaration in sorted(ROOT.glob("*/service.toml")):
+    _service = tomllib.loads(_declaration.read_text())
+    service_session(_declaration.parent.name, _service["package"], _service["title"])
 
 
 @nox.session(python=PYTHON, tags=["system"])
