@@ -35,4 +35,4 @@ def new_service(c: Context, name: str, title: str | None = None, lane: str | Non
     print("next:")
     print(f"  - add {name} to a tier and its flows in foundation/ (the foundation model must know it)")
     print(f"  - add {package} to known-first-party in the root pyproject.toml (ruff)")
-    print(f"  - test it: cd {name} && uv venv && uv pip install -e . pytest && .venv/bin/pytest")
+    print(f"  - test it: nox -s {package} (against the lowest and highest commons from the workspace index)")
