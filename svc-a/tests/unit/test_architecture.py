@@ -10,7 +10,12 @@ import svc_a
 
 DOMAIN = Path(svc_a.__file__).parent / "domain"
 ALLOWED = {"svc_a", "caravan_commons"} | set(sys.stdlib_module_names)
-PURE_COMMONS = {"caravan_commons", "caravan_commons.errors", "caravan_commons.schemas"}
+PURE_COMMONS = {
+    "caravan_commons",
+    "caravan_commons.errors",
+    "caravan_commons.money",
+    "caravan_commons.schemas",
+}
 
 
 def imported_modules(path: Path) -> set[str]:

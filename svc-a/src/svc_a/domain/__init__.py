@@ -1,2 +1,1 @@
-"""Catalog's domain model: pure Python. No framework, ORM or HTTP import belongs here
-(tests/unit/test_architecture.py checks it)."""
+"""Catalog's domain: products, stock and reservations. Pure Python: no framework, ORM or I/O."""
