@@ -1,2 +1,1 @@
-"""Orders's domain model: pure Python. No framework, ORM or HTTP import belongs here
-(tests/unit/test_architecture.py checks it)."""
+"""Orders' domain: the Order aggregate, its state machine, events and errors (pure Python)."""
