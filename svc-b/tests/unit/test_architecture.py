@@ -34,6 +34,10 @@ def test_domain_imports_only_the_standard_library_and_pure_commons_types() -> No
         for module in imported_modules(path):
             top = module.split(".")[0]
             own = module == "svc_b.domain" or module.startswith("svc_b.domain.")
-            if (top == "svc_b" and not own) or top not in ALLOWED or (top == "caravan_commons" and module not in PURE_COMMONS):
+            if (
+                (top == "svc_b" and not own)
+                or top not in ALLOWED
+                or (top == "caravan_commons" and module not in PURE_COMMONS)
+            ):
                 offenders.append(f"{path.name}: {module}")
     assert offenders == []

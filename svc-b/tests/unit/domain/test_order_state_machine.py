@@ -45,6 +45,21 @@ def test_total_is_exact_integer_sum(lines: list[OrderLine]) -> None:
     assert isinstance(order.total.amount, int)
 
 
+HELD_STOCK = (StockState.RESERVED, StockState.COMMITTED)
+HELD_PAYMENT = (PaymentState.AUTHORIZED, PaymentState.CAPTURED)
+
+
+def _legal_while_cancelling(status: OrderStatus, stock: StockState, payment: PaymentState) -> bool:
+    # money was captured only after stock was committed (so it is committed or, later, released)
+    if payment in (PaymentState.CAPTURED, PaymentState.REFUNDED) and stock in (
+        StockState.NONE,
+        StockState.RESERVED,
+    ):
+        return False
+    # a cancelled order holds nothing
+    return not (status is OrderStatus.CANCELLED and (stock in HELD_STOCK or payment in HELD_PAYMENT))
+
+
 # (status, stock, payment) combinations an order may ever be in
 LEGAL = {
     (OrderStatus.PENDING, StockState.NONE, PaymentState.NONE),
@@ -58,10 +73,8 @@ LEGAL = {
     for status in (OrderStatus.CANCELLING, OrderStatus.CANCELLED)
     for stock in StockState
     for payment in PaymentState
-    # captured money implies committed (or, after compensation, released) stock
-    if not (payment in (PaymentState.CAPTURED, PaymentState.REFUNDED) and stock in (StockState.NONE, StockState.RESERVED))
-    and not (status is OrderStatus.CANCELLED and (stock in (StockState.RESERVED, StockState.COMMITTED) or payment in (PaymentState.AUTHORIZED, PaymentState.CAPTURED)))
-}  # fmt: skip
+    if _legal_while_cancelling(status, stock, payment)
+}
 
 ACTIONS: dict[str, Callable[[Order], None]] = {
     "reserve_stock": Order.reserve_stock,

@@ -1,0 +1,76 @@
+"""Ports the order saga calls: the catalog (svc-a) and payments (svc-c). Abstract; the HTTP
+clients in ``infrastructure`` implement them, unit tests use fakes.
+
+Every call must be idempotent for the given order / key: the saga and its recovery may repeat any
+call whose outcome was not recorded. Failures are the commons errors (``UpstreamUnavailableError``,
+``DeadlineExceededError``: outcome unknown) or the definite refusals below.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+from caravan_commons.errors import ConflictError, NotFoundError
+from caravan_commons.money import Money
+
+
+class OutOfStock(ConflictError):
+    slug = "out-of-stock"
+    title = "Out of stock"
+
+
+class PaymentDeclined(ConflictError):
+    slug = "payment-declined"
+    title = "Payment declined"
+
+
+class UnknownProduct(NotFoundError):
+    slug = "unknown-product"
+    title = "Unknown product"
+
+
+@dataclass(frozen=True, slots=True)
+class StockRequest:
+    sku: str
+    quantity: int
+
+
+class CatalogPort(abc.ABC):
+    @abc.abstractmethod
+    async def prices(self, skus: Sequence[str]) -> Mapping[str, Money]:
+        """Current unit price of each SKU; :class:`UnknownProduct` when one does not exist."""
+
+    @abc.abstractmethod
+    async def reserve(self, order_id: str, lines: Sequence[StockRequest]) -> None:
+        """Reserve stock for the order (idempotent per order id); :class:`OutOfStock`."""
+
+    @abc.abstractmethod
+    async def commit(self, order_id: str) -> None:
+        """Turn the order's reservation into a sale (idempotent)."""
+
+    @abc.abstractmethod
+    async def release(self, order_id: str) -> None:
+        """Give back the order's reserved or committed stock (idempotent; no-op if none)."""
+
+
+class PaymentsPort(abc.ABC):
+    @abc.abstractmethod
+    async def authorize(self, idempotency_key: str, order_id: str, customer_id: str, amount: Money) -> str:
+        """Authorise ``amount``; returns the authorisation id; :class:`PaymentDeclined`.
+        The same key always yields the same outcome (so a repeat learns a lost answer)."""
+
+    @abc.abstractmethod
+    async def capture(self, idempotency_key: str, authorization_id: str) -> None: ...
+
+    @abc.abstractmethod
+    async def void(self, idempotency_key: str, authorization_id: str) -> None: ...
+
+    @abc.abstractmethod
+    async def refund(self, idempotency_key: str, authorization_id: str) -> None: ...
+
+
+def payment_key(order_id: str, step: str) -> str:
+    """The Idempotency-Key of one payment call of one order (derived, so a retry reuses it)."""
+    return f"order-{order_id}-{step}"

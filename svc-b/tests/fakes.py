@@ -1,0 +1,237 @@
+"""Fakes of the saga's ports: an in-memory unit of work and upstreams that keep books (so a test
+can see that no stock or money moved twice) and fail on demand, including a simulated crash."""
+
+from __future__ import annotations
+
+import copy
+import itertools
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from caravan_commons.errors import ConflictError, UpstreamUnavailableError
+from caravan_commons.money import Money
+from svc_b.domain.model import TERMINAL, Order
+from svc_b.service_layer.ports import (
+    CatalogPort,
+    OutOfStock,
+    PaymentDeclined,
+    PaymentsPort,
+    StockRequest,
+    UnknownProduct,
+)
+from svc_b.service_layer.unit_of_work import (
+    AbstractOrderRepository,
+    AbstractSagaLog,
+    AbstractUnitOfWork,
+    SagaStep,
+    StepOutcome,
+)
+
+
+class Crash(BaseException):
+    """The process died here (not an Exception: nothing in the saga catches it)."""
+
+
+@dataclass
+class Fault:
+    method: str
+    error: BaseException
+    after_effect: bool = False  # the upstream did the work, then the answer was lost
+    times: int = 1
+
+
+class Faults:
+    def __init__(self) -> None:
+        self.pending: list[Fault] = []
+
+    def add(self, method: str, error: BaseException, *, after_effect: bool = False, times: int = 1) -> None:
+        self.pending.append(Fault(method, error, after_effect, times))
+
+    def check(self, method: str, after_effect: bool) -> None:
+        for fault in self.pending:
+            if fault.method == method and fault.after_effect == after_effect and fault.times > 0:
+                fault.times -= 1
+                raise fault.error
+
+
+# ------------------------------------------------------------------------------ upstreams
+
+
+@dataclass
+class FakeCatalog(CatalogPort):
+    stock: dict[str, int]
+    price_list: dict[str, Money]
+    reservations: dict[str, tuple[list[StockRequest], str]] = field(default_factory=dict)
+    faults: Faults = field(default_factory=Faults)
+
+    async def prices(self, skus: Sequence[str]) -> Mapping[str, Money]:
+        self.faults.check("prices", False)
+        missing = [s for s in skus if s not in self.price_list]
+        if missing:
+            raise UnknownProduct(f"unknown SKU {missing[0]}")
+        return {s: self.price_list[s] for s in skus}
+
+    async def reserve(self, order_id: str, lines: Sequence[StockRequest]) -> None:
+        self.faults.check("reserve", False)
+        if order_id not in self.reservations:
+            if any(self.stock.get(line.sku, 0) < line.quantity for line in lines):
+                raise OutOfStock(f"order {order_id}: not enough stock")
+            for line in lines:
+                self.stock[line.sku] -= line.quantity
+            self.reservations[order_id] = (list(lines), "reserved")
+        self.faults.check("reserve", True)
+
+    async def commit(self, order_id: str) -> None:
+        self.faults.check("commit", False)
+        lines, state = self.reservations[order_id]
+        if state == "released":
+            raise ConflictError("reservation released")
+        self.reservations[order_id] = (lines, "committed")
+        self.faults.check("commit", True)
+
+    async def release(self, order_id: str) -> None:
+        self.faults.check("release", False)
+        if order_id in self.reservations:
+            lines, state = self.reservations[order_id]
+            if state != "released":
+                for line in lines:
+                    self.stock[line.sku] += line.quantity
+                self.reservations[order_id] = (lines, "released")
+        self.faults.check("release", True)
+
+
+@dataclass
+class FakePayments(PaymentsPort):
+    decline: set[str] = field(default_factory=set)  # customer ids whose cards are declined
+    by_key: dict[str, str | None] = field(default_factory=dict)  # authorize key → auth id (None: declined)
+    authorizations: dict[str, tuple[Money, str]] = field(default_factory=dict)  # id → (amount, state)
+    calls: list[str] = field(default_factory=list)
+    faults: Faults = field(default_factory=Faults)
+    _ids: itertools.count[int] = field(default_factory=itertools.count)
+
+    async def authorize(self, idempotency_key: str, order_id: str, customer_id: str, amount: Money) -> str:
+        self.faults.check("authorize", False)
+        if idempotency_key not in self.by_key:
+            if customer_id in self.decline:
+                self.by_key[idempotency_key] = None
+            else:
+                auth = f"auth-{next(self._ids)}"
+                self.authorizations[auth] = (amount, "authorized")
+                self.by_key[idempotency_key] = auth
+        self.faults.check("authorize", True)
+        result = self.by_key[idempotency_key]
+        if result is None:
+            raise PaymentDeclined("card declined")
+        return result
+
+    def _move(self, auth: str, source: str, target: str) -> None:
+        amount, state = self.authorizations[auth]
+        if state == target:
+            return  # idempotent repeat
+        if state != source:
+            raise ConflictError(f"{auth} is {state}, cannot become {target}")
+        self.authorizations[auth] = (amount, target)
+
+    async def capture(self, idempotency_key: str, authorization_id: str) -> None:
+        self.faults.check("capture", False)
+        self._move(authorization_id, "authorized", "captured")
+        self.faults.check("capture", True)
+
+    async def void(self, idempotency_key: str, authorization_id: str) -> None:
+        self.faults.check("void", False)
+        self._move(authorization_id, "authorized", "voided")
+        self.faults.check("void", True)
+
+    async def refund(self, idempotency_key: str, authorization_id: str) -> None:
+        self.faults.check("refund", False)
+        self._move(authorization_id, "captured", "refunded")
+        self.faults.check("refund", True)
+
+    def states(self) -> list[str]:
+        return [state for _, state in self.authorizations.values()]
+
+
+# ------------------------------------------------------------------------- unit of work
+
+
+@dataclass
+class Store:
+    orders: dict[str, tuple[Order, datetime]] = field(default_factory=dict)
+    log: list[SagaStep] = field(default_factory=list)
+
+
+class FakeOrders(AbstractOrderRepository):
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self.added: dict[str, tuple[Order, datetime]] = {}
+        self.seen: dict[str, Order] = {}
+
+    def add(self, order: Order, created_at: datetime) -> None:
+        self.added[order.id] = (order, created_at)
+
+    async def get(self, order_id: str) -> Order | None:
+        if order_id not in self.store.orders:
+            return None
+        order = copy.deepcopy(self.store.orders[order_id][0])
+        order.events = []
+        self.seen[order_id] = order
+        return order
+
+    async def unfinished(self, limit: int = 100) -> list[tuple[Order, datetime]]:
+        rows = [(copy.deepcopy(o), at) for o, at in self.store.orders.values() if o.status not in TERMINAL]
+        return sorted(rows, key=lambda row: row[1])[:limit]
+
+    async def list_for_customer(self, customer_id: str, *, limit: int, offset: int) -> list[Order]:
+        mine = [copy.deepcopy(o) for o, _ in self.store.orders.values() if o.customer_id == customer_id]
+        return mine[offset : offset + limit]
+
+
+class FakeSagaLog(AbstractSagaLog):
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self.new: list[tuple[str, str, StepOutcome, str]] = []
+
+    def record(self, order_id: str, step: str, outcome: StepOutcome, detail: str = "") -> None:
+        self.new.append((order_id, step, outcome, detail))
+
+    async def steps(self, order_id: str) -> list[SagaStep]:
+        return [s for s in self.store.log if s.order_id == order_id]
+
+
+class FakeUnitOfWork(AbstractUnitOfWork):
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self.orders = FakeOrders(store)
+        self.saga = FakeSagaLog(store)
+        self.commits = 0
+
+    async def commit(self) -> None:
+        for order_id, order in self.orders.seen.items():
+            stored, _ = self.store.orders[order_id]
+            if stored.version != order.version:
+                raise ConflictError(f"order {order_id} changed meanwhile")
+        for order_id, (order, at) in self.orders.added.items():
+            if order_id in self.store.orders:
+                raise ConflictError(f"order {order_id} exists")
+            saved = copy.deepcopy(order)
+            saved.version = 1
+            self.store.orders[order_id] = (saved, at)
+        for order_id, order in self.orders.seen.items():
+            saved = copy.deepcopy(order)
+            saved.version = order.version + 1
+            self.store.orders[order_id] = (saved, self.store.orders[order_id][1])
+        for order_id, step, outcome, detail in self.saga.new:
+            seq = sum(1 for s in self.store.log if s.order_id == order_id) + 1
+            self.store.log.append(SagaStep(order_id, seq, step, outcome, detail))
+        self.commits += 1
+        await self.rollback()
+
+    async def rollback(self) -> None:
+        self.orders.added.clear()
+        self.orders.seen.clear()
+        self.saga.new.clear()
+
+
+def unavailable(what: str = "upstream") -> UpstreamUnavailableError:
+    return UpstreamUnavailableError(f"{what} unreachable")
