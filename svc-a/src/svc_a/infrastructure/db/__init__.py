@@ -1,0 +1,1 @@
+"""Catalog's database: piccolo tables, app, conf, migrations and the migrate command."""

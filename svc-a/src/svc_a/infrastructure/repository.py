@@ -1,0 +1,194 @@
+"""piccolo implementations of Catalog's repositories: rows in, domain objects out."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from caravan_commons.money import Money
+from svc_a.domain.errors import ConcurrentUpdate, DuplicateProduct, ReservationConflict
+from svc_a.domain.model import Product, Stock
+from svc_a.domain.reservation import Line, Reservation, Status
+from svc_a.infrastructure.db.tables import ProductRow, ReservationRow, StockRow
+from svc_a.service_layer.ports import (
+    AbstractProductRepository,
+    AbstractReservationRepository,
+    AbstractStockRepository,
+)
+
+
+def is_unique_violation(exc: Exception) -> bool:
+    text = f"{type(exc).__name__} {exc}".lower()
+    return "unique" in text or "duplicate key" in text
+
+
+def to_ms(moment: datetime) -> int:
+    return int(moment.timestamp() * 1000)
+
+
+def from_ms(ms: int) -> datetime:
+    return datetime.fromtimestamp(ms / 1000, tz=UTC)
+
+
+def product_from(row: dict[str, Any]) -> Product:
+    return Product(
+        sku=row["sku"],
+        name=row["name"],
+        description=row["description"],
+        price=Money(row["price_amount"], row["price_currency"]),
+        active=bool(row["active"]),
+    )
+
+
+def product_values(product: Product) -> dict[Any, Any]:
+    return {
+        ProductRow.name: product.name,
+        ProductRow.description: product.description,
+        ProductRow.price_amount: product.price.amount,
+        ProductRow.price_currency: product.price.currency,
+        ProductRow.active: product.active,
+    }
+
+
+class PiccoloProductRepository(AbstractProductRepository):
+    async def add(self, product: Product) -> None:
+        if await ProductRow.exists().where(ProductRow.sku == product.sku):
+            raise DuplicateProduct(f"a product with sku {product.sku} exists", sku=product.sku)
+        try:
+            await ProductRow.insert(
+                ProductRow(
+                    sku=product.sku,
+                    name=product.name,
+                    description=product.description,
+                    price_amount=product.price.amount,
+                    price_currency=product.price.currency,
+                    active=product.active,
+                )
+            )
+        except Exception as exc:
+            if is_unique_violation(exc):
+                raise DuplicateProduct(f"a product with sku {product.sku} exists", sku=product.sku) from exc
+            raise
+
+    async def get(self, sku: str) -> Product | None:
+        row = await ProductRow.select().where(ProductRow.sku == sku).first()
+        return None if row is None else product_from(row)
+
+    async def update(self, product: Product) -> None:
+        await ProductRow.update(product_values(product)).where(ProductRow.sku == product.sku)
+
+    async def list(
+        self, *, after: str | None = None, limit: int = 50, active: bool | None = None
+    ) -> list[Product]:
+        query = ProductRow.select().order_by(ProductRow.sku).limit(limit)
+        if after is not None:
+            query = query.where(ProductRow.sku > after)
+        if active is not None:
+            query = query.where(ProductRow.active == active)
+        return [product_from(row) for row in await query]
+
+
+def stock_from(row: dict[str, Any]) -> Stock:
+    return Stock(sku=row["sku"], on_hand=row["on_hand"], reserved=row["reserved"], version=row["version"])
+
+
+class PiccoloStockRepository(AbstractStockRepository):
+    """Stock rows; ``save`` is a conditional UPDATE on the version read (optimistic check) and
+    ``get_for_update`` takes row locks on Postgres (``SELECT ... FOR UPDATE``, in sku order so two
+    transactions never wait on each other in a cycle). On SQLite the unit of work's
+    ``BEGIN IMMEDIATE`` serialises writers instead."""
+
+    def __init__(self, *, lock_rows: bool) -> None:
+        self._lock_rows = lock_rows
+        self._read: dict[str, int] = {}  # sku -> version as read
+
+    async def add(self, stock: Stock) -> None:
+        await StockRow.insert(
+            StockRow(sku=stock.sku, on_hand=stock.on_hand, reserved=stock.reserved, version=stock.version)
+        )
+        self._read[stock.sku] = stock.version
+
+    async def get(self, sku: str) -> Stock | None:
+        row = await StockRow.select().where(StockRow.sku == sku).first()
+        if row is None:
+            return None
+        self._read[sku] = row["version"]
+        return stock_from(row)
+
+    async def get_for_update(self, skus: Sequence[str]) -> dict[str, Stock]:
+        if not skus:
+            return {}
+        query = StockRow.select().where(StockRow.sku.is_in(sorted(set(skus)))).order_by(StockRow.sku)
+        if self._lock_rows:
+            query = query.lock_rows("UPDATE")
+        stocks = [stock_from(row) for row in await query]
+        self._read.update({stock.sku: stock.version for stock in stocks})
+        return {stock.sku: stock for stock in stocks}
+
+    async def save(self, stock: Stock) -> None:
+        read = self._read.get(stock.sku)
+        if read is None:
+            raise ValueError(f"stock {stock.sku} was not read in this unit of work")
+        changed = (
+            await StockRow.update(
+                {
+                    StockRow.on_hand: stock.on_hand,
+                    StockRow.reserved: stock.reserved,
+                    StockRow.version: stock.version,
+                }
+            )
+            .where((StockRow.sku == stock.sku) & (StockRow.version == read))
+            .returning(StockRow.sku)
+        )
+        if not changed:
+            raise ConcurrentUpdate(f"stock of {stock.sku} changed concurrently; retry", sku=stock.sku)
+        self._read[stock.sku] = stock.version
+
+
+def reservation_from(row: dict[str, Any]) -> Reservation:
+    return Reservation(
+        order_id=row["order_id"],
+        lines=tuple(Line(sku, quantity) for sku, quantity in json.loads(row["lines"])),
+        expires_at=from_ms(row["expires_at_ms"]),
+        status=Status(row["status"]),
+    )
+
+
+class PiccoloReservationRepository(AbstractReservationRepository):
+    async def add(self, reservation: Reservation) -> None:
+        row = ReservationRow(
+            order_id=reservation.order_id,
+            status=reservation.status.value,
+            lines=json.dumps([[line.sku, line.quantity] for line in reservation.lines]),
+            expires_at_ms=to_ms(reservation.expires_at),
+        )
+        try:
+            await ReservationRow.insert(row)
+        except Exception as exc:
+            if is_unique_violation(exc):
+                raise ReservationConflict(
+                    f"order {reservation.order_id} already has a reservation", order_id=reservation.order_id
+                ) from exc
+            raise
+
+    async def get(self, order_id: str) -> Reservation | None:
+        row = await ReservationRow.select().where(ReservationRow.order_id == order_id).first()
+        return None if row is None else reservation_from(row)
+
+    async def save(self, reservation: Reservation) -> None:
+        await ReservationRow.update({ReservationRow.status: reservation.status.value}).where(
+            ReservationRow.order_id == reservation.order_id
+        )
+
+    async def expired(self, now: datetime, *, limit: int = 100) -> list[Reservation]:
+        rows = (
+            await ReservationRow.select()
+            .where(
+                (ReservationRow.status == Status.HELD.value) & (ReservationRow.expires_at_ms <= to_ms(now))
+            )
+            .order_by(ReservationRow.expires_at_ms)
+            .limit(limit)
+        )
+        return [reservation_from(row) for row in rows]

@@ -1,0 +1,60 @@
+"""The piccolo unit of work: one database transaction that rolls back unless ``commit()`` is called.
+
+On SQLite the transaction starts with ``BEGIN IMMEDIATE`` (the write lock is taken up front, so two
+writers queue on the busy timeout instead of deadlocking on a lock upgrade); on Postgres stock rows
+are read with ``FOR UPDATE``.
+"""
+
+from __future__ import annotations
+
+from types import TracebackType
+from typing import Any, Self
+
+from piccolo.engine.sqlite import SQLiteEngine, TransactionType
+
+from caravan_commons.db import Database
+from svc_a.infrastructure.repository import (
+    PiccoloProductRepository,
+    PiccoloReservationRepository,
+    PiccoloStockRepository,
+)
+from svc_a.service_layer.ports import AbstractUnitOfWork
+
+
+class PiccoloUnitOfWork(AbstractUnitOfWork):
+    def __init__(self, database: Database) -> None:
+        self._db = database
+        self._transaction: Any = None
+
+    async def __aenter__(self) -> Self:
+        engine = self._db.engine
+        if isinstance(engine, SQLiteEngine):
+            transaction = engine.transaction(transaction_type=TransactionType.immediate, allow_nested=False)
+        else:
+            transaction = engine.transaction(allow_nested=False)
+        self._transaction = await transaction.__aenter__()
+        self.products = PiccoloProductRepository()
+        self.stocks = PiccoloStockRepository(lock_rows=self._db.is_postgres)
+        self.reservations = PiccoloReservationRepository()
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        transaction, self._transaction = self._transaction, None
+        if transaction is None:
+            return
+        try:
+            if not (transaction._committed or transaction._rolled_back):
+                await transaction.rollback()
+        finally:
+            await transaction.__aexit__(exc_type, exc, tb)
+
+    async def commit(self) -> None:
+        await self._transaction.commit()
+
+    async def rollback(self) -> None:
+        if self._transaction is not None and not (
+            self._transaction._committed or self._transaction._rolled_back
+        ):
+            await self._transaction.rollback()
