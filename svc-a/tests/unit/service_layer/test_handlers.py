@@ -1,0 +1,150 @@
+"""The use cases against an in-memory fake unit of work (no I/O)."""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from caravan_commons.money import Money
+from svc_a.domain.errors import DuplicateProduct, OutOfStock, ReservationNotFound, UnknownSku
+from svc_a.domain.model import Product, Stock
+from svc_a.domain.reservation import Line, Reservation, Status
+from svc_a.service_layer import handlers
+from svc_a.service_layer.ports import (
+    AbstractProductRepository,
+    AbstractReservationRepository,
+    AbstractStockRepository,
+    AbstractUnitOfWork,
+)
+
+NOW = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
+
+
+class FakeProducts(AbstractProductRepository):
+    def __init__(self, rows: dict[str, Product]) -> None:
+        self.rows = rows
+
+    async def add(self, product: Product) -> None:
+        if product.sku in self.rows:
+            raise DuplicateProduct(product.sku)
+        self.rows[product.sku] = product
+
+    async def get(self, sku: str) -> Product | None:
+        return self.rows.get(sku)
+
+    async def update(self, product: Product) -> None:
+        self.rows[product.sku] = product
+
+    async def list(
+        self, *, after: str | None = None, limit: int = 50, active: bool | None = None
+    ) -> list[Product]:
+        found = [p for sku, p in sorted(self.rows.items()) if after is None or sku > after]
+        return [p for p in found if active is None or p.active == active][:limit]
+
+
+class FakeStocks(AbstractStockRepository):
+    def __init__(self, rows: dict[str, Stock]) -> None:
+        self.rows = rows
+
+    async def add(self, stock: Stock) -> None:
+        self.rows[stock.sku] = copy.copy(stock)
+
+    async def get(self, sku: str) -> Stock | None:
+        return copy.copy(self.rows.get(sku))
+
+    async def get_for_update(self, skus: Sequence[str]) -> dict[str, Stock]:
+        return {sku: copy.copy(self.rows[sku]) for sku in skus if sku in self.rows}
+
+    async def save(self, stock: Stock) -> None:
+        self.rows[stock.sku] = copy.copy(stock)
+
+
+class FakeReservations(AbstractReservationRepository):
+    def __init__(self, rows: dict[str, Reservation]) -> None:
+        self.rows = rows
+
+    async def add(self, reservation: Reservation) -> None:
+        self.rows[reservation.order_id] = copy.copy(reservation)
+
+    async def get(self, order_id: str) -> Reservation | None:
+        return copy.copy(self.rows.get(order_id))
+
+    async def save(self, reservation: Reservation) -> None:
+        self.rows[reservation.order_id] = copy.copy(reservation)
+
+    async def expired(self, now: datetime, *, limit: int = 100) -> list[Reservation]:
+        return [copy.copy(r) for r in self.rows.values() if r.is_expired(now)][:limit]
+
+
+class FakeUnitOfWork(AbstractUnitOfWork):
+    """Works on copies of the committed state; commit() publishes them, anything else drops them."""
+
+    def __init__(self) -> None:
+        self.state: tuple[dict, dict, dict] = ({}, {}, {})
+        self.commits = 0
+
+    async def __aenter__(self) -> FakeUnitOfWork:
+        self._work = tuple(dict(part) for part in self.state)
+        self.products = FakeProducts(self._work[0])
+        self.stocks = FakeStocks(self._work[1])
+        self.reservations = FakeReservations(self._work[2])
+        return self
+
+    async def commit(self) -> None:
+        self.state = self._work  # type: ignore[assignment]
+        self.commits += 1
+
+    async def rollback(self) -> None:
+        pass
+
+
+TENT = Product(sku="TENT-2P", name="Tent", price=Money(12999, "EUR"))
+
+
+def run(coro):  # type: ignore[no-untyped-def]
+    return asyncio.run(coro)
+
+
+def test_add_product_creates_its_stock() -> None:
+    uow = FakeUnitOfWork()
+    run(handlers.add_product(TENT, uow, initial_stock=2))
+    assert uow.state[1]["TENT-2P"] == Stock("TENT-2P", on_hand=2)
+    assert run(handlers.get_product("TENT-2P", uow)) == TENT
+    with pytest.raises(UnknownSku):
+        run(handlers.get_product("NOPE1", uow))
+
+
+def test_a_failed_reservation_commits_nothing() -> None:
+    uow = FakeUnitOfWork()
+    run(handlers.add_product(TENT, uow, initial_stock=1))
+    commits = uow.commits
+    with pytest.raises(OutOfStock):
+        run(handlers.reserve("o-1", [Line("TENT-2P", 2)], uow))
+    assert uow.commits == commits and uow.state[2] == {}
+
+
+def test_an_idempotent_repeat_commits_nothing() -> None:
+    uow = FakeUnitOfWork()
+    run(handlers.add_product(TENT, uow, initial_stock=2))
+    first, created = run(handlers.reserve("o-1", [Line("TENT-2P", 1)], uow, clock=lambda: NOW))
+    commits = uow.commits
+    again, created_again = run(handlers.reserve("o-1", [Line("TENT-2P", 1)], uow, clock=lambda: NOW))
+    assert created and not created_again and again == first and uow.commits == commits
+
+
+def test_sweeper_releases_what_is_due() -> None:
+    uow = FakeUnitOfWork()
+    run(handlers.add_product(TENT, uow, initial_stock=2))
+    run(handlers.reserve("o-1", [Line("TENT-2P", 2)], uow, ttl=timedelta(minutes=1), clock=lambda: NOW))
+    assert run(handlers.sweep_expired(lambda: uow, clock=lambda: NOW + timedelta(minutes=1))) == 1
+    assert uow.state[2]["o-1"].status is Status.RELEASED
+    assert uow.state[1]["TENT-2P"] == Stock("TENT-2P", on_hand=2)
+
+
+def test_settling_an_unknown_order_is_not_found() -> None:
+    with pytest.raises(ReservationNotFound):
+        run(handlers.release_reservation("o-404", FakeUnitOfWork()))
