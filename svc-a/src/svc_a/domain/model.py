@@ -67,8 +67,13 @@ class Product:
         active: bool | None = None,
     ) -> Product:
         """A copy with the given fields replaced (validated again); the sku never changes."""
-        changes = {"name": name, "description": description, "price": price, "active": active}
-        return replace(self, **{k: v for k, v in changes.items() if v is not None})
+        changes: dict[str, object] = {
+            "name": name,
+            "description": description,
+            "price": price,
+            "active": active,
+        }
+        return replace(self, **{k: v for k, v in changes.items() if v is not None})  # type: ignore[arg-type]
 
 
 @dataclass(slots=True)
