@@ -1,0 +1,1 @@
+"""Orders' database: piccolo tables, app, migrations, repositories and the unit of work."""

@@ -1,0 +1,42 @@
+"""piccolo tables of Orders. Amounts are integer minor units with their ISO 4217 currency."""
+
+from __future__ import annotations
+
+from piccolo.columns import BigInt, ForeignKey, Integer, Serial, Text, Timestamptz, Varchar
+from piccolo.columns.base import OnDelete
+from piccolo.table import Table
+
+
+class OrderRow(Table, tablename="svc_b_orders"):
+    id = Varchar(length=64, primary_key=True)
+    customer_id = Varchar(length=128, index=True)
+    currency = Varchar(length=3)
+    total_amount = BigInt()
+    status = Varchar(length=32, index=True)
+    stock = Varchar(length=16)
+    payment = Varchar(length=16)
+    authorization_id = Varchar(length=128, null=True, default=None)
+    cancel_reason = Varchar(length=64, null=True, default=None)
+    version = Integer(default=1)
+    created_at = Timestamptz()
+    updated_at = Timestamptz()
+
+
+class OrderLineRow(Table, tablename="svc_b_order_lines"):
+    id = Serial(primary_key=True)
+    order_id = ForeignKey(references=OrderRow, on_delete=OnDelete.cascade, index=True)
+    position = Integer()
+    sku = Varchar(length=64)
+    quantity = Integer()
+    unit_amount = BigInt()
+    currency = Varchar(length=3)
+
+
+class SagaStepRow(Table, tablename="svc_b_saga_steps"):
+    id = Serial(primary_key=True)
+    order_id = ForeignKey(references=OrderRow, on_delete=OnDelete.cascade, index=True)
+    seq = Integer()
+    step = Varchar(length=32)
+    outcome = Varchar(length=16)
+    detail = Text(default="")
+    recorded_at = Timestamptz()

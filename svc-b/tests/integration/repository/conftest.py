@@ -1,0 +1,115 @@
+"""Real databases for the repository tests.
+
+Each test runs on a fresh SQLite file in a temp dir, on a throwaway Postgres database when
+CARAVAN_TEST_POSTGRES_DSN names a server (created per test session, dropped afterwards; skipped
+with the reason otherwise), and on the database the stage gate configures
+(CARAVAN_TEST_DATABASE_URL: a SQLite file, or a Postgres server whose throwaway database is used).
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+import pytest
+
+from caravan_commons.db import Database
+from caravan_commons.piccolo_app import APP_CONFIG as COMMONS_APP
+from svc_b.infrastructure.db.migrate import migrate
+from svc_b.infrastructure.db.piccolo_app import APP_CONFIG
+
+POSTGRES_DSN_ENV = "CARAVAN_TEST_POSTGRES_DSN"
+CONFIGURED_ENV = "CARAVAN_TEST_DATABASE_URL"
+ENGINES = ["sqlite", "postgres"] + (["configured"] if os.environ.get(CONFIGURED_ENV) else [])
+
+
+def is_postgres(url: str) -> bool:
+    return urlsplit(url).scheme in ("postgres", "postgresql")
+
+
+def with_database(dsn: str, name: str) -> str:
+    return urlunsplit(urlsplit(dsn)._replace(path=f"/{name}"))
+
+
+class PostgresServer:
+    """One throwaway database per server per test session; tests use unique order ids."""
+
+    def __init__(self) -> None:
+        self.created: dict[str, str] = {}
+
+    async def database(self, dsn: str) -> str:
+        if dsn not in self.created:
+            import asyncpg
+
+            name = f"svc_b_test_{secrets.token_hex(6)}"
+            admin = await asyncpg.connect(dsn)
+            try:
+                await admin.execute(f'CREATE DATABASE "{name}"')
+            finally:
+                await admin.close()
+            url = with_database(dsn, name)
+            migrate(url)
+            self.created[dsn] = url
+        return self.created[dsn]
+
+    async def drop_all(self) -> None:
+        import asyncpg
+
+        for dsn, url in self.created.items():
+            admin = await asyncpg.connect(dsn)
+            try:
+                await admin.execute(f'DROP DATABASE IF EXISTS "{urlsplit(url).path[1:]}" WITH (FORCE)')
+            finally:
+                await admin.close()
+
+
+_server = PostgresServer()
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PostgresServer]:
+    import asyncio
+
+    yield _server
+    if _server.created:
+        asyncio.run(_server.drop_all())
+
+
+@pytest.fixture(params=ENGINES)
+async def database_url(
+    request: pytest.FixtureRequest, tmp_path: Path, postgres_server: PostgresServer
+) -> AsyncIterator[str]:
+    """A migrated database of the engine the test is parametrised with."""
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'orders.sqlite3'}"
+        migrate(url)
+        yield url
+        return
+    if request.param == "postgres":
+        dsn = os.environ.get(POSTGRES_DSN_ENV)
+        if not dsn:
+            pytest.skip(f"{POSTGRES_DSN_ENV} is not set: no Postgres server to test against")
+        yield await postgres_server.database(dsn)
+        return
+    url = os.environ[CONFIGURED_ENV]
+    if is_postgres(url):
+        yield await postgres_server.database(url)
+        return
+    migrate(url)
+    yield url
+
+
+@pytest.fixture
+async def db(database_url: str) -> AsyncIterator[Database]:
+    database = Database(database_url, [COMMONS_APP, APP_CONFIG])
+    async with database.lifespan():
+        yield database
+
+
+@pytest.fixture
+def new_id() -> Iterator[object]:
+    """Unique ids: the configured database is shared between runs."""
+    yield lambda prefix="o": f"{prefix}-{secrets.token_hex(8)}"

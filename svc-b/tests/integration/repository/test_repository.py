@@ -1,0 +1,180 @@
+"""The order repository and unit of work on a real database."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from caravan_commons.db import Database
+from caravan_commons.errors import ConflictError
+from caravan_commons.money import Money
+from svc_b.domain.model import CancelReason, Order, OrderLine, OrderStatus, PaymentState, StockState
+from svc_b.infrastructure.db.tables import OrderLineRow, OrderRow, SagaStepRow
+from svc_b.infrastructure.db.unit_of_work import PiccoloUnitOfWork
+from svc_b.service_layer.unit_of_work import StepOutcome
+
+T0 = datetime(2026, 11, 27, 6, 0, tzinfo=UTC)
+IdMaker = Callable[..., str]
+
+
+def make_order(order_id: str, customer: str = "c-1") -> Order:
+    return Order.place(
+        order_id,
+        customer,
+        [
+            OrderLine("A", 3, Money(10**15 + 7, "KWD")),  # beyond 32 bits: BigInt, exact
+            OrderLine("B-ü", 1, Money(1, "KWD")),
+        ],
+    )
+
+
+async def save(db: Database, order: Order, at: datetime = T0) -> None:
+    async with PiccoloUnitOfWork(db) as uow:
+        uow.orders.add(order, at)
+        uow.saga.record(order.id, "place", StepOutcome.DONE)
+        await uow.commit()
+
+
+async def test_round_trip_returns_a_domain_order(db: Database, new_id: IdMaker) -> None:
+    order = make_order(new_id())
+    await save(db, order)
+    async with PiccoloUnitOfWork(db) as uow:
+        loaded = await uow.orders.get(order.id)
+        steps = await uow.saga.steps(order.id)
+    assert isinstance(loaded, Order)
+    assert loaded.lines == order.lines
+    assert loaded.total == Money(3 * (10**15 + 7) + 1, "KWD")
+    assert (loaded.status, loaded.stock, loaded.payment, loaded.version) == (
+        OrderStatus.PENDING,
+        StockState.NONE,
+        PaymentState.NONE,
+        1,
+    )
+    assert [(s.seq, s.step, s.outcome) for s in steps] == [(1, "place", StepOutcome.DONE)]
+
+
+async def test_missing_order_is_none(db: Database) -> None:
+    async with PiccoloUnitOfWork(db) as uow:
+        assert await uow.orders.get("no-such-order") is None
+
+
+async def test_nothing_is_written_without_commit(db: Database, new_id: IdMaker) -> None:
+    order = make_order(new_id())
+    async with PiccoloUnitOfWork(db) as uow:
+        uow.orders.add(order, T0)
+        uow.saga.record(order.id, "place", StepOutcome.DONE)
+    assert await OrderRow.count().where(OrderRow.id == order.id) == 0
+    assert await SagaStepRow.count().where(SagaStepRow.order_id == order.id) == 0
+
+
+async def test_state_changes_and_steps_are_saved_together(db: Database, new_id: IdMaker) -> None:
+    order = make_order(new_id())
+    await save(db, order)
+    async with PiccoloUnitOfWork(db) as uow:
+        loaded = await uow.orders.get(order.id)
+        assert loaded is not None
+        loaded.reserve_stock()
+        loaded.authorize_payment("auth-9")
+        loaded.fail(CancelReason.UPSTREAM_UNAVAILABLE)
+        uow.saga.record(order.id, "authorize_payment", StepOutcome.FAILED, "boom")
+        await uow.commit()
+    async with PiccoloUnitOfWork(db) as uow:
+        again = await uow.orders.get(order.id)
+        steps = await uow.saga.steps(order.id)
+    assert again is not None
+    assert (again.status, again.stock, again.payment, again.authorization_id, again.cancel_reason) == (
+        OrderStatus.CANCELLING,
+        StockState.RESERVED,
+        PaymentState.AUTHORIZED,
+        "auth-9",
+        "upstream_unavailable",
+    )
+    assert again.version == 2
+    assert [(s.seq, s.step, s.outcome.value, s.detail) for s in steps][-1] == (
+        2,
+        "authorize_payment",
+        "failed",
+        "boom",
+    )
+
+
+async def test_a_failing_commit_writes_nothing(db: Database, new_id: IdMaker) -> None:
+    existing = make_order(new_id())
+    await save(db, existing)
+    fresh = make_order(new_id())
+    async with PiccoloUnitOfWork(db) as uow:
+        loaded = await uow.orders.get(existing.id)
+        assert loaded is not None
+        loaded.reserve_stock()
+        uow.orders.add(fresh, T0)
+        uow.orders.add(make_order(existing.id), T0)  # duplicate id: the whole commit fails
+        with pytest.raises(ConflictError, match="exists already"):
+            await uow.commit()
+    assert await OrderRow.count().where(OrderRow.id == fresh.id) == 0
+    assert await OrderLineRow.count().where(OrderLineRow.order_id == fresh.id) == 0
+    async with PiccoloUnitOfWork(db) as uow:
+        unchanged = await uow.orders.get(existing.id)
+    assert unchanged is not None and unchanged.status is OrderStatus.PENDING
+
+
+async def test_stale_write_is_refused(db: Database, new_id: IdMaker) -> None:
+    order = make_order(new_id())
+    await save(db, order)
+    async with PiccoloUnitOfWork(db) as first, PiccoloUnitOfWork(db) as second:
+        a = await first.orders.get(order.id)
+        b = await second.orders.get(order.id)
+        assert a is not None and b is not None
+        a.reserve_stock()
+        b.fail(CancelReason.ABANDONED)
+        await first.commit()
+        with pytest.raises(ConflictError, match="changed by someone else"):
+            await second.commit()
+    async with PiccoloUnitOfWork(db) as uow:
+        final = await uow.orders.get(order.id)
+    assert final is not None and final.status is OrderStatus.STOCK_RESERVED
+
+
+async def test_concurrent_writers_exactly_one_wins(db: Database, new_id: IdMaker) -> None:
+    order = make_order(new_id())
+    await save(db, order)
+    ready = asyncio.Barrier(6)
+
+    async def worker(n: int) -> bool:
+        async with PiccoloUnitOfWork(db) as uow:
+            loaded = await uow.orders.get(order.id)
+            assert loaded is not None
+            loaded.reserve_stock()
+            uow.saga.record(order.id, f"worker-{n}", StepOutcome.DONE)
+            await ready.wait()  # all have read version 1 before anyone writes
+            try:
+                await uow.commit()
+            except ConflictError:
+                return False
+            return True
+
+    results = await asyncio.gather(*(worker(n) for n in range(6)))
+    assert sorted(results) == [False] * 5 + [True]
+    assert await SagaStepRow.count().where(SagaStepRow.order_id == order.id) == 2  # place + the winner
+
+
+async def test_unfinished_and_customer_listing(db: Database, new_id: IdMaker) -> None:
+    customer = new_id("cust")
+    ids = [new_id() for _ in range(3)]
+    for i, order_id in enumerate(ids):
+        await save(db, make_order(order_id, customer), T0 + timedelta(minutes=i))
+    async with PiccoloUnitOfWork(db) as uow:
+        done = await uow.orders.get(ids[0])
+        assert done is not None
+        done.fail(CancelReason.OUT_OF_STOCK)
+        done.complete_cancellation()
+        await uow.commit()
+    async with PiccoloUnitOfWork(db) as uow:
+        unfinished = {o.id: at for o, at in await uow.orders.unfinished(limit=10_000)}
+        page1 = await uow.orders.list_for_customer(customer, limit=2, offset=0)
+        page2 = await uow.orders.list_for_customer(customer, limit=2, offset=2)
+    assert ids[0] not in unfinished
+    assert unfinished[ids[1]] == T0 + timedelta(minutes=1)
+    assert [o.id for o in page1 + page2] == [ids[2], ids[1], ids[0]]
