@@ -1,0 +1,1 @@
+"""svc-c's database: piccolo tables, app, conf and the migrate command."""
