@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import subprocess
 import sys
 import time
@@ -189,6 +190,31 @@ class LocalRuntime:
         stamp.write_text(fingerprint)
         return True
 
+    def database_url(self, service: Service) -> str:
+        return f"sqlite:///{self.ctx.state_dir / 'data' / service.name}.sqlite3"
+
+    def migrate(self, service: Service, python: Path) -> bool:
+        """Apply the service's migrations (``python -m <package>.infrastructure.db.migrate``) to
+        its database before its instances start; False when the service has none yet."""
+        module = f"{service.package}.infrastructure.db.migrate"
+        if not (service.folder / "src" / Path(*module.split("."))).with_suffix(".py").exists():
+            return False
+        (self.ctx.state_dir / "data").mkdir(parents=True, exist_ok=True)
+        self.ctx.progress(f"applying the migrations of {service.name}")
+        done = subprocess.run(
+            [str(python), "-m", module],
+            cwd=service.folder,
+            env={**os.environ, "CARAVAN_DATABASE_URL": self.database_url(service)},
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=600,
+        )
+        if done.returncode != 0:
+            last = ((done.stderr or done.stdout).strip().splitlines() or ["failed"])[-1]
+            raise RuntimeError_(f"migrations of {service.name} failed: {last}")
+        return True
+
     def deploy(self, service: Service, *, timeout: float = 60.0) -> list[str]:
         """Run the service's declared instances from its own virtualenv; returns what changed."""
         self.provision_identities()
@@ -204,6 +230,7 @@ class LocalRuntime:
         for name in surplus:  # scaled down: stop and forget the extra instances
             self.supervisor.remove_program(name)
         self.ports.release(surplus)
+        self.migrate(service, venv / "bin" / "python")
         changed = self.run(programs)
         if rebuilt:
             for p in programs:
@@ -230,7 +257,7 @@ class LocalRuntime:
                 "CARAVAN_HOST": self.foundation.host,
                 "CARAVAN_PORT": str(port),
                 "CARAVAN_INSTANCE_ID": name,
-                "CARAVAN_DATABASE_URL": f"sqlite:///{self.ctx.state_dir / 'data' / service.name}.sqlite3",
+                "CARAVAN_DATABASE_URL": self.database_url(service),
                 "CARAVAN_TRACE_FILE": str(self.ctx.state_dir / "traces" / f"{name}.jsonl"),
                 **self.discovery_env(),
                 "PYTHONUNBUFFERED": "1",
