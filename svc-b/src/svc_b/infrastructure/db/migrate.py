@@ -20,7 +20,8 @@ CONF_MODULE = "svc_b.infrastructure.db.piccolo_conf"
 
 def migrate(database_url: str) -> list[str]:
     create_engine(database_url)  # a bad URL fails here, with a clear message
-    return apply_migrations(APP_NAMES, conf_module=CONF_MODULE, database_url=database_url)
+    outputs: list[str] = apply_migrations(APP_NAMES, conf_module=CONF_MODULE, database_url=database_url)
+    return outputs
 
 
 def main(environ: dict[str, str] | None = None) -> int:

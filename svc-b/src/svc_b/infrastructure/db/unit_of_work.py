@@ -19,10 +19,13 @@ from svc_b.service_layer.unit_of_work import AbstractUnitOfWork
 try:  # the postgres extra
     from asyncpg.exceptions import UniqueViolationError
 except ImportError:  # pragma: no cover - asyncpg is a declared dependency
-    UniqueViolationError = sqlite3.IntegrityError  # type: ignore[misc,assignment]
+    UniqueViolationError = sqlite3.IntegrityError
 
 
 class PiccoloUnitOfWork(AbstractUnitOfWork):
+    orders: PiccoloOrderRepository
+    saga: PiccoloSagaLog
+
     def __init__(self, database: Database, clock: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
         self.database = database
         self.clock = clock
