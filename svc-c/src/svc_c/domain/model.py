@@ -38,8 +38,18 @@ class PaymentStatus(StrEnum):
     DECLINED = "declined"
 
 
+#: Length limits of identifiers (the tables size their columns to them).
+MAX_ORDER_ID = 100
+MAX_KEY = 255
+
+
 def new_id() -> str:
     return str(uuid.uuid4())
+
+
+def _check_key(key: str) -> None:
+    if not isinstance(key, str) or not 1 <= len(key) <= MAX_KEY:
+        raise InvalidAmount(f"an idempotency key is 1 to {MAX_KEY} characters")
 
 
 def _positive(amount: Money, currency: str, what: str) -> None:
@@ -79,8 +89,9 @@ class Payment:
         make_id: Callable[[], str] = new_id,
     ) -> Payment:
         """A payment from the processor's decision: authorised (a hold is booked) or declined."""
-        if not order_id:
-            raise InvalidAmount("a payment needs an order id")
+        if not isinstance(order_id, str) or not 1 <= len(order_id) <= MAX_ORDER_ID:
+            raise InvalidAmount(f"a payment needs an order id of 1 to {MAX_ORDER_ID} characters")
+        _check_key(key)
         _positive(amount, amount.currency if isinstance(amount, Money) else "", "authorisation")
         zero = Money.zero(amount.currency)
         payment = cls(
@@ -191,8 +202,7 @@ class Payment:
     def _move(
         self, kind: MovementKind, amount: Money, key: str, entries: tuple, make_id: Callable[[], str]
     ) -> Movement:
-        if not key:
-            raise InvalidAmount("every money movement needs an idempotency key")
+        _check_key(key)
         movement = Movement(
             id=make_id(), payment_id=self.id, kind=kind, amount=amount, key=key, entries=entries
         )

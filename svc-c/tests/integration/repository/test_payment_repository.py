@@ -295,3 +295,18 @@ async def test_the_database_refuses_a_second_movement_with_the_same_key(db: Data
         loaded.movements.append(forged)
         with pytest.raises(ConflictError, match="already moved money"):
             await uow.payments.save(loaded)
+
+
+async def test_identifiers_at_their_limits_fit_the_columns(db: Database) -> None:
+    payment = Payment.authorize(
+        order_id="o" * 100,
+        amount=eur(100),
+        decision=Decision(Outcome.APPROVED, "sim_ref"),
+        key=f"{uuid.uuid4()}".ljust(255, "k"),
+    )
+    payment.capture(eur(100), "c" * 255)
+    await stored(db, payment)
+    async with PiccoloUnitOfWork(db) as uow:
+        loaded = await uow.payments.get(payment.id)
+    assert loaded.order_id == "o" * 100
+    assert [m.key for m in loaded.movements] == [payment.authorize_key, "c" * 255]

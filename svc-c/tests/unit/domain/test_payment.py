@@ -149,3 +149,18 @@ def test_a_key_reused_for_another_operation_is_refused() -> None:
         payment.refund(eur(10), "same")
     with pytest.raises(KeyReused):
         payment.capture(eur(999), "same")
+
+
+@pytest.mark.parametrize(("order_id", "key"), [("", "k"), ("o" * 101, "k"), ("o", ""), ("o", "k" * 256)])
+def test_identifiers_outside_their_limits_are_refused(order_id: str, key: str) -> None:
+    with pytest.raises(InvalidAmount):
+        Payment.authorize(order_id=order_id, amount=eur(100), decision=APPROVED, key=key)
+
+
+def test_a_movement_key_outside_its_limits_is_refused() -> None:
+    payment = authorized(1000)
+    with pytest.raises(InvalidAmount):
+        payment.capture(eur(100), "")
+    with pytest.raises(InvalidAmount):
+        payment.void("v" * 256)
+    assert payment.status is PaymentStatus.AUTHORIZED
