@@ -157,7 +157,7 @@ def test_status_without_a_running_supervisor(repo_root, state):
 
 def test_up_brings_every_stage_it_can_up_and_ends_with_a_status_table(repo_root, state):
     done = invoke(repo_root, "up")
-    assert done.returncode == 1  # the services' stages are not built yet: honest failure
+    assert done.returncode == 1  # later stages are not built yet: an honest failure
     assert "invoke up: stages not passing" in done.stderr
     assert "Programs" in done.stdout and "Stages" in done.stdout  # the closing status table
     recorded = json.loads((state / "state.json").read_text())["stages"]
@@ -165,11 +165,11 @@ def test_up_brings_every_stage_it_can_up_and_ends_with_a_status_table(repo_root,
     if shutil.which("prometheus"):
         assert recorded["2"]["status"] == "passed", recorded["2"]
         assert recorded["3"]["status"] == "passed", recorded["3"]
-    # the three service lanes were started together and fail on their own (missing) domains
+    # the three service lanes all ran (none was refused or blocked by stages 1–3); what is not
+    # built yet fails on its own gates, and the integration stage cannot pass before them
     for lane_start in ("4", "7", "10"):
-        assert recorded[lane_start]["status"] == "failed"
-        assert "domain" in recorded[lane_start]["reason"]
-    assert recorded["13"]["status"] == "blocked"
+        assert recorded[lane_start]["status"] in ("passed", "failed"), recorded[lane_start]
+    assert recorded["13"]["status"] != "passed"
     status = invoke(repo_root, "status", env={"COLUMNS": "200"})
     for program in ("index", "probe", "catalog-checker"):
         assert program in status.stdout
