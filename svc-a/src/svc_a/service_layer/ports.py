@@ -6,9 +6,8 @@ from __future__ import annotations
 import abc
 from collections.abc import Sequence
 from datetime import datetime
-from types import TracebackType
-from typing import Self
 
+from caravan_commons.unit_of_work import AbstractUnitOfWork as BaseUnitOfWork
 from svc_a.domain.model import Product, Stock
 from svc_a.domain.reservation import Reservation
 
@@ -63,24 +62,9 @@ class AbstractReservationRepository(abc.ABC):
         """Held reservations whose expiry is at or before ``now``."""
 
 
-class AbstractUnitOfWork(abc.ABC):
+class AbstractUnitOfWork(BaseUnitOfWork):
     """``async with uow:`` opens a transaction that rolls back unless :meth:`commit` is called."""
 
     products: AbstractProductRepository
     stocks: AbstractStockRepository
     reservations: AbstractReservationRepository
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        await self.rollback()
-
-    @abc.abstractmethod
-    async def commit(self) -> None: ...
-
-    @abc.abstractmethod
-    async def rollback(self) -> None:
-        """Undo everything not committed (a no-op after commit)."""

@@ -7,9 +7,8 @@ import abc
 import enum
 from dataclasses import dataclass
 from datetime import datetime
-from types import TracebackType
-from typing import Self
 
+from caravan_commons.unit_of_work import AbstractUnitOfWork as BaseUnitOfWork
 from svc_b.domain.model import Order
 
 
@@ -51,23 +50,11 @@ class AbstractSagaLog(abc.ABC):
     async def steps(self, order_id: str) -> list[SagaStep]: ...
 
 
-class AbstractUnitOfWork(abc.ABC):
+class AbstractUnitOfWork(BaseUnitOfWork):
     orders: AbstractOrderRepository
     saga: AbstractSagaLog
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        await self.rollback()
 
     @abc.abstractmethod
     async def commit(self) -> None:
         """Write everything added, changed and recorded, atomically; ``ConflictError`` when an
         order changed since it was read (optimistic concurrency)."""
-
-    @abc.abstractmethod
-    async def rollback(self) -> None:
-        """Forget what was not committed."""

@@ -4,10 +4,9 @@
 from __future__ import annotations
 
 import abc
-from types import TracebackType
-from typing import Self
 
 from caravan_commons.money import Money
+from caravan_commons.unit_of_work import AbstractUnitOfWork as BaseUnitOfWork
 from svc_c.domain.ledger import Account, Entry
 from svc_c.domain.model import Payment
 
@@ -44,23 +43,9 @@ class AbstractLedgerRepository(abc.ABC):
         """The sum of all entries per currency: zero for every currency when the ledger balances."""
 
 
-class AbstractUnitOfWork(abc.ABC):
+class AbstractUnitOfWork(BaseUnitOfWork):
     """One transaction: everything done through ``payments`` and ``ledger`` inside ``async with``
     commits together on ``commit()`` and is rolled back otherwise."""
 
     payments: AbstractPaymentRepository
     ledger: AbstractLedgerRepository
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        await self.rollback()
-
-    @abc.abstractmethod
-    async def commit(self) -> None: ...
-
-    @abc.abstractmethod
-    async def rollback(self) -> None: ...
