@@ -162,7 +162,7 @@ def deployed(ctx: Context, service: str) -> str:
     """Every declared instance runs, answers ready, and discovery lists it as ready."""
     rt, svc = _service(ctx, service)
     programs = rt.service_programs(svc)
-    running = rt.running_names()
+    running = rt.running_names() | rt.starting_names()  # answering ready within startsecs counts
     missing = [p.name for p in programs if p.name not in running]
     if missing:
         raise GateFailure(f"not running: {', '.join(missing)}", fix=f"invoke stage {svc.lane}")
