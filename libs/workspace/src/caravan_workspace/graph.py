@@ -25,7 +25,9 @@ class GraphError(Exception):
 
 
 def _quote(text: str) -> str:
-    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    """A DOT string literal; a newline in ``text`` becomes DOT's own line break."""
+    escaped = text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+    return f'"{escaped}"'
 
 
 def to_dot(plan: Plan, records: Mapping[int, StageRecord]) -> str:
@@ -39,7 +41,7 @@ def to_dot(plan: Plan, records: Mapping[int, StageRecord]) -> str:
         for n in plan.lane_stages(lane.id):
             status = records.get(n, StageRecord()).status
             status = status if status in FILL else "not run"
-            label = f"{n}. {plan.stages[n].name}\\n{status}"
+            label = f"{n}. {plan.stages[n].name}\n{status}"
             lines.append(f"    s{n} [label={_quote(label)}, fillcolor={_quote(FILL[status])}];")
         lines.append("  }")
     for n, stage in plan.stages.items():

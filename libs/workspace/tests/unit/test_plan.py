@@ -134,3 +134,14 @@ def test_selectors(plan, selector, stages):
 def test_bad_selectors(plan, selector, message):
     with pytest.raises(SelectionError, match=message):
         plan.select(selector)
+
+
+def test_the_graph_labels_break_lines_and_colour_by_status(plan):
+    from caravan_workspace.graph import FILL, to_dot
+    from caravan_workspace.state import StageRecord
+
+    dot = to_dot(plan, {1: StageRecord(status="passed"), 2: StageRecord(status="failed")})
+    assert 's1 [label="1. Foundation\\npassed", fillcolor="' + FILL["passed"] + '"];' in dot
+    assert 's2 [label="2. Shared infrastructure\\nfailed"' in dot
+    assert "\\\\n" not in dot  # a line break, not a literal backslash-n
+    assert "s1 -> s2;" in dot and "s2 -> s4;" not in dot  # edges implied by others are left out
