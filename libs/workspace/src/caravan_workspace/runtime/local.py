@@ -193,18 +193,27 @@ class LocalRuntime:
     def database_url(self, service: Service) -> str:
         return f"sqlite:///{self.ctx.state_dir / 'data' / service.name}.sqlite3"
 
-    def migrate(self, service: Service, python: Path) -> bool:
-        """Apply the service's migrations (``python -m <package>.infrastructure.db.migrate``) to
-        its database before its instances start; False when the service has none yet."""
+    @staticmethod
+    def migrate_module(service: Service) -> str | None:
+        """The service's migrate command module (house convention), or None while it has none."""
         module = f"{service.package}.infrastructure.db.migrate"
-        if not (service.folder / "src" / Path(*module.split("."))).with_suffix(".py").exists():
+        path = (service.folder / "src" / Path(*module.split("."))).with_suffix(".py")
+        return module if path.exists() else None
+
+    def migrate(self, service: Service, python: Path, database_url: str | None = None) -> bool:
+        """Apply the service's migrations (``python -m <package>.infrastructure.db.migrate``) to
+        ``database_url`` (default: its own database); False when the service has none yet."""
+        module = self.migrate_module(service)
+        if module is None:
             return False
-        (self.ctx.state_dir / "data").mkdir(parents=True, exist_ok=True)
+        if database_url is None:
+            (self.ctx.state_dir / "data").mkdir(parents=True, exist_ok=True)
+            database_url = self.database_url(service)
         self.ctx.progress(f"applying the migrations of {service.name}")
         done = subprocess.run(
             [str(python), "-m", module],
             cwd=service.folder,
-            env={**os.environ, "CARAVAN_DATABASE_URL": self.database_url(service)},
+            env={**os.environ, "CARAVAN_DATABASE_URL": database_url},
             capture_output=True,
             text=True,
             check=False,

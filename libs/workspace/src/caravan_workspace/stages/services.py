@@ -113,8 +113,9 @@ def repository_tests(ctx: Context, service: str) -> str:
 def migrations_apply(ctx: Context, service: str) -> str:
     """The service's migrations apply to an empty database."""
     rt, svc = _service(ctx, service)
-    module = f"{svc.package}.infrastructure.db.migrate"
-    if not (svc.folder / "src" / Path(*module.split("."))).with_suffix(".py").exists():
+    module = rt.migrate_module(svc)
+    if module is None:
+        module = f"{svc.package}.infrastructure.db.migrate"
         raise GateFailure(
             f"{service} has no migrations yet ({module})", fix=f"write the {svc.title} infrastructure"
         )
@@ -123,19 +124,10 @@ def migrations_apply(ctx: Context, service: str) -> str:
     except RuntimeError_ as exc:
         raise GateFailure(str(exc), fix="invoke stage 3 (is caravan-commons published?)") from exc
     with tempfile.TemporaryDirectory(prefix=f"{service}-migrations-") as tmp:
-        url = f"sqlite:///{Path(tmp) / 'empty.sqlite3'}"
-        done = subprocess.run(
-            [str(python), "-m", module],
-            cwd=svc.folder,
-            env={**os.environ, "CARAVAN_DATABASE_URL": url},
-            capture_output=True,
-            text=True,
-            check=False,
-            timeout=600,
-        )
-    if done.returncode != 0:
-        last = ((done.stderr or done.stdout).strip().splitlines() or ["failed"])[-1]
-        raise GateFailure(f"migrations of {service} failed on an empty database: {last}")
+        try:
+            rt.migrate(svc, python, f"sqlite:///{Path(tmp) / 'empty.sqlite3'}")
+        except RuntimeError_ as exc:
+            raise GateFailure(f"{exc} (on an empty database)") from exc
     return "applied to an empty SQLite database"
 
 
