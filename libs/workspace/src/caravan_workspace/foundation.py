@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import ipaddress
 import tomllib
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -220,8 +220,3 @@ def load_foundation(root: Path, services: Mapping[str, Service]) -> Foundation:
     except OSError as exc:
         raise FoundationError(f"cannot read {FOUNDATION_FILE}: {exc.strerror}") from exc
     return parse_foundation(text, services, name=str(FOUNDATION_FILE))
-
-
-def flows_table(model: Foundation) -> Iterable[tuple[str, str, str]]:
-    for flow in model.flows:
-        yield flow.source, flow.target, ", ".join(flow.paths) if flow.paths else "all paths"

@@ -159,19 +159,6 @@ class Plan:
         deps = {d for n in chosen for d in self.stages[n].depends_on} - chosen
         return self.topological_order(deps)
 
-    def descendants(self, number: int) -> set[int]:
-        found: set[int] = set()
-        changed = True
-        while changed:
-            changed = False
-            for stage in self.stages.values():
-                if stage.number not in found and (
-                    number in stage.depends_on or found.intersection(stage.depends_on)
-                ):
-                    found.add(stage.number)
-                    changed = True
-        return found
-
     def lane_stages(self, lane_id: str) -> list[int]:
         return [n for n in self.topological_order() if self.stages[n].lane == lane_id]
 
