@@ -200,9 +200,19 @@ class Verifier:
         return caller
 
 
+def rule_matches(rule: str, method: str, path: str) -> bool:
+    """Whether an allowed-path rule admits ``method path``. A rule is a path prefix (``/products``:
+    any method) or methods and a prefix (``GET,HEAD /reservations``); a prefix matches itself and
+    everything below it, never a sibling that merely starts with the same letters."""
+    methods, _, prefix = rule.rpartition(" ")
+    if methods and method.upper() not in methods.upper().split(","):
+        return False
+    return path == prefix or path.startswith(prefix.rstrip("/") + "/")
+
+
 @dataclass(frozen=True)
 class Policy:
-    """Who may call this service: caller → allowed path prefixes (None: every path)."""
+    """Who may call this service: caller → allowed rules (see :func:`rule_matches`; None: all)."""
 
     service: str
     callers: Mapping[str, tuple[str, ...] | None]
@@ -214,11 +224,11 @@ class Policy:
             raise ValueError("allowed callers must be a JSON object of caller → paths or null")
         return cls(service, {k: None if v is None else tuple(v) for k, v in raw.items()})
 
-    def allows(self, caller: str, path: str) -> bool:
+    def allows(self, caller: str, path: str, method: str = "GET") -> bool:
         if caller not in self.callers:
             return False
-        paths = self.callers[caller]
-        return paths is None or any(path == p or path.startswith(p.rstrip("/") + "/") for p in paths)
+        rules = self.callers[caller]
+        return rules is None or any(rule_matches(rule, method, path) for rule in rules)
 
 
 # ---------------------------------------------------------------------- the ASGI middleware
@@ -253,8 +263,10 @@ class IdentityMiddleware:
                 break
         try:
             caller = self.verifier.verify(token)
-            if not self.policy.allows(caller, scope["path"]):
-                raise ForbiddenError(f"{caller} may not call {self.policy.service} {scope['path']}")
+            if not self.policy.allows(caller, scope["path"], scope["method"]):
+                raise ForbiddenError(
+                    f"{caller} may not call {self.policy.service} {scope['method']} {scope['path']}"
+                )
         except (UnauthorizedError, ForbiddenError) as exc:
             await _send_problem(send, exc)
             return

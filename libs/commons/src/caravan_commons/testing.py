@@ -131,7 +131,5 @@ def fuzz_openapi(
     ]  # fmt: skip
     for name, value in (headers or {}).items():
         command += ["--header", f"{name}: {value}"]
-    done = subprocess.run(
-        command, cwd=workdir, capture_output=True, text=True, timeout=timeout, check=False
-    )
+    done = subprocess.run(command, cwd=workdir, capture_output=True, text=True, timeout=timeout, check=False)
     return FuzzReport(done.returncode, done.stdout + done.stderr)

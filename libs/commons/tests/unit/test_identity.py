@@ -178,3 +178,17 @@ def test_bad_identity_settings_stop_start_up_naming_the_variable(keys, overrides
     }
     with pytest.raises(SettingsError, match=variable):
         create_app(ServiceSettings(**(base | overrides)))
+
+
+def test_rules_narrow_by_path_prefix_and_method() -> None:
+    from caravan_commons.identity import Policy, rule_matches
+
+    assert rule_matches("/stock", "POST", "/stock/SKU-1/restock")
+    assert not rule_matches("/stock", "GET", "/stocks")
+    assert rule_matches("GET,HEAD /reservations", "head", "/reservations/o-1")
+    assert not rule_matches("GET,HEAD /reservations", "POST", "/reservations")
+    policy = Policy("svc-a", {"gateway": ("/products", "GET /reservations"), "svc-b": None})
+    assert policy.allows("gateway", "/products", "POST")
+    assert not policy.allows("gateway", "/reservations/o-1/commit", "POST")
+    assert policy.allows("svc-b", "/reservations/o-1/commit", "POST")
+    assert not policy.allows("svc-c", "/products")

@@ -14,10 +14,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from caravan_commons.identity import rule_matches
 from caravan_workspace.services import Service
 
 FOUNDATION_FILE = Path("foundation") / "foundation.toml"
 ANY = "*"
+HTTP_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 
 
 class FoundationError(Exception):
@@ -39,9 +41,18 @@ class Flow:
     target: str  # a member, or "*" for every service of the system
     paths: tuple[str, ...] | None  # None: every path
     line: int
+    methods: tuple[str, ...] | None = None  # None: every method
+
+    @property
+    def rules(self) -> tuple[str, ...] | None:
+        """The allowed-path rules this flow grants (caravan_commons.identity.rule_matches)."""
+        if self.paths is None and self.methods is None:
+            return None
+        prefix = f"{','.join(self.methods)} " if self.methods else ""
+        return tuple(prefix + p for p in (self.paths or ("/",)))
 
     def __str__(self) -> str:
-        where = f" {','.join(self.paths)}" if self.paths else ""
+        where = f" {','.join(self.rules)}" if self.rules else ""
         return f"{self.source} → {self.target}{where}"
 
 
@@ -63,22 +74,22 @@ class Foundation:
         return {m for tier in self.tiers for m in tier.members}
 
     def callers_of(self, target: str) -> dict[str, tuple[str, ...] | None]:
-        """Who may call ``target``: caller → allowed paths (None: every path)."""
+        """Who may call ``target``: caller → allowed rules (None: every method and path)."""
         callers: dict[str, tuple[str, ...] | None] = {}
         for flow in self.flows:
             if flow.target in (target, ANY):
-                if flow.paths is None or callers.get(flow.source, ()) is None:
+                if flow.rules is None or callers.get(flow.source, ()) is None:
                     callers[flow.source] = None
                 else:
-                    callers[flow.source] = (*(callers.get(flow.source) or ()), *flow.paths)
+                    callers[flow.source] = (*(callers.get(flow.source) or ()), *flow.rules)
         return callers
 
-    def allows(self, caller: str, target: str, path: str = "/") -> bool:
+    def allows(self, caller: str, target: str, path: str = "/", method: str = "GET") -> bool:
         allowed = self.callers_of(target)
         if caller not in allowed:
             return False
-        paths = allowed[caller]
-        return paths is None or any(path == p or path.startswith(p.rstrip("/") + "/") for p in paths)
+        rules = allowed[caller]
+        return rules is None or any(rule_matches(rule, method, path) for rule in rules)
 
 
 def _header_lines(text: str, header: str) -> list[int]:
@@ -179,7 +190,7 @@ def parse_foundation(
     for entry, line in zip(raw.get("flow", []), _header_lines(text, "[[flow]]"), strict=False):
         where = f"{name} line {line}"
         source, target = entry.get("from"), entry.get("to")
-        paths = entry.get("paths")
+        paths, methods = entry.get("paths"), entry.get("methods")
         if source not in seen_members:
             raise FoundationError(f"{where}: flow from unknown {source!r}")
         if target != ANY and target not in seen_members:
@@ -197,8 +208,19 @@ def parse_foundation(
             not isinstance(paths, list) or not all(isinstance(p, str) and p.startswith("/") for p in paths)
         ):
             raise FoundationError(f"{where}: paths must be a list of paths starting with '/'")
-        flow = Flow(source, target, tuple(paths) if paths is not None else None, line)
-        if any((f.source, f.target, f.paths) == (flow.source, flow.target, flow.paths) for f in flows):
+        if methods is not None and (
+            not isinstance(methods, list)
+            or not methods
+            or not all(isinstance(m, str) and m in HTTP_METHODS for m in methods)
+        ):
+            raise FoundationError(
+                f"{where}: methods must be a non-empty list of {', '.join(sorted(HTTP_METHODS))}"
+            )
+        flow = Flow(
+            source, target, tuple(paths) if paths is not None else None, line,
+            tuple(methods) if methods is not None else None,
+        )  # fmt: skip
+        if any((f.source, f.target, f.rules) == (flow.source, flow.target, flow.rules) for f in flows):
             raise FoundationError(f"{where}: flow {flow} is declared twice")
         flows.append(flow)
 

@@ -23,7 +23,6 @@ def test_the_real_model_loads_and_allows_exactly_the_designed_flows(repo_root, s
     assert model.host == "127.0.0.1"
     assert model.allows("client", "gateway")
     for svc in ("svc-a", "svc-b", "svc-c"):
-        assert model.allows("gateway", svc)
         assert model.allows("monitoring", svc, "/metrics")
         assert not model.allows("monitoring", svc, "/products")
         assert model.allows(svc, f"{svc}-db")
@@ -33,6 +32,31 @@ def test_the_real_model_loads_and_allows_exactly_the_designed_flows(repo_root, s
     assert not model.allows("client", "svc-a")
     assert not model.allows("svc-b", "svc-a-db")
     assert set(model.callers_of("svc-a")) == {"gateway", "svc-b", "monitoring"}
+
+
+def test_only_svc_b_reserves_stock_or_moves_money(repo_root, services):
+    model = load_foundation(repo_root, services)
+    assert model.allows("gateway", "svc-b", "/orders", "POST")
+    assert model.allows("gateway", "svc-a", "/products", "POST")
+    assert model.allows("gateway", "svc-a", "/stock/SKU-1/restock", "POST")
+    assert model.allows("gateway", "svc-a", "/reservations/o-1", "GET")
+    assert not model.allows("gateway", "svc-a", "/reservations", "POST")
+    assert not model.allows("gateway", "svc-a", "/reservations/o-1/commit", "POST")
+    assert not model.allows("gateway", "svc-a", "/stocks", "GET")  # a prefix, not a letter match
+    assert model.allows("gateway", "svc-c", "/payments/p-1", "GET")
+    assert model.allows("gateway", "svc-c", "/ledger/balances", "HEAD")
+    assert not model.allows("gateway", "svc-c", "/payments/authorize", "POST")
+    assert not model.allows("gateway", "svc-c", "/payments/p-1/refund", "POST")
+    for path, method in (("/reservations", "POST"), ("/payments/authorize", "POST")):
+        target = "svc-a" if path.startswith("/res") else "svc-c"
+        assert model.allows("svc-b", target, path, method)
+    assert model.callers_of("svc-c")["gateway"] == ("GET,HEAD /payments", "GET,HEAD /ledger")
+
+
+def test_methods_must_be_http_methods(repo_root, services, text):
+    broken = text.replace('methods = ["GET", "HEAD"]', 'methods = ["FETCH"]', 1)
+    with pytest.raises(FoundationError, match="methods must be a non-empty list"):
+        parse_foundation(broken, services)
 
 
 def line_of(text, needle):
