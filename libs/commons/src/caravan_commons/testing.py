@@ -133,3 +133,74 @@ def fuzz_openapi(
         command += ["--header", f"{name}: {value}"]
     done = subprocess.run(command, cwd=workdir, capture_output=True, text=True, timeout=timeout, check=False)
     return FuzzReport(done.returncode, done.stdout + done.stderr)
+
+
+@dataclass(frozen=True)
+class RuntimeAccess:
+    """What a service's ``tests/gateway`` suite gets from the workspace's "API working through the
+    gateway" gate (environment variables, set by the gate): the gateway's address, API keys for an
+    operator and two plain customers, the identity keys, and discovery — to act as svc-b where only
+    svc-b may call (security groups)."""
+
+    gateway_url: str
+    operator_key: str
+    customer_key: str
+    other_customer_key: str
+    identity_dir: Path
+    environ: Mapping[str, str]
+
+    VARIABLES = (
+        "CARAVAN_GATEWAY_URL",
+        "CARAVAN_GATEWAY_OPERATOR_KEY_FILE",
+        "CARAVAN_GATEWAY_CUSTOMER_KEY_FILE",
+        "CARAVAN_GATEWAY_OTHER_CUSTOMER_KEY_FILE",
+        "CARAVAN_IDENTITY_DIR",
+        "CARAVAN_DISCOVERY_BACKEND",
+    )
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> RuntimeAccess:
+        env = os.environ if environ is None else environ
+        missing = [name for name in cls.VARIABLES if not env.get(name)]
+        if missing:
+            raise RuntimeError(
+                f"{', '.join(missing)} not set: these tests run inside the stage gate "
+                "(invoke stage N), against the running system"
+            )
+
+        def key(name: str) -> str:
+            return Path(env[name]).read_text().strip()
+
+        return cls(
+            gateway_url=env["CARAVAN_GATEWAY_URL"].rstrip("/"),
+            operator_key=key("CARAVAN_GATEWAY_OPERATOR_KEY_FILE"),
+            customer_key=key("CARAVAN_GATEWAY_CUSTOMER_KEY_FILE"),
+            other_customer_key=key("CARAVAN_GATEWAY_OTHER_CUSTOMER_KEY_FILE"),
+            identity_dir=Path(env["CARAVAN_IDENTITY_DIR"]),
+            environ=dict(env),
+        )
+
+    def api(self, service: str, path: str) -> str:
+        """The gateway URL of ``path`` on ``service`` (``/api/<service><path>``)."""
+        return f"{self.gateway_url}/api/{service}{path}"
+
+    @staticmethod
+    def key_header(key: str) -> dict[str, str]:
+        return {"X-API-Key": key}
+
+    def signed_as(self, caller: str, audience: str) -> dict[str, str]:
+        """Identity headers of ``caller`` for a direct call to ``audience``."""
+        from caravan_commons.identity import Signer
+
+        return Signer.from_file(caller, self.identity_dir / f"{caller}.key").headers_for(audience)
+
+    def instance_url(self, service: str) -> str:
+        """The base URL of one ready instance of ``service``, from discovery."""
+        import asyncio
+
+        from caravan_commons.discovery_config import resolver_from_env
+
+        instances = asyncio.run(resolver_from_env(self.environ).resolve(service))
+        if not instances:
+            raise RuntimeError(f"discovery lists no ready instance of {service}")
+        return instances[0].base_url
