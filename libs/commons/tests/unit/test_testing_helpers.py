@@ -11,7 +11,7 @@ from caravan_commons.testing import FuzzReport, RuntimeAccess
 
 
 def test_runtime_access_names_every_missing_variable() -> None:
-    with pytest.raises(RuntimeError, match="CARAVAN_GATEWAY_URL, .*CARAVAN_IDENTITY_DIR"):
+    with pytest.raises(RuntimeError, match=r"CARAVAN_GATEWAY_URL, .*CARAVAN_IDENTITY_DIR"):
         RuntimeAccess.from_env({"CARAVAN_DISCOVERY_BACKEND": "local"})
 
 
