@@ -20,6 +20,9 @@ FOLDER = Path("shared") / "gateway"
 PROBE_ROUTE = "/api/_probe"
 PROBE_SERVICE = "gateway-probe"
 CLIENT_CUSTOMER = "workspace"
+#: API keys provisioned with the gateway: customer → scopes. ``workspace`` (operator) is used by the
+#: gates and handy by hand; ``demo`` and ``demo-2`` are plain customers for the round-trip gates.
+KEYS: dict[str, tuple[str, ...]] = {CLIENT_CUSTOMER: ("operator",), "demo": (), "demo-2": ()}
 
 
 def gateway_dir(rt: LocalRuntime) -> Path:
@@ -32,33 +35,41 @@ def routes(rt: LocalRuntime) -> dict[str, str]:
     return table
 
 
-def api_key_file(rt: LocalRuntime) -> Path:
-    """The workspace's own API key (customer ``workspace``, operator scope), 0600: used by the
-    gates and handy for trying the system by hand (`curl -H "X-API-Key: $(cat ...)"`)."""
-    return gateway_dir(rt) / "workspace.api-key"
+def api_key_file(rt: LocalRuntime, customer: str = CLIENT_CUSTOMER) -> Path:
+    """The API key of one provisioned customer (0600); the workspace's own (operator scope) by
+    default: `curl -H "X-API-Key: $(cat .caravan/gateway/workspace.api-key)" ...`."""
+    return gateway_dir(rt) / f"{customer}.api-key"
 
 
-def provision_api_key(rt: LocalRuntime, python: Path) -> bool:
+def provision_api_keys(rt: LocalRuntime, python: Path) -> list[str]:
+    """Create the API key of every customer in :data:`KEYS` that has none; returns those created."""
     folder = gateway_dir(rt)
     folder.mkdir(parents=True, exist_ok=True)
     os.chmod(folder, 0o700)
-    if api_key_file(rt).exists():
-        return False
-    done = subprocess.run(
-        [str(python), "-m", "caravan_gateway", "add-key", "--keys-file", str(folder / "api-keys.json"),
-         "--customer", CLIENT_CUSTOMER, "--scope", "operator"],
-        capture_output=True, text=True, check=False,
-    )  # fmt: skip
-    if done.returncode != 0:
-        raise RuntimeError_(f"cannot create the workspace API key: {done.stderr.strip()}")
-    fd = os.open(api_key_file(rt), os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w") as fh:
-        fh.write(done.stdout.strip() + "\n")
-    return True
+    created = []
+    for customer, scopes in KEYS.items():
+        if api_key_file(rt, customer).exists():
+            continue
+        done = subprocess.run(
+            [str(python), "-m", "caravan_gateway", "add-key", "--keys-file", str(folder / "api-keys.json"),
+             "--customer", customer, *(arg for scope in scopes for arg in ("--scope", scope))],
+            capture_output=True, text=True, check=False,
+        )  # fmt: skip
+        if done.returncode != 0:
+            raise RuntimeError_(f"cannot create the API key of {customer}: {done.stderr.strip()}")
+        fd = os.open(api_key_file(rt, customer), os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            fh.write(done.stdout.strip() + "\n")
+        created.append(customer)
+    return created
 
 
-def api_key(rt: LocalRuntime) -> str:
-    return api_key_file(rt).read_text().strip()
+def api_key(rt: LocalRuntime, customer: str = CLIENT_CUSTOMER) -> str:
+    return api_key_file(rt, customer).read_text().strip()
+
+
+def url(rt: LocalRuntime) -> str:
+    return f"http://{rt.foundation.host}:{rt.ports.port_for(PROGRAM, MEMBER)}"
 
 
 def program(rt: LocalRuntime, python: Path) -> Program:
@@ -88,7 +99,7 @@ def ensure(rt: LocalRuntime) -> list[str]:
     venv = rt.venv_dir(MEMBER)
     rebuilt = rt.build_venv(rt.ctx.root / FOLDER, MEMBER, venv)
     python = venv / "bin" / "python"
-    changed = ["api key"] if provision_api_key(rt, python) else []
+    changed = [f"api key of {c}" for c in provision_api_keys(rt, python)]
     gateway = program(rt, python)
     started = rt.run([gateway])
     if rebuilt and not started:

@@ -94,6 +94,17 @@ def service_version(service: Service) -> str:
     return str(project.get("project", {}).get("version", "0.0.0"))
 
 
+def source_digest(folder: Path) -> str:
+    """A digest of a project's source files: a service's instances carry it in their settings, so
+    a deploy after a code change restarts them (their virtualenv installs the project editable)."""
+    digest = hashlib.sha256()
+    for path in sorted(
+        p for p in (folder / "src").rglob("*") if p.is_file() and "__pycache__" not in p.parts
+    ):
+        digest.update(str(path.relative_to(folder)).encode() + b"\0" + path.read_bytes() + b"\0")
+    return digest.hexdigest()[:16]
+
+
 def read_programs(state_dir: Path) -> dict[str, dict[str, object]]:
     path = state_dir / "runtime" / "programs.json"
     try:
@@ -256,6 +267,7 @@ class LocalRuntime:
 
     def service_programs(self, service: Service) -> list[Program]:
         python = self.venv_dir(service.name) / "bin" / "python"
+        digest = source_digest(service.folder)
         programs = []
         for i in range(1, service.scaling.instances + 1):
             name = f"{service.name}-{i}"
@@ -263,6 +275,7 @@ class LocalRuntime:
             env = {
                 "CARAVAN_SERVICE_NAME": service.name,
                 "CARAVAN_SERVICE_VERSION": service_version(service),
+                "CARAVAN_SOURCE_DIGEST": digest,
                 "CARAVAN_HOST": self.foundation.host,
                 "CARAVAN_PORT": str(port),
                 "CARAVAN_INSTANCE_ID": name,

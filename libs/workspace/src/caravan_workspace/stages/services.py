@@ -8,8 +8,9 @@ House conventions the probes rely on (the service template renders them):
 - ``python -m <package>.infrastructure.db.migrate`` applies the service's migrations to the
   database named by ``CARAVAN_DATABASE_URL``.
 
-The "API working through the gateway" gates are specific to each service and are registered by
-that service's own probe module.
+- ``tests/gateway/`` holds the service's round trips through the running gateway (what "API working
+  through the gateway" means for that service); ``python -m <package>.demo``, where a service has
+  one, loads its demo data idempotently.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from pathlib import Path
 from caravan_commons.architecture import domain_violations
 from caravan_workspace.registry import ActionResult, Context, GateFailure, action, gate
 from caravan_workspace.runtime import catalog
+from caravan_workspace.runtime import gateway as gateway_runtime
 from caravan_workspace.runtime.local import LocalRuntime, RuntimeError_
 from caravan_workspace.services import Service
 
@@ -53,7 +55,9 @@ def domain_pure(ctx: Context, service: str) -> str:
     return f"{definitions} definitions; imports only the standard library, pure commons modules and itself"
 
 
-def _pytest(rt: LocalRuntime, svc: Service, folder: Path, env: dict[str, str] | None = None) -> str:
+def _pytest(
+    rt: LocalRuntime, svc: Service, folder: Path, env: dict[str, str] | None = None, *, timeout: float = 1800
+) -> str:
     tests = list(folder.rglob("test_*.py")) if folder.is_dir() else []
     if not tests:
         raise GateFailure(
@@ -70,12 +74,13 @@ def _pytest(rt: LocalRuntime, svc: Service, folder: Path, env: dict[str, str] | 
         capture_output=True,
         text=True,
         check=False,
-        timeout=1800,
+        timeout=timeout,
     )
     summary = (done.stdout.strip().splitlines() or ["no output"])[-1]
     if done.returncode != 0:
+        failed = [line for line in done.stdout.splitlines() if line.startswith(("FAILED", "ERROR"))]
         raise GateFailure(
-            f"{folder.relative_to(svc.folder)}: {summary}",
+            f"{folder.relative_to(svc.folder)}: {summary}" + (f" — {failed[0]}" if failed else ""),
             fix=f"cd {svc.name} && pytest {folder.relative_to(svc.folder)}",
         )
     return summary
@@ -169,3 +174,58 @@ def deployed(ctx: Context, service: str) -> str:
                 f"not ready in discovery: {', '.join(absent)}", fix="invoke logs catalog-checker"
             )
         time.sleep(0.1)
+
+
+@action("service.demo_data")
+def demo_data(ctx: Context, service: str) -> ActionResult:
+    """Load the service's demo data (``python -m <package>.demo``) into its database, idempotently."""
+    rt, svc = _service(ctx, service)
+    module = f"{svc.package}.demo"
+    if not (svc.folder / "src" / svc.package / "demo.py").exists():
+        raise GateFailure(f"{service} has no demo loader ({module})", fix=f"write {module}")
+    python = rt.venv_dir(svc.name) / "bin" / "python"
+    done = subprocess.run(
+        [str(python), "-m", module],
+        cwd=svc.folder,
+        env={**os.environ, "CARAVAN_DATABASE_URL": rt.database_url(svc)},
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=300,
+    )
+    last = (
+        (done.stdout if done.returncode == 0 else done.stderr or done.stdout).strip().splitlines() or [""]
+    )[-1]
+    if done.returncode != 0:
+        raise GateFailure(f"{module} failed: {last or 'no output'}")
+    return ActionResult(changed=" 0 added" not in f" {last}", detail=last)
+
+
+def _gateway_url(rt: LocalRuntime) -> str:
+    program = rt.supervisor.program(gateway_runtime.PROGRAM) if rt.supervisor.is_running() else None
+    if program is None or program.state != "RUNNING":
+        raise GateFailure("the gateway is not running", fix="invoke stage 2")
+    return gateway_runtime.url(rt)
+
+
+@gate("service.api")
+def api_through_gateway(ctx: Context, service: str) -> str:
+    """The service's own round trips (``tests/gateway/``) pass against the running system, through
+    the gateway, with the provisioned API keys; its upstreams must be deployed and ready."""
+    rt, svc = _service(ctx, service)
+    url = _gateway_url(rt)
+    for upstream in (service, *svc.depends_on):
+        if not catalog.ready_instances(ctx.state_dir, upstream):
+            raise GateFailure(
+                f"{upstream} has no ready instance in discovery",
+                fix=f"invoke stage {rt.services[upstream].lane} (its lane deploys {upstream})",
+            )
+    env = {
+        "CARAVAN_GATEWAY_URL": url,
+        "CARAVAN_GATEWAY_OPERATOR_KEY_FILE": str(gateway_runtime.api_key_file(rt)),
+        "CARAVAN_GATEWAY_CUSTOMER_KEY_FILE": str(gateway_runtime.api_key_file(rt, "demo")),
+        "CARAVAN_GATEWAY_OTHER_CUSTOMER_KEY_FILE": str(gateway_runtime.api_key_file(rt, "demo-2")),
+        "CARAVAN_IDENTITY_DIR": str(rt.identity_dir),
+        **rt.discovery_env(),
+    }
+    return _pytest(rt, svc, svc.folder / "tests" / "gateway", env, timeout=600) + " through the gateway"
