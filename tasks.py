@@ -14,6 +14,7 @@ ns = Collection(
     runtime.status,
     runtime.down,
     runtime.logs,
+    runtime.trace,
     service.new_service,
     dev.test,
 )

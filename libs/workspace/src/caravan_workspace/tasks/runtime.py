@@ -1,4 +1,5 @@
-"""`invoke status`, `invoke down`, `invoke logs`: what the workspace started, and stopping it."""
+"""`invoke status`, `invoke down`, `invoke logs`, `invoke trace`: what the workspace started, what it
+did, and stopping it."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from caravan_workspace.runtime.local import http_json, http_status, read_program
 from caravan_workspace.runtime.ports import read_ports
 from caravan_workspace.runtime.supervisor import Supervisor, SupervisorError
 from caravan_workspace.tasks.common import BAD_INPUT, FAILED, Workspace, console, workspace
+from caravan_workspace.traces import find_trace, read_spans, waterfall
 
 PROGRAM_STYLE = {"RUNNING": "green", "STARTING": "cyan", "BACKOFF": "yellow", "STOPPED": "dim"}
 
@@ -114,3 +116,20 @@ def logs(c: Context, name: str, follow: bool = False) -> None:
         subprocess.run(["tail", "-n", "50", "-F", str(path)], check=False)
     else:
         print(path.read_text(encoding="utf-8", errors="replace"), end="")
+
+
+@task(help={"id": "an order id, a trace id, or any value a span of the trace carries"})
+def trace(c: Context, id: str) -> None:
+    """Print one trace (e.g. of an order) as a waterfall: where the time went, hop by hop."""
+    needle = id.strip()
+    if not needle:
+        raise Exit("error: give an order id or a trace id", code=BAD_INPUT)
+    ws = workspace()
+    found = find_trace(read_spans(ws.state_dir / "traces"), needle)
+    if found is None:
+        raise Exit(
+            f"error: no trace mentions {needle!r} (traces are read from the runtime's trace files)",
+            code=FAILED,
+        )
+    for line in waterfall(found, width=max(console().width, 80)):
+        print(line)
