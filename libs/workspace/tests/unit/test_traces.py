@@ -24,7 +24,8 @@ def write(folder: Path) -> None:
     (folder / "svc-b-1.jsonl").write_text(
         "\n".join([
             span(T1, "b1", "g1", "svc-b", "POST /orders", 1_000_000, 9_000_000),
-            span(T1, "b2", "b1", "svc-b", "POST svc-a", 2_000_000, 3_000_000, **{"url.path": "/reservations"}),
+            span(T1, "b2", "b1", "svc-b", "POST svc-a", 2_000_000, 3_000_000,
+                 **{"url.path": "/reservations"}),
             span(T1, "b3", "b1", "svc-b", "POST svc-a", 7_000_000, 8_000_000,
                  **{"url.path": "/reservations/o-42/commit"}),
             # a later request (a cancel) mentions the same order: not the order's trace
