@@ -23,6 +23,7 @@ from caravan_workspace.plan import SelectionError
 from caravan_workspace.state import reset_state
 from caravan_workspace.tasks.common import BAD_INPUT, FAILED, Workspace, console, workspace
 from caravan_workspace.toolchain import survey
+from caravan_workspace.traces import find_trace, read_spans, waterfall
 
 
 @task(
@@ -112,9 +113,22 @@ def up(c: Context) -> None:
     from caravan_workspace.tasks.runtime import print_status
 
     print_status(workspace())
+    _print_demo_order(ws)
     if not result.ok:
         failed = [n for n, r in result.records.items() if r.status != "passed"]
         raise Exit(f"invoke up: stages not passing: {compact_numbers(failed)} (see invoke plan)", code=FAILED)
+
+
+def _print_demo_order(ws: Workspace) -> None:
+    """The order the integration stage placed, its status and its waterfall (when there is one)."""
+    try:
+        order = json.loads((ws.state_dir / "integration" / "demo-order.json").read_text())
+    except (OSError, ValueError):
+        return
+    print(f"\ndemo order {order.get('id')}: {order.get('status')}")
+    found = find_trace(read_spans(ws.state_dir / "traces"), str(order.get("id")))
+    for line in waterfall(found, width=max(console().width, 80)) if found else []:
+        print(line)
 
 
 @task
