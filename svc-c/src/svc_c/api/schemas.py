@@ -2,23 +2,41 @@
 
 Amounts travel as ``{"amount": <minor units>, "currency": "EUR"}`` (never floats). Constraints
 live in the types, so malformed bodies are refused before a use case runs; what the types cannot
-say (a currency's existence, refund above captured) the domain refuses with a 4xx error.
+say (a currency other than the payment's, refund above captured) the domain refuses with a 4xx error.
 """
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
 from msgspec import Meta
 
-from caravan_commons.money import Money
+from caravan_commons.money import CURRENCIES, Money
 from caravan_commons.schemas import WireStruct
 from svc_c.domain.ledger import Account, Movement
-from svc_c.domain.model import MAX_ORDER_ID, Payment
+from svc_c.domain.model import MAX_ORDER_ID, Payment, PaymentStatus
+
+Status = Literal[tuple(s.value for s in PaymentStatus)]  # type: ignore[valid-type]
 
 #: A positive amount in minor units, below what a signed 64-bit column holds comfortably.
 MinorUnits = Annotated[int, Meta(gt=0, le=10**15, description="amount in minor units (cents)")]
-Currency = Annotated[str, Meta(pattern="^[A-Z]{3}$", description="ISO 4217 code, e.g. EUR")]
+#: The ISO 4217 codes the system accepts (caravan_commons.money.CURRENCIES), as an enum in the schema.
+Currency = Annotated[
+    Literal[tuple(CURRENCIES)],  # type: ignore[valid-type]
+    Meta(description="ISO 4217 code the system accepts, e.g. EUR"),
+]
+CardToken = Annotated[
+    str,
+    Meta(
+        min_length=1,
+        max_length=64,
+        description=(
+            "a card token of the simulated processor: tok_approve, tok_decline, tok_insufficient_funds, "
+            "tok_slow (answers after a delay), tok_error (processor failure, 502); others are refused (422)"
+        ),
+        examples=["tok_approve"],
+    ),
+]
 
 
 class ServiceInfo(WireStruct):
@@ -32,13 +50,13 @@ class Amount(WireStruct):
     currency: Currency
 
     def to_money(self) -> Money:
-        return Money(self.amount, self.currency)  # an unknown currency is a ValidationError (400)
+        return Money(self.amount, self.currency)
 
 
 class AuthorizeRequest(WireStruct):
     order_id: Annotated[str, Meta(min_length=1, max_length=MAX_ORDER_ID)]
     amount: Amount
-    card_token: Annotated[str, Meta(min_length=1, max_length=64)]
+    card_token: CardToken
 
 
 class CaptureRequest(WireStruct):
@@ -71,7 +89,7 @@ class MovementOut(WireStruct):
 class PaymentOut(WireStruct):
     id: str
     order_id: str
-    status: str
+    status: Status
     amount: MoneyOut
     captured: MoneyOut
     refunded: MoneyOut

@@ -5,7 +5,6 @@ from __future__ import annotations
 import msgspec
 import pytest
 
-from caravan_commons.errors import ValidationError
 from caravan_commons.money import Money
 from caravan_commons.schemas import decoder_for, encode
 from svc_c.api.schemas import AuthorizeRequest, BalancesOut, PaymentOut, RefundRequest
@@ -27,6 +26,7 @@ def test_an_authorise_request_decodes_into_money() -> None:
         b'{"amount": {"amount": -5, "currency": "EUR"}}',
         b'{"amount": {"amount": 1.5, "currency": "EUR"}}',
         b'{"amount": {"amount": 5, "currency": "eur"}}',
+        b'{"amount": {"amount": 5, "currency": "XXX"}}',
         b'{"amount": {"amount": 5, "currency": "EUR"}, "extra": 1}',
         b'{"amount": {"amount": 10000000000000000, "currency": "EUR"}}',
     ],
@@ -34,12 +34,6 @@ def test_an_authorise_request_decodes_into_money() -> None:
 def test_bad_amounts_are_refused_by_the_types(body: bytes) -> None:
     with pytest.raises(msgspec.ValidationError):
         decoder_for(RefundRequest).decode(body)
-
-
-def test_an_unknown_currency_is_a_validation_error() -> None:
-    request = decoder_for(RefundRequest).decode(b'{"amount": {"amount": 5, "currency": "XXX"}}')
-    with pytest.raises(ValidationError, match="unknown currency"):
-        request.amount.to_money()
 
 
 def test_a_payment_and_the_balances_encode() -> None:
