@@ -227,6 +227,39 @@ def piccolo_conf(apps: Sequence[str], environ: Mapping[str, str] | None = None) 
     return create_engine(url), AppRegistry(apps=list(apps))
 
 
+async def ensure_database(database_url: str) -> bool:
+    """Create the database ``database_url`` names when it does not exist yet (Postgres: through the
+    server's ``postgres`` database, so the URL's role needs CREATEDB; SQLite: the file's folder).
+    Returns True when it created something."""
+    parts = urlsplit(database_url)
+    if parts.scheme == "sqlite":
+        folder = sqlite_path(database_url).parent
+        if folder.is_dir():
+            return False
+        folder.mkdir(parents=True)
+        return True
+    if parts.scheme not in ("postgresql", "postgres"):
+        raise DatabaseConfigError(f"database_url: unsupported scheme {parts.scheme or '(none)'!r}")
+    import asyncpg  # the postgres extra
+
+    name = unquote(parts.path.lstrip("/"))
+    if not name:
+        raise DatabaseConfigError("database_url: a Postgres URL needs a database name")
+    maintenance = parts._replace(path="/postgres").geturl()
+    connection = await asyncpg.connect(maintenance)
+    try:
+        if await connection.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", name):
+            return False
+        quoted = '"' + name.replace('"', '""') + '"'
+        try:
+            await connection.execute(f"CREATE DATABASE {quoted}")
+        except asyncpg.DuplicateDatabaseError:  # created concurrently by another migrator
+            return False
+        return True
+    finally:
+        await connection.close()
+
+
 def apply_migrations(
     app_names: Sequence[str],
     *,
@@ -239,11 +272,22 @@ def apply_migrations(
     """Run ``piccolo migrations forwards <app>`` for each app, in order; return their output.
 
     ``conf_module`` is the importable piccolo conf (``PICCOLO_CONF``) whose ``DB`` reads
-    ``CARAVAN_DATABASE_URL`` (see :func:`piccolo_conf`). Idempotent: applied migrations are
-    skipped. Raises :class:`MigrationError` naming the app and quoting piccolo's output.
+    ``CARAVAN_DATABASE_URL`` (see :func:`piccolo_conf`). Creates the database first when it does
+    not exist (:func:`ensure_database`). Idempotent: applied migrations are skipped. Raises
+    :class:`MigrationError` naming the app and quoting piccolo's output.
     """
     if not app_names:
         raise ValueError("apply_migrations needs at least one app name")
+    import asyncio
+    from concurrent.futures import ThreadPoolExecutor
+
+    try:  # on a thread of its own: callers may be inside an event loop
+        with ThreadPoolExecutor(1) as pool:
+            pool.submit(asyncio.run, ensure_database(database_url)).result()
+    except DatabaseConfigError:
+        raise
+    except Exception as exc:  # the server refused or is unreachable: one clear line
+        raise MigrationError(f"cannot create or reach the database: {exc}") from exc
     env = {**os.environ, **(extra_env or {}), "PICCOLO_CONF": conf_module, DATABASE_URL_ENV: database_url}
     outputs: list[str] = []
     for app in app_names:

@@ -21,6 +21,7 @@ import urllib.request
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 from caravan_commons.identity import PUBLIC_KEYS_FILE, generate_identities
 from caravan_workspace import index
@@ -33,6 +34,7 @@ from caravan_workspace.services import Service, load_services
 from caravan_workspace.state import write_atomic
 
 IDENTITY_DIR = "identity"
+POSTGRES_DSN_ENV = "CARAVAN_RUNTIME_POSTGRES_DSN"
 #: Prometheus job of each kind of program that serves /metrics.
 JOBS = {"service": "services", "gateway": "gateway", "probe": "runtime", "catalog": "runtime"}
 #: Kinds of program that discovery lists (as their ``discovery_name``, else their member). The
@@ -202,6 +204,14 @@ class LocalRuntime:
         return True
 
     def database_url(self, service: Service) -> str:
+        """The service's own database: a SQLite file in the state folder, or — when
+        ``CARAVAN_RUNTIME_POSTGRES_DSN`` names a Postgres server (a role with CREATEDB) — a
+        database of its own on that server, named after the state folder and the service (the
+        service's migrate command creates it)."""
+        dsn = os.environ.get(POSTGRES_DSN_ENV)
+        if dsn:
+            tag = hashlib.sha256(str(self.ctx.state_dir.resolve()).encode()).hexdigest()[:8]
+            return urlunsplit(urlsplit(dsn)._replace(path=f"/caravan_{tag}_{service.package}"))
         return f"sqlite:///{self.ctx.state_dir / 'data' / service.name}.sqlite3"
 
     @staticmethod
