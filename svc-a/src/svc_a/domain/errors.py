@@ -37,6 +37,13 @@ class OutOfStock(ConflictError):
     title = "Out of stock"
 
 
+class ProductInactive(ConflictError):
+    """A line names a product that is not on sale (``active`` false); nothing was reserved."""
+
+    slug = "product-inactive"
+    title = "Product not on sale"
+
+
 class ReservationConflict(ConflictError):
     """The order already has a reservation with other lines, or its state forbids the transition."""
 

@@ -1,15 +1,18 @@
 """The domain service over stock and reservations: reserve, commit, release, expire.
 
+Releasing a committed reservation puts its units back on the shelf (an order cancelled after
+payment); every other transition is as the reservation's status machine says.
+
 Functions take the reservation (if any) and the :class:`Stock` of every sku involved, change them
 in place, and never do I/O; the service layer loads and saves them in one unit of work.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from datetime import datetime, timedelta
 
-from svc_a.domain.errors import OutOfStock, ReservationConflict, UnknownSku
+from svc_a.domain.errors import OutOfStock, ProductInactive, ReservationConflict, UnknownSku
 from svc_a.domain.model import Stock
 from svc_a.domain.reservation import Line, Reservation, Status, normalise_lines
 
@@ -32,12 +35,14 @@ def reserve(
     *,
     now: datetime,
     ttl: timedelta,
+    inactive: Collection[str] = (),
 ) -> tuple[Reservation, bool]:
     """Hold every line for ``order_id`` or nothing; ``(reservation, created)``.
 
     Idempotent per order id: the same lines again return the existing reservation unchanged
     (whatever its status); other lines raise :class:`ReservationConflict`. A line that cannot be
-    held raises :class:`OutOfStock` (or :class:`UnknownSku`) before any stock changes.
+    held raises :class:`OutOfStock` (or :class:`UnknownSku`, or :class:`ProductInactive` for a sku
+    in ``inactive``) before any stock changes.
     """
     wanted = normalise_lines(lines)
     if existing is not None:
@@ -51,6 +56,9 @@ def reserve(
     if ttl <= timedelta(0):
         raise ValueError("a reservation's time to live must be positive")
     pairs = _stocks_for(wanted, stocks)
+    off_sale = [line.sku for line in wanted if line.sku in inactive]
+    if off_sale:
+        raise ProductInactive(f"not on sale: {', '.join(off_sale)}", skus=off_sale)
     short = [
         f"{line.sku} ({line.quantity} > {stock.available})"
         for line, stock in pairs
@@ -64,12 +72,24 @@ def reserve(
 
 
 def release(reservation: Reservation, stocks: Mapping[str, Stock]) -> bool:
-    """Give the held units back; True if anything changed (a released reservation is a no-op)."""
-    pairs = _stocks_for(reservation.lines, stocks) if reservation.status is Status.HELD else []
+    """Give the units back; True if anything changed (a released reservation is a no-op).
+
+    A held reservation's units are unheld (``reserved`` drops); a committed one's were shipped, so
+    they come back to the shelf (``on_hand`` rises) — the cancellation of a paid order.
+    """
+    was = reservation.status
+    pairs = _stocks_for(reservation.lines, stocks) if was is not Status.RELEASED else []
+    if was is Status.COMMITTED:
+        full = [line.sku for line, stock in pairs if not stock.can_take_back(line.quantity)]
+        if full:
+            raise ReservationConflict(f"stock of {', '.join(full)} cannot take the units back", skus=full)
     if not reservation.mark_released():
         return False
     for line, stock in pairs:
-        stock.unhold(line.quantity)
+        if was is Status.HELD:
+            stock.unhold(line.quantity)
+        else:
+            stock.take_back(line.quantity)
     return True
 
 

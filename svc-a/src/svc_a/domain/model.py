@@ -15,6 +15,9 @@ NAME_MAX_LENGTH = 200
 DESCRIPTION_MAX_LENGTH = 4000
 #: The most units one stock row or one line may hold (fits a 32-bit column with room to spare).
 MAX_QUANTITY = 1_000_000_000
+#: The hard ceiling of ``on_hand`` (the 32-bit column): returned units may lift a row past
+#: MAX_QUANTITY (units coming back are not refused), never past this.
+ON_HAND_CEILING = 2**31 - 1
 
 
 def validate_sku(sku: str) -> str:
@@ -33,8 +36,13 @@ def validate_quantity(quantity: int, *, what: str = "quantity") -> int:
 
 
 def _text(value: str, what: str, max_length: int, *, blank_ok: bool) -> str:
-    if not isinstance(value, str) or len(value) > max_length or (not blank_ok and not value.strip()):
-        limit = f"at most {max_length} characters" + ("" if blank_ok else ", not blank")
+    if (
+        not isinstance(value, str)
+        or len(value) > max_length
+        or "\x00" in value
+        or (not blank_ok and not value.strip())
+    ):
+        limit = f"at most {max_length} characters, no NUL" + ("" if blank_ok else ", not blank")
         raise InvalidProduct(f"{what} must be text of {limit}")
     return value
 
@@ -140,4 +148,15 @@ class Stock:
             raise InvalidQuantity(f"{self.sku}: cannot commit {quantity}, only {self.reserved} reserved")
         self.reserved -= quantity
         self.on_hand -= quantity
+        self.version += 1
+
+    def can_take_back(self, quantity: int) -> bool:
+        return self.on_hand + quantity <= ON_HAND_CEILING
+
+    def take_back(self, quantity: int) -> None:
+        """Shipped units come back to the shelf (a committed reservation released): on_hand rises."""
+        validate_quantity(quantity)
+        if not self.can_take_back(quantity):
+            raise InvalidQuantity(f"stock of {self.sku} would exceed {ON_HAND_CEILING} units")
+        self.on_hand += quantity
         self.version += 1

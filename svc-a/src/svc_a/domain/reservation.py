@@ -79,10 +79,12 @@ class Reservation:
         return True
 
     def mark_released(self) -> bool:
-        """Held → released; True when that changed anything (released again is a no-op)."""
+        """Held or committed → released; True when that changed anything (released again is a no-op).
+
+        Releasing a committed reservation undoes the sale (a cancelled, refunded order): the caller
+        puts the shipped units back on the shelf (see :func:`svc_a.domain.inventory.release`).
+        """
         if self.status is Status.RELEASED:
             return False
-        if self.status is Status.COMMITTED:
-            raise ReservationConflict(f"reservation {self.order_id} was committed and cannot be released")
         self.status = Status.RELEASED
         return True

@@ -80,13 +80,22 @@ class PiccoloProductRepository(AbstractProductRepository):
         await ProductRow.update(product_values(product)).where(ProductRow.sku == product.sku)
 
     async def list(
-        self, *, after: str | None = None, limit: int = 50, active: bool | None = None
+        self,
+        *,
+        after: str | None = None,
+        limit: int = 50,
+        active: bool | None = None,
+        skus: Sequence[str] | None = None,
     ) -> list[Product]:
+        if skus is not None and not skus:
+            return []
         query = ProductRow.select().order_by(ProductRow.sku).limit(limit)
         if after is not None:
             query = query.where(ProductRow.sku > after)
         if active is not None:
             query = query.where(ProductRow.active == active)
+        if skus is not None:
+            query = query.where(ProductRow.sku.is_in(list(skus)))
         return [product_from(row) for row in await query]
 
 

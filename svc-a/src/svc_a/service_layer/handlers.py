@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime, timedelta
 
 from svc_a.domain import inventory
@@ -39,6 +39,48 @@ async def get_product(sku: str, uow: AbstractUnitOfWork) -> Product:
     return product
 
 
+async def list_products(
+    uow: AbstractUnitOfWork,
+    *,
+    after: str | None = None,
+    limit: int = 50,
+    active: bool | None = None,
+    skus: Sequence[str] | None = None,
+) -> tuple[list[Product], str | None]:
+    """A page of products by sku and the cursor of the next page (``None`` on the last page)."""
+    if after is not None:
+        validate_sku(after)
+    wanted = None if skus is None else sorted({validate_sku(sku) for sku in skus})
+    async with uow:
+        page = await uow.products.list(after=after, limit=limit + 1, active=active, skus=wanted)
+    if len(page) > limit:
+        return page[:limit], page[limit - 1].sku
+    return page, None
+
+
+async def change_product(sku: str, change: Callable[[Product], Product], uow: AbstractUnitOfWork) -> Product:
+    """Apply ``change`` (a validated copy, same sku) to the product and save it."""
+    async with uow:
+        product = await uow.products.get(validate_sku(sku))
+        if product is None:
+            raise UnknownSku(f"no product with sku {sku}", sku=sku)
+        changed = change(product)
+        if changed.sku != product.sku:
+            raise ValueError("a product's sku never changes")
+        if changed != product:
+            await uow.products.update(changed)
+            await uow.commit()
+    return changed
+
+
+async def get_stock(sku: str, uow: AbstractUnitOfWork) -> Stock:
+    async with uow:
+        stock = await uow.stocks.get(validate_sku(sku))
+    if stock is None:
+        raise UnknownSku(f"no product with sku {sku}", sku=sku)
+    return stock
+
+
 async def restock(sku: str, quantity: int, uow: AbstractUnitOfWork) -> Stock:
     async with uow:
         stocks = await uow.stocks.get_for_update([validate_sku(sku)])
@@ -59,17 +101,39 @@ async def reserve(
     clock: Clock = utc_now,
 ) -> tuple[Reservation, bool]:
     """Hold every line for ``order_id`` (all or nothing); ``(reservation, created)``."""
+    async with uow:
+        reservation, created = await reserve_within(order_id, lines, uow, ttl=ttl, clock=clock)
+        if created:
+            await uow.commit()
+    return reservation, created
+
+
+async def reserve_within(
+    order_id: str,
+    lines: Iterable[Line],
+    uow: AbstractUnitOfWork,
+    *,
+    ttl: timedelta = DEFAULT_TTL,
+    clock: Clock = utc_now,
+) -> tuple[Reservation, bool]:
+    """:func:`reserve` inside a unit of work the caller opened and commits (so that something else,
+    e.g. an Idempotency-Key record, is written in the same transaction)."""
     wanted = normalise_lines(lines)
     validate_order_id(order_id)
-    async with uow:
-        stocks = await uow.stocks.get_for_update([line.sku for line in wanted])  # locks first
-        existing = await uow.reservations.get(order_id)  # then read: a concurrent twin is visible
-        reservation, created = inventory.reserve(existing, order_id, wanted, stocks, now=clock(), ttl=ttl)
-        if created:
-            for line in reservation.lines:
-                await uow.stocks.save(stocks[line.sku])
-            await uow.reservations.add(reservation)
-            await uow.commit()
+    skus = [line.sku for line in wanted]
+    stocks = await uow.stocks.get_for_update(skus)  # locks first
+    existing = await uow.reservations.get(order_id)  # then read: a concurrent twin is visible
+    inactive: set[str] = set()
+    if existing is None:
+        products = await uow.products.list(skus=skus, limit=len(skus))
+        inactive = {product.sku for product in products if not product.active}
+    reservation, created = inventory.reserve(
+        existing, order_id, wanted, stocks, now=clock(), ttl=ttl, inactive=inactive
+    )
+    if created:
+        for line in reservation.lines:
+            await uow.stocks.save(stocks[line.sku])
+        await uow.reservations.add(reservation)
     return reservation, created
 
 

@@ -25,9 +25,15 @@ class AbstractProductRepository(abc.ABC):
 
     @abc.abstractmethod
     async def list(
-        self, *, after: str | None = None, limit: int = 50, active: bool | None = None
+        self,
+        *,
+        after: str | None = None,
+        limit: int = 50,
+        active: bool | None = None,
+        skus: Sequence[str] | None = None,
     ) -> list[Product]:
-        """Products ordered by sku, those after ``after`` (a cursor), at most ``limit``."""
+        """Products ordered by sku, those after ``after`` (a cursor), at most ``limit``; only
+        ``active`` ones (or inactive ones) when given, and only ``skus`` when given."""
 
 
 class AbstractStockRepository(abc.ABC):

@@ -62,11 +62,10 @@ def test_concurrent_commit_and_release_of_one_reservation_settle_it_once(run: Ru
         settled = await handlers.get_reservation("o-1", PiccoloUnitOfWork(db))
         async with PiccoloUnitOfWork(db) as uow:
             stock = await uow.stocks.get("LAMP-1")
-        expected = (
-            Stock("LAMP-1", on_hand=1) if settled.status is Status.COMMITTED else Stock("LAMP-1", on_hand=3)
-        )
-        assert stock == expected, results
-        assert settled.status in (Status.COMMITTED, Status.RELEASED)
+        # whatever the order, the release wins in the end (a committed reservation released gives
+        # its units back; a released one cannot be committed), and no unit is lost or doubled
+        assert settled.status is Status.RELEASED, results
+        assert stock == Stock("LAMP-1", on_hand=3), results
 
     run(scenario)
 

@@ -12,6 +12,7 @@ from svc_a.domain.errors import (
     ConcurrentUpdate,
     DuplicateProduct,
     OutOfStock,
+    ProductInactive,
     ReservationConflict,
     ReservationNotFound,
     UnknownSku,
@@ -26,6 +27,8 @@ from .conftest import Runner
 NOW = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
 TENT = Product(sku="TENT-2P", name="Tent", price=Money(12999, "EUR"), description="Two people")
 MUG = Product(sku="MUG01", name="Mug", price=Money(500, "EUR"), active=False)
+MUG_ON_SALE = MUG.changed(active=True)
+OFF_SALE = Product(sku="OLD-1", name="Old", price=Money(100, "EUR"), active=False)
 
 
 def clock_at(moment: datetime):
@@ -51,6 +54,9 @@ def test_products_round_trip_as_domain_objects(run: Runner) -> None:
             assert (await uow.products.get("MUG01")) == MUG.changed(price=Money(450, "EUR"), active=True)
             assert [p.sku for p in await uow.products.list(limit=1)] == ["MUG01"]
             assert [p.sku for p in await uow.products.list(after="MUG01")] == ["TENT-2P"]
+            assert [p.sku for p in await uow.products.list(skus=["TENT-2P", "NOPE1"])] == ["TENT-2P"]
+            assert [p.sku for p in await uow.products.list(active=True)] == ["MUG01", "TENT-2P"]
+            assert await uow.products.list(skus=[]) == []
             assert await uow.products.get("NOPE1") is None
         assert await stock_of(db, "TENT-2P") == Stock("TENT-2P", on_hand=3)
         with pytest.raises(UnknownSku):
@@ -101,7 +107,7 @@ def test_restock_adds_units_and_unknown_skus_are_refused(run: Runner) -> None:
 def test_reserve_commit_release_persist_and_are_idempotent(run: Runner) -> None:
     async def scenario(db: Database) -> None:
         await handlers.add_product(TENT, PiccoloUnitOfWork(db), initial_stock=5)
-        await handlers.add_product(MUG, PiccoloUnitOfWork(db), initial_stock=2)
+        await handlers.add_product(MUG_ON_SALE, PiccoloUnitOfWork(db), initial_stock=2)
         lines = [Line("TENT-2P", 2), Line("MUG01", 1)]
         clock = clock_at(NOW)
         first, created = await handlers.reserve("o-1", lines, PiccoloUnitOfWork(db), clock=clock)
@@ -120,14 +126,20 @@ def test_reserve_commit_release_persist_and_are_idempotent(run: Runner) -> None:
         await handlers.commit_reservation("o-1", PiccoloUnitOfWork(db), clock=clock)  # idempotent
         assert await stock_of(db, "TENT-2P") == Stock("TENT-2P", on_hand=3, reserved=0)
         assert await stock_of(db, "MUG01") == Stock("MUG01", on_hand=1, reserved=0)
-        with pytest.raises(ReservationConflict):
-            await handlers.release_reservation("o-1", PiccoloUnitOfWork(db), clock=clock)
 
         await handlers.reserve("o-2", [Line("TENT-2P", 3)], PiccoloUnitOfWork(db), clock=clock)
         for _ in range(2):  # idempotent
             released = await handlers.release_reservation("o-2", PiccoloUnitOfWork(db), clock=clock)
             assert released.status is Status.RELEASED
         assert await stock_of(db, "TENT-2P") == Stock("TENT-2P", on_hand=3, reserved=0)
+
+        for _ in range(2):  # a committed order cancelled: its units come back to the shelf, once
+            undone = await handlers.release_reservation("o-1", PiccoloUnitOfWork(db), clock=clock)
+            assert undone.status is Status.RELEASED
+        assert await stock_of(db, "TENT-2P") == Stock("TENT-2P", on_hand=5, reserved=0)
+        assert await stock_of(db, "MUG01") == Stock("MUG01", on_hand=2, reserved=0)
+        with pytest.raises(ReservationConflict):
+            await handlers.commit_reservation("o-1", PiccoloUnitOfWork(db), clock=clock)
         with pytest.raises(ReservationNotFound):
             await handlers.commit_reservation("o-9", PiccoloUnitOfWork(db), clock=clock)
 
@@ -137,7 +149,10 @@ def test_reserve_commit_release_persist_and_are_idempotent(run: Runner) -> None:
 def test_reserve_is_all_or_nothing_in_the_database(run: Runner) -> None:
     async def scenario(db: Database) -> None:
         await handlers.add_product(TENT, PiccoloUnitOfWork(db), initial_stock=5)
-        await handlers.add_product(MUG, PiccoloUnitOfWork(db), initial_stock=1)
+        await handlers.add_product(MUG_ON_SALE, PiccoloUnitOfWork(db), initial_stock=1)
+        await handlers.add_product(OFF_SALE, PiccoloUnitOfWork(db), initial_stock=9)
+        with pytest.raises(ProductInactive):
+            await handlers.reserve("o-1", [Line("TENT-2P", 2), Line("OLD-1", 1)], PiccoloUnitOfWork(db))
         with pytest.raises(OutOfStock):
             await handlers.reserve("o-1", [Line("TENT-2P", 2), Line("MUG01", 2)], PiccoloUnitOfWork(db))
         with pytest.raises(UnknownSku):

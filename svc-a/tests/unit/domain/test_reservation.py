@@ -8,8 +8,14 @@ import pytest
 
 from caravan_commons.errors import ValidationError
 from svc_a.domain import inventory
-from svc_a.domain.errors import InvalidQuantity, OutOfStock, ReservationConflict, UnknownSku
-from svc_a.domain.model import Stock
+from svc_a.domain.errors import (
+    InvalidQuantity,
+    OutOfStock,
+    ProductInactive,
+    ReservationConflict,
+    UnknownSku,
+)
+from svc_a.domain.model import ON_HAND_CEILING, Stock
 from svc_a.domain.reservation import Line, Reservation, Status, validate_order_id
 
 NOW = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
@@ -93,8 +99,43 @@ def test_commit_ships_and_is_idempotent(stocks: dict[str, Stock]) -> None:
     assert inventory.commit(reservation, stocks, now=NOW)
     assert not inventory.commit(reservation, stocks, now=NOW)
     assert (stocks["MUG01"].on_hand, stocks["MUG01"].reserved) == (3, 0)
+
+
+def test_releasing_a_committed_reservation_puts_its_units_back_on_the_shelf(
+    stocks: dict[str, Stock],
+) -> None:
+    reservation, _ = reserve(stocks, [Line("MUG01", 2), Line("TENT-2P", 1)])
+    inventory.commit(reservation, stocks, now=NOW)
+    assert inventory.release(reservation, stocks)
+    assert reservation.status is Status.RELEASED
+    assert stocks["MUG01"] == Stock("MUG01", on_hand=5) and stocks["TENT-2P"] == Stock("TENT-2P", on_hand=1)
+    assert not inventory.release(reservation, stocks)  # idempotent: nothing comes back twice
+    assert stocks["MUG01"] == Stock("MUG01", on_hand=5)
+    with pytest.raises(ReservationConflict):
+        inventory.commit(reservation, stocks, now=NOW)
+
+
+def test_units_coming_back_never_overflow_the_stock_column() -> None:
+    stocks = {"MUG01": Stock("MUG01", on_hand=2)}
+    reservation, _ = inventory.reserve(None, "o-1", [Line("MUG01", 2)], stocks, now=NOW, ttl=TTL)
+    inventory.commit(reservation, stocks, now=NOW)
+    stocks["MUG01"].on_hand = ON_HAND_CEILING - 1
     with pytest.raises(ReservationConflict):
         inventory.release(reservation, stocks)
+    assert reservation.status is Status.COMMITTED and stocks["MUG01"].on_hand == ON_HAND_CEILING - 1
+
+
+def test_inactive_products_cannot_be_reserved_but_existing_reservations_stand(
+    stocks: dict[str, Stock],
+) -> None:
+    with pytest.raises(ProductInactive):
+        inventory.reserve(None, "o-1", [Line("MUG01", 1)], stocks, now=NOW, ttl=TTL, inactive={"MUG01"})
+    assert stocks["MUG01"].reserved == 0
+    first, _ = reserve(stocks, [Line("MUG01", 1)])
+    again, created = inventory.reserve(
+        first, "o-1", [Line("MUG01", 1)], stocks, now=NOW, ttl=TTL, inactive={"MUG01"}
+    )
+    assert again is first and not created
 
 
 def test_release_gives_back_and_is_idempotent(stocks: dict[str, Stock]) -> None:

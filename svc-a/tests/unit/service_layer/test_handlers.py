@@ -10,7 +10,13 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from caravan_commons.money import Money
-from svc_a.domain.errors import DuplicateProduct, OutOfStock, ReservationNotFound, UnknownSku
+from svc_a.domain.errors import (
+    DuplicateProduct,
+    OutOfStock,
+    ProductInactive,
+    ReservationNotFound,
+    UnknownSku,
+)
 from svc_a.domain.model import Product, Stock
 from svc_a.domain.reservation import Line, Reservation, Status
 from svc_a.service_layer import handlers
@@ -40,9 +46,15 @@ class FakeProducts(AbstractProductRepository):
         self.rows[product.sku] = product
 
     async def list(
-        self, *, after: str | None = None, limit: int = 50, active: bool | None = None
+        self,
+        *,
+        after: str | None = None,
+        limit: int = 50,
+        active: bool | None = None,
+        skus: Sequence[str] | None = None,
     ) -> list[Product]:
         found = [p for sku, p in sorted(self.rows.items()) if after is None or sku > after]
+        found = [p for p in found if skus is None or p.sku in skus]
         return [p for p in found if active is None or p.active == active][:limit]
 
 
@@ -148,3 +160,47 @@ def test_sweeper_releases_what_is_due() -> None:
 def test_settling_an_unknown_order_is_not_found() -> None:
     with pytest.raises(ReservationNotFound):
         run(handlers.release_reservation("o-404", FakeUnitOfWork()))
+
+
+def test_listing_pages_by_sku_with_filters() -> None:
+    uow = FakeUnitOfWork()
+    for sku in ("AA", "BB", "CC", "DD"):
+        run(handlers.add_product(Product(sku, "n", Money(1, "EUR")), uow))
+    run(handlers.change_product("BB", lambda p: p.changed(active=False), uow))
+    page, cursor = run(handlers.list_products(uow, limit=2))
+    assert [p.sku for p in page] == ["AA", "BB"] and cursor == "BB"
+    page, cursor = run(handlers.list_products(uow, limit=2, after=cursor))
+    assert [p.sku for p in page] == ["CC", "DD"] and cursor is None
+    page, _ = run(handlers.list_products(uow, active=True, skus=["DD", "BB", "AA", "ZZ"]))
+    assert [p.sku for p in page] == ["AA", "DD"]
+
+
+def test_changing_a_product_keeps_its_sku_and_commits_only_a_change() -> None:
+    uow = FakeUnitOfWork()
+    run(handlers.add_product(TENT, uow))
+    commits = uow.commits
+    assert run(handlers.change_product("TENT-2P", lambda p: p, uow)) == TENT
+    assert uow.commits == commits
+    cheaper = run(handlers.change_product("TENT-2P", lambda p: p.changed(price=Money(9999, "EUR")), uow))
+    assert uow.state[0]["TENT-2P"] == cheaper and uow.commits == commits + 1
+    with pytest.raises(UnknownSku):
+        run(handlers.change_product("NOPE1", lambda p: p, uow))
+
+
+def test_an_inactive_product_is_not_reserved() -> None:
+    uow = FakeUnitOfWork()
+    run(handlers.add_product(TENT.changed(active=False), uow, initial_stock=2))
+    with pytest.raises(ProductInactive):
+        run(handlers.reserve("o-1", [Line("TENT-2P", 1)], uow))
+    assert uow.state[1]["TENT-2P"] == Stock("TENT-2P", on_hand=2) and uow.state[2] == {}
+
+
+def test_cancelling_a_committed_reservation_returns_its_units() -> None:
+    uow = FakeUnitOfWork()
+    run(handlers.add_product(TENT, uow, initial_stock=3))
+    run(handlers.reserve("o-1", [Line("TENT-2P", 2)], uow, clock=lambda: NOW))
+    run(handlers.commit_reservation("o-1", uow, clock=lambda: NOW))
+    assert run(handlers.get_stock("TENT-2P", uow)) == Stock("TENT-2P", on_hand=1)
+    for _ in range(2):
+        assert run(handlers.release_reservation("o-1", uow, clock=lambda: NOW)).status is Status.RELEASED
+    assert run(handlers.get_stock("TENT-2P", uow)) == Stock("TENT-2P", on_hand=3)
