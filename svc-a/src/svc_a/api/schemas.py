@@ -7,11 +7,11 @@ states them and msgspec rejects bad input before it reaches a use case; the doma
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Literal
 
 import msgspec
 
-from caravan_commons.money import Money
+from caravan_commons.money import CURRENCIES, Money
 from caravan_commons.schemas import WireStruct
 from svc_a.domain.model import (
     DESCRIPTION_MAX_LENGTH,
@@ -27,9 +27,18 @@ from svc_a.domain.reservation import MAX_LINES, ORDER_ID_PATTERN, Line, Reservat
 Sku = Annotated[str, msgspec.Meta(pattern=f"^{SKU_PATTERN.pattern}$", max_length=SKU_MAX_LENGTH)]
 OrderId = Annotated[str, msgspec.Meta(pattern=f"^{ORDER_ID_PATTERN.pattern}$", max_length=100)]
 Quantity = Annotated[int, msgspec.Meta(ge=1, le=MAX_QUANTITY)]
-Name = Annotated[str, msgspec.Meta(min_length=1, max_length=NAME_MAX_LENGTH, pattern=r"\S")]
-Description = Annotated[str, msgspec.Meta(max_length=DESCRIPTION_MAX_LENGTH)]
-Currency = Annotated[str, msgspec.Meta(pattern="^[A-Z]{3}$")]
+#: Text with a non-blank character and no NUL (which Postgres text columns refuse).
+Name = Annotated[
+    str, msgspec.Meta(min_length=1, max_length=NAME_MAX_LENGTH, pattern=r"^\s*[^\s\x00][^\x00]*$")
+]
+Description = Annotated[str, msgspec.Meta(max_length=DESCRIPTION_MAX_LENGTH, pattern=r"^[^\x00]*$")]
+#: The ISO 4217 codes the system accepts (caravan_commons.money.CURRENCIES), as an enum.
+Currency = Literal[tuple(sorted(CURRENCIES))]  # type: ignore[valid-type]
+#: Page sizes of listings.
+MAX_PAGE_SIZE = 100
+DEFAULT_PAGE_SIZE = 50
+#: How many skus one listing may name (``?sku=A&sku=B``): an order's lines, at most.
+MAX_SKU_FILTER = MAX_LINES
 
 
 class ServiceInfo(WireStruct):
@@ -102,6 +111,9 @@ class ProductPatch(WireStruct):
 
 
 class ProductPage(WireStruct):
+    """One page of products by sku; pass ``next_cursor`` back as ``cursor`` for the next page
+    (``null`` on the last page)."""
+
     items: list[ProductOut]
     next_cursor: str | None = None
 
@@ -134,9 +146,14 @@ class ReservationCreate(WireStruct):
         return [Line(line.sku, line.quantity) for line in self.lines]
 
 
+ReservationStatus = Literal["held", "committed", "released"]
+
+
 class ReservationOut(WireStruct):
+    """``expires_at``: when a *held* reservation is released by the sweeper (RFC 3339, UTC)."""
+
     order_id: str
-    status: str
+    status: ReservationStatus
     lines: list[LineWire]
     expires_at: datetime
 
@@ -144,7 +161,7 @@ class ReservationOut(WireStruct):
     def of(cls, reservation: Reservation) -> ReservationOut:
         return cls(
             order_id=reservation.order_id,
-            status=reservation.status.value,
+            status=reservation.status.value,  # type: ignore[arg-type]
             lines=[LineWire(sku=line.sku, quantity=line.quantity) for line in reservation.lines],
             expires_at=reservation.expires_at,
         )
