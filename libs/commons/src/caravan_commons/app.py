@@ -33,7 +33,7 @@ from loguru import logger
 from caravan_commons import identity
 from caravan_commons.deadline import DeadlineMiddleware
 from caravan_commons.errors import UpstreamUnavailableError
-from caravan_commons.logging import RequestIdMiddleware
+from caravan_commons.logging import AccessLogMiddleware, RequestIdMiddleware
 from caravan_commons.metrics import HttpMetrics, MetricsMiddleware, create_registry, render
 from caravan_commons.problems import document_problems, problem_details_plugin, problem_responses
 from caravan_commons.schemas import WireStruct
@@ -144,6 +144,8 @@ def create_app(
     # The caller's deadline (X-Request-Timeout-Ms) becomes the request's: outgoing calls through
     # the commons client inherit what is left of it, and the handler is cancelled (504) past it.
     all_middleware = [DefineMiddleware(DeadlineMiddleware), *middleware]
+    if settings.access_log:  # inside the server span (the tracing middleware goes first)
+        all_middleware.insert(0, DefineMiddleware(AccessLogMiddleware))
     shutdown = list(on_shutdown)
     if tracing_state is not None:
         # Litestar turns this into its OpenTelemetryPlugin, which wraps the whole app (outside routing).

@@ -19,6 +19,7 @@ from __future__ import annotations
 import logging as stdlib_logging
 import re
 import sys
+import time
 import traceback
 from contextvars import ContextVar
 from datetime import UTC
@@ -61,15 +62,19 @@ def new_request_id() -> str:
 
 
 def _patch(record: Record) -> None:
+    """Request and trace ids from the context; ids bound explicitly (``logger.bind(trace_id=...)``,
+    e.g. by a program that traces without the OpenTelemetry context) are kept otherwise."""
     extra = record["extra"]
-    extra["request_id"] = request_id_var.get()
+    request_id = request_id_var.get()
+    if request_id is not None or "request_id" not in extra:
+        extra["request_id"] = request_id
     ctx = trace.get_current_span().get_span_context()
     if ctx.is_valid:
         extra["trace_id"] = format(ctx.trace_id, "032x")
         extra["span_id"] = format(ctx.span_id, "016x")
     else:
-        extra["trace_id"] = None
-        extra["span_id"] = None
+        extra.setdefault("trace_id", None)
+        extra.setdefault("span_id", None)
 
 
 def json_line(record: Record, service: str, version: str) -> str:
@@ -186,8 +191,41 @@ class RequestIdMiddleware:
             request_id_var.reset(token)
 
 
+class AccessLogMiddleware:
+    """ASGI middleware: one log line per request (method, path, status, duration), written inside
+    the request's server span so the line carries its trace and span ids. Off unless the settings
+    ask for it (``access_log``): it costs a log write per request."""
+
+    __slots__ = ("app",)
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = 500
+
+        async def send_and_note(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_and_note)
+        finally:
+            elapsed_ms = round((time.perf_counter() - started) * 1000, 2)
+            logger.bind(
+                method=scope["method"], path=scope["path"], status=status, duration_ms=elapsed_ms
+            ).info("{} {} {}", scope["method"], scope["path"], status)
+
+
 __all__ = [
     "REQUEST_ID_HEADER",
+    "AccessLogMiddleware",
     "RequestIdMiddleware",
     "configure_logging",
     "current_request_id",

@@ -64,6 +64,8 @@ class ServiceSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_
     database_url: str | None = None
     #: Longest time in-flight requests may take to drain after SIGTERM, in seconds.
     shutdown_timeout_s: Annotated[float, Meta(gt=0)] = 30.0
+    #: One log line per request (method, path, status, duration, trace id); off by default.
+    access_log: bool = False
     #: This instance's name among several of one service (e.g. ``svc-a-2``), for logs and traces.
     instance_id: str | None = None
     #: Service identity (see caravan_commons.identity): this program's private key (0600 file) and

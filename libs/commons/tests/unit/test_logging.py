@@ -7,6 +7,7 @@ import subprocess
 import sys
 from typing import Any
 
+import msgspec
 import pytest
 from litestar import get
 from litestar.testing import TestClient
@@ -50,6 +51,23 @@ def test_a_record_logged_in_a_request_has_all_fields(settings: ServiceSettings, 
     assert entry["trace_id"] == format(span.context.trace_id, "032x")
     assert entry["span_id"] == format(span.context.span_id, "016x")
     assert all(line.endswith("\n") and line.count("\n") == 1 for line in lines)
+
+
+def test_the_access_log_writes_one_line_per_request_in_its_span(
+    settings: ServiceSettings, lines: list[str]
+) -> None:
+    quiet = create_app(settings, route_handlers=[work])
+    with TestClient(quiet) as client:
+        client.get("/work")
+    assert not [r for r in records(lines) if r["message"].startswith("GET /work")]
+    app = create_app(msgspec.structs.replace(settings, access_log=True), route_handlers=[work])
+    with TestClient(app) as client:
+        client.get("/work", headers={"x-request-id": "req-43"})
+    (entry,) = [r for r in records(lines) if r["message"] == "GET /work 200"]
+    assert (entry["method"], entry["path"], entry["status"]) == ("GET", "/work", 200)
+    assert entry["request_id"] == "req-43" and entry["duration_ms"] >= 0
+    (span,) = [s for s in app.state.tracing.memory.get_finished_spans() if s.name == "GET /work"]
+    assert entry["trace_id"] == format(span.context.trace_id, "032x")
 
 
 def test_request_ids_are_generated_when_absent_or_unsafe(settings: ServiceSettings) -> None:

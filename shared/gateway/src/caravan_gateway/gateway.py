@@ -205,10 +205,25 @@ class Gateway:
                 assert self.tracer is not None
                 self.tracer.end(span, method=_METHODS.get(exchange.method, "OTHER"), route=route, path=path,
                                 status=exchange.status)  # fmt: skip
+            if self.settings.access_log:
+                self._access_log(exchange, path, span)
             conn.exchange_done(exchange)
             self.in_flight -= 1
             if self.in_flight == 0:
                 self.idle.set()
+
+    @staticmethod
+    def _access_log(exchange: Exchange, path: str, span: EdgeSpan | None) -> None:
+        """One line per request, carrying the request's trace id (the gateway's own tracer)."""
+        method = _METHODS.get(exchange.method, "OTHER")
+        status = exchange.status or 499
+        logger.bind(
+            method=method, path=path, status=status,
+            duration_ms=round((perf_counter() - exchange.started) * 1000, 2),
+            request_id=exchange.request_id.decode("latin-1"),
+            trace_id=None if span is None else format(span.trace_id, "032x"),
+            span_id=None if span is None else format(span.span_id, "016x"),
+        ).info("{} {} {}", method, path, status)  # fmt: skip
 
     def _observe(self, exchange: Exchange, route: str) -> None:
         self.metrics.observe(

@@ -22,6 +22,7 @@ def service(state_dir):
         "CARAVAN_LOG_FILE": str(state_dir / "svc-a.log"),
         "CARAVAN_TRACE_FILE": str(state_dir / "svc-a.traces.jsonl"),
         "CARAVAN_DATABASE_URL": f"sqlite:///{state_dir / 'svc-a.sqlite3'}",
+        "CARAVAN_ACCESS_LOG": "true",
     })  # fmt: skip
     proc = subprocess.Popen([sys.executable, str(HERE / "commons_service.py")], env=env,
                             stderr=subprocess.PIPE, text=True)  # fmt: skip
@@ -49,3 +50,22 @@ def test_the_services_openapi_document_appears_under_its_prefix(start_gateway, s
     assert "/api/svc-a/whoami" in doc["paths"]
     assert "/api/svc-a/health/live" in doc["paths"]
     assert "x-caravan-unavailable" not in doc
+
+
+def test_both_hops_log_the_request_with_one_trace_id(start_gateway, service, state_dir):
+    gw = start_gateway({"/api/svc-a": "svc-a"}, {"svc-a": [service]}, access_log="true")
+    response, _ = gw.json("GET", "/api/svc-a/whoami")
+    assert response.status == 200
+    gw.stop()  # flushes its log
+
+    def lines(name):
+        return [
+            json.loads(line) for line in (state_dir / name).read_text().splitlines() if line.startswith("{")
+        ]
+
+    (edge,) = [r for r in lines("gateway.log") if r.get("path") == "/api/svc-a/whoami"]
+    assert (edge["method"], edge["status"]) == ("GET", 200)
+    assert len(edge["trace_id"]) == 32 and edge["request_id"]
+    (hop,) = [r for r in lines("svc-a.log") if r.get("path") == "/whoami"]
+    assert hop["trace_id"] == edge["trace_id"]
+    assert hop["request_id"] == edge["request_id"]  # the gateway forwards its request id

@@ -83,6 +83,7 @@ def program(rt: LocalRuntime, python: Path) -> Program:
         "CARAVAN_IDENTITY_KEY_FILE": str(rt.identity_dir / f"{MEMBER}.key"),
         "CARAVAN_API_KEYS_FILE": str(gateway_dir(rt) / "api-keys.json"),
         "CARAVAN_TRACE_FILE": str(rt.ctx.state_dir / "traces" / f"{PROGRAM}.jsonl"),
+        "CARAVAN_ACCESS_LOG": "true",
         "PYTHONUNBUFFERED": "1",
         **rt.discovery_env(),
     }

@@ -291,6 +291,7 @@ class LocalRuntime:
                 "CARAVAN_INSTANCE_ID": name,
                 "CARAVAN_DATABASE_URL": self.database_url(service),
                 "CARAVAN_TRACE_FILE": str(self.ctx.state_dir / "traces" / f"{name}.jsonl"),
+                "CARAVAN_ACCESS_LOG": "true",  # a line per request, with its trace id
                 **self.discovery_env(),
                 "PYTHONUNBUFFERED": "1",
                 **self.identity_env(service.name),
