@@ -76,11 +76,13 @@ for _declaration in sorted(ROOT.glob("*/service.toml")):
 
 @nox.session(python=PYTHON, tags=["system"])
 def integration(session: nox.Session) -> None:
-    """Cross-service suite under tests/ (the whole system on the local runtime)."""
+    """Cross-service suites under tests/: the whole system on the local runtime in a workspace of
+    its own (own state, ports, keys and databases; torn down afterwards), on SQLite and — when
+    CARAVAN_TEST_POSTGRES_DSN names a server — on Postgres; contracts; the reliability run."""
     if not any((ROOT / "tests").rglob("test_*.py")):
         session.skip("no cross-service tests under tests/ yet")
-    session.install("-e", "libs/workspace", "pytest", "hypothesis")
-    session.run("pytest", "tests", "-q", *session.posargs)
+    session.install("-e", "libs/workspace", "pytest", "hypothesis", "httpx", "asyncpg")
+    session.run("pytest", "tests", "-q", "-rs", *session.posargs)
 
 
 @nox.session(python=PYTHON, tags=["static"])
@@ -104,7 +106,7 @@ def bench(session: nox.Session) -> None:
     for the gateway's anchor, caddy (Debian packages), and the workspace index up."""
     from caravan_workspace.commons_bounds import index_env  # the workspace's .venv
 
-    session.install("-e", "libs/commons[server]", "-e", "libs/workspace")
+    session.install("-e", "libs/commons[server]", "-e", "libs/workspace", "httpx", "asyncpg")
     session.install("-e", "shared/gateway", env=index_env(ROOT))  # commons from the workspace index
     scripts = sorted(str(p.relative_to(ROOT)) for p in (ROOT / "bench").glob("*.py"))
     for script in session.posargs or scripts:

@@ -1,0 +1,67 @@
+"""One order, one trace: the topology read from the runtime's span files (no tracing backend is
+polled), and the log lines of every hop carrying that trace id."""
+
+from __future__ import annotations
+
+import json
+import time
+
+from system import System
+
+from caravan_workspace.traces import Trace, find_trace, read_spans
+
+HOPS = {"gateway", "svc-b", "svc-a", "svc-c"}
+
+
+def trace_of(system: System, order_id: str, within: float = 20.0) -> Trace:
+    deadline = time.monotonic() + within
+    while True:  # span files are written in batches
+        found = find_trace(read_spans(system.state_dir / "traces"), order_id)
+        if (found is not None and found.services() >= HOPS) or time.monotonic() > deadline:
+            assert found is not None, f"no span mentions {order_id}"
+            return found
+        time.sleep(0.5)
+
+
+def test_an_orders_trace_spans_every_hop_with_correct_parents(system: System) -> None:
+    sku = system.new_product(stock=3)
+    order = system.settled(system.place_order([(sku, 1)]).json()["id"])
+    assert order["status"] == "confirmed"
+    trace = trace_of(system, order["id"])
+    assert trace.services() >= HOPS
+    (root,) = trace.roots
+    assert (root.service, root.kind, root.attributes.get("url.path")) == (
+        "gateway",
+        "SERVER",
+        "/api/svc-b/orders",
+    )
+    (orders,) = [s for s in trace.spans if s.service == "svc-b" and s.kind == "SERVER"]
+    assert trace.parent_of(orders) == root
+    calls = [s for s in trace.spans if s.service == "svc-b" and s.kind == "CLIENT"]
+    for span in trace.spans:
+        if span.kind == "SERVER" and span.service in ("svc-a", "svc-c"):
+            parent = trace.parent_of(span)
+            assert parent in calls and parent.attributes["peer.service"] == span.service
+    for call in calls:  # every call hangs off the order request (directly or through a step span)
+        assert call.trace_id == root.trace_id
+    served = {
+        (s.service, s.name.split(" ", 1)[0], s.attributes.get("http.route"))
+        for s in trace.spans
+        if s.kind == "SERVER"
+    }
+    catalog_routes = {r for svc, _, r in served if svc == "svc-a"}
+    payment_routes = {r for svc, _, r in served if svc == "svc-c"}
+    assert {"/reservations", "/reservations/{order_id:str}/commit"} <= catalog_routes, catalog_routes
+    assert {"/payments/authorize", "/payments/{payment_id:str}/capture"} <= payment_routes, payment_routes
+
+
+def test_every_hop_logs_the_order_with_its_trace_id(system: System) -> None:
+    sku = system.new_product(stock=3)
+    order = system.settled(system.place_order([(sku, 1)]).json()["id"])
+    trace = trace_of(system, order["id"])
+    hops = {}
+    for program in ("gateway-1", "svc-b-1", "svc-a-1", "svc-c-1"):
+        for line in system.runtime.supervisor.log_path(program).read_text().splitlines():
+            if line.startswith("{") and f'"{trace.trace_id}"' in line:
+                hops.setdefault(program, json.loads(line))
+    assert set(hops) == {"gateway-1", "svc-b-1", "svc-a-1", "svc-c-1"}, hops
