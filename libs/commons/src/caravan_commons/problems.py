@@ -44,6 +44,7 @@ from caravan_commons.errors import (
     class_for_status,
     error_class_for,
 )
+from caravan_commons.identity import DEFAULT_EXEMPT as IDENTITY_EXEMPT
 from caravan_commons.logging import current_request_id, new_request_id
 
 if TYPE_CHECKING:
@@ -293,7 +294,9 @@ def _close_strict_structs(schemas: dict[str, Any]) -> None:
 def document_problems(app: Litestar) -> None:
     """Make every error answer in ``app``'s OpenAPI document a documented problem+json response.
 
-    Adds ``500`` to every operation and ``400`` to every operation with parameters or a body, and
+    Adds ``500`` to every operation, ``401`` and ``403`` (the identity middleware's answers) to every
+    operation outside health, metrics and the schema, ``400`` to every operation with parameters or
+    a body, and
     points every 4xx/5xx response at ``#/components/schemas/ProblemDetails``. Object schemas of
     structs declared with ``forbid_unknown_fields`` get ``additionalProperties: false``.
     """
@@ -308,14 +311,17 @@ def document_problems(app: Litestar) -> None:
         PROBLEM_MEDIA_TYPE: OpenAPIMediaType(schema=Reference(ref="#/components/schemas/ProblemDetails"))
     }
     _close_strict_structs(components.schemas)
-    for path_item in (openapi.paths or {}).values():
+    for path, path_item in (openapi.paths or {}).items():
+        # every route but health, /metrics and the schema may be refused by the identity
+        # middleware wherever a runtime enforces the security groups
+        guarded = {"401", "403"} if not path.startswith(IDENTITY_EXEMPT) else set()
         for method in ("get", "put", "post", "delete", "options", "head", "patch", "trace"):
             operation = getattr(path_item, method, None)
             if operation is None:
                 continue
             responses = operation.responses if operation.responses is not None else {}
             takes_input = bool(operation.parameters or path_item.parameters or operation.request_body)
-            wanted = {"500"} | ({"400"} if takes_input else set())
+            wanted = {"500"} | guarded | ({"400"} if takes_input else set())
             for code in wanted:
                 if code not in responses:
                     responses[code] = OpenAPIResponse(description=_phrase(int(code)))
