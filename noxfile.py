@@ -81,7 +81,7 @@ def integration(session: nox.Session) -> None:
     CARAVAN_TEST_POSTGRES_DSN names a server — on Postgres; contracts; the reliability run."""
     if not any((ROOT / "tests").rglob("test_*.py")):
         session.skip("no cross-service tests under tests/ yet")
-    session.install("-e", "libs/workspace", "pytest", "hypothesis", "httpx", "asyncpg")
+    session.install("-e", "libs/workspace", "pytest", "hypothesis", "httpx", "asyncpg", "schemathesis>=4.0")
     session.run("pytest", "tests", "-q", "-rs", *session.posargs)
 
 
