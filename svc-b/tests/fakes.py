@@ -107,13 +107,17 @@ class FakePayments(PaymentsPort):
     by_key: dict[str, str | None] = field(default_factory=dict)  # authorize key → auth id (None: declined)
     authorizations: dict[str, tuple[Money, str]] = field(default_factory=dict)  # id → (amount, state)
     calls: list[str] = field(default_factory=list)
+    tokens: dict[str, str] = field(default_factory=dict)  # authorize key → card token sent
     faults: Faults = field(default_factory=Faults)
     _ids: itertools.count[int] = field(default_factory=itertools.count)
 
-    async def authorize(self, idempotency_key: str, order_id: str, customer_id: str, amount: Money) -> str:
+    async def authorize(
+        self, idempotency_key: str, order_id: str, customer_id: str, amount: Money, card_token: str
+    ) -> str:
         self.faults.check("authorize", False)
+        self.tokens[idempotency_key] = card_token
         if idempotency_key not in self.by_key:
-            if customer_id in self.decline:
+            if customer_id in self.decline or card_token in self.decline:
                 self.by_key[idempotency_key] = None
             else:
                 auth = f"auth-{next(self._ids)}"
@@ -133,7 +137,7 @@ class FakePayments(PaymentsPort):
             raise ConflictError(f"{auth} is {state}, cannot become {target}")
         self.authorizations[auth] = (amount, target)
 
-    async def capture(self, idempotency_key: str, authorization_id: str) -> None:
+    async def capture(self, idempotency_key: str, authorization_id: str, amount: Money) -> None:
         self.faults.check("capture", False)
         self._move(authorization_id, "authorized", "captured")
         self.faults.check("capture", True)
@@ -143,7 +147,7 @@ class FakePayments(PaymentsPort):
         self._move(authorization_id, "authorized", "voided")
         self.faults.check("void", True)
 
-    async def refund(self, idempotency_key: str, authorization_id: str) -> None:
+    async def refund(self, idempotency_key: str, authorization_id: str, amount: Money) -> None:
         self.faults.check("refund", False)
         self._move(authorization_id, "captured", "refunded")
         self.faults.check("refund", True)
@@ -185,6 +189,22 @@ class FakeOrders(AbstractOrderRepository):
     async def list_for_customer(self, customer_id: str, *, limit: int, offset: int) -> list[Order]:
         mine = [copy.deepcopy(o) for o, _ in self.store.orders.values() if o.customer_id == customer_id]
         return mine[offset : offset + limit]
+
+    async def page_for_customer(
+        self, customer_id: str, *, limit: int, after: tuple[datetime, str] | None = None
+    ) -> list[Order]:
+        mine = sorted(
+            (
+                (at, o.id, copy.deepcopy(o))
+                for o, at in self.store.orders.values()
+                if o.customer_id == customer_id
+            ),
+            key=lambda row: (row[0], row[1]),
+            reverse=True,
+        )
+        if after is not None:
+            mine = [row for row in mine if (row[0], row[1]) < after]
+        return [order for _, _, order in mine[:limit]]
 
 
 class FakeSagaLog(AbstractSagaLog):

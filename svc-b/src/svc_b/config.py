@@ -1,11 +1,32 @@
-"""svc-b's settings: every field is read from CARAVAN_<FIELD> once, at start-up, and passed in."""
+"""svc-b's settings: every field is read from CARAVAN_<FIELD> once, at start-up, and passed in.
+
+Upstream addresses come from discovery (``CARAVAN_DISCOVERY_*``, see
+:mod:`caravan_commons.discovery_config`; the runtime sets them), read once by ``build_app``.
+"""
 
 from __future__ import annotations
 
+from typing import Annotated
+
+from msgspec import Meta
+
 from caravan_commons.settings import ServiceSettings
 from svc_b import __version__
+
+Seconds = Annotated[float, Meta(gt=0, le=3600)]
 
 
 class Settings(ServiceSettings, frozen=True, kw_only=True):
     service_name: str = "svc-b"
     service_version: str = __version__
+    #: Deadline of one call to svc-a or svc-c (never later than the request's own deadline).
+    #: (Not CARAVAN_UPSTREAM_*: that prefix names static discovery's upstream addresses.)
+    call_timeout_s: Seconds = 5.0
+    #: How often the saga recovery loop looks for unfinished orders.
+    recovery_interval_s: Seconds = 10.0
+    #: Orders younger than this are left to the request still placing them.
+    recovery_min_age_s: Annotated[float, Meta(ge=0, le=3600)] = 30.0
+    #: Unpaid orders older than this are abandoned (compensated) instead of resumed.
+    recovery_resume_within_s: Seconds = 900.0
+    #: How often expired Idempotency-Key records are deleted.
+    idempotency_sweep_interval_s: Seconds = 3600.0

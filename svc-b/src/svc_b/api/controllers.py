@@ -1,12 +1,60 @@
 """Controllers of svc-b: one per resource. Paths are the service's own: the gateway routes
-``/api/svc-b/...`` (the prefix declared in service.toml) here with the prefix stripped."""
+``/api/svc-b/...`` (the prefix declared in service.toml) here with the prefix stripped.
+
+Every orders route acts for the customer the gateway asserts (``X-Caravan-Customer``; 401
+without one) and shows a customer only their own orders: another customer's order is a 404.
+"""
 
 from __future__ import annotations
 
-from litestar import Controller, Request, get
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+import msgspec
+from litestar import Controller, HttpMethod, Request, Response, get, post, route
+from litestar.datastructures import ResponseHeader
+from litestar.params import Parameter
 
 import caravan_commons
-from svc_b.api.schemas import ServiceInfo
+from caravan_commons.errors import NotFoundError
+from caravan_commons.idempotency import IDEMPOTENCY_HEADER, REPLAYED_HEADER, require_key
+from caravan_commons.principal import customer_of, requires_customer
+from caravan_commons.problems import problem_responses
+from caravan_commons.schemas import json_decoder
+from svc_b.api.placing import OrderDesk
+from svc_b.api.schemas import MAX_PAGE, ORDER_ID_PATTERN, OrderOut, OrderPage, PlaceOrderIn, ServiceInfo
+from svc_b.domain.model import Order
+from svc_b.service_layer.saga import Saga
+
+#: An Idempotency-Key: a token, optionally quoted as the draft's sf-string (``"..."``).
+KEY_PATTERN = r'^"?[A-Za-z0-9_.:-]{1,200}"?$'
+#: ``<placed at, epoch microseconds>.<order id>`` of the previous page's last order.
+CURSOR_PATTERN = r"^[0-9]{1,16}\." + ORDER_ID_PATTERN.removeprefix("^")
+
+
+def integral(value: Any) -> Any:
+    """JSON numbers with an integral value as ints (JSON Schema's ``integer`` accepts ``2.0``)."""
+    if isinstance(value, float) and value.is_integer() and abs(value) < 2**63:
+        return int(value)
+    if isinstance(value, list):
+        return [integral(item) for item in value]
+    if isinstance(value, dict):
+        return {key: integral(item) for key, item in value.items()}
+    return value
+
+
+def encode_cursor(order: Order) -> str:
+    placed = order.placed_at or datetime.fromtimestamp(0, UTC)
+    micros = (placed - datetime.fromtimestamp(0, UTC)) // _MICROSECOND
+    return f"{micros}.{order.id}"
+
+
+_MICROSECOND = datetime.fromtimestamp(1e-6, UTC) - datetime.fromtimestamp(0, UTC)
+
+
+def decode_cursor(cursor: str) -> tuple[datetime, str]:
+    micros, order_id = cursor.split(".", 1)  # the pattern guarantees the shape
+    return datetime.fromtimestamp(0, UTC) + int(micros) * _MICROSECOND, order_id
 
 
 class InfoController(Controller):
@@ -21,3 +69,118 @@ class InfoController(Controller):
             version=settings.service_version,
             commons=caravan_commons.__version__,
         )
+
+
+class OrderController(Controller):
+    path = "/orders"
+    tags = ["orders"]
+
+    @route("/", http_method=HttpMethod.OPTIONS, include_in_schema=False, sync_to_thread=False)
+    def allow(self) -> Response[None]:
+        """Litestar's automatic OPTIONS answer lists only the methods of the first handler it
+        registered for a path (GET); this one comes first (handlers register in name order)."""
+        return Response(None, status_code=204, headers={"Allow": "GET, OPTIONS, POST"})
+
+    @post(
+        "/",
+        status_code=201,
+        summary="Place an order (runs the order saga; Idempotency-Key required)",
+        description=(
+            "Prices the lines at the catalog, reserves the stock, authorises the card, commits the "
+            "stock, captures the payment. Answers 201 with the order: `confirmed`, or `cancelled` with "
+            "`cancel_reason` (`out_of_stock`, `payment_declined`, `upstream_unavailable`, ...). When an "
+            "upstream could not be reached half-way the order may still be moving (`payment_authorized`, "
+            "`cancelling`, ...): the recovery loop finishes it; poll the `Location`. 503 when the catalog "
+            "cannot be reached to price the order (nothing was placed: retry with the same key). "
+            "The same key with the same body answers the same order (a final answer is replayed with "
+            "`Idempotent-Replayed: true`); with another body 422; while the first is running 409."
+        ),
+        responses=problem_responses(400, 401, 404, 409, 422, 503, 504),
+        guards=[requires_customer],
+        response_headers=[
+            ResponseHeader(
+                name="Location", description="the order, relative to this URL", documentation_only=True
+            ),
+            ResponseHeader(
+                name=REPLAYED_HEADER, description="`true` on a replayed answer", documentation_only=True
+            ),
+        ],
+    )
+    async def place(
+        self,
+        request: Request,
+        data: PlaceOrderIn,
+        idempotency_key: Annotated[
+            str,
+            Parameter(
+                header=IDEMPOTENCY_HEADER,
+                pattern=KEY_PATTERN,
+                description="a unique string per order, e.g. a UUID; retries reuse it",
+            ),
+        ],
+        desk: OrderDesk,
+    ) -> Response[OrderOut]:
+        key = require_key({IDEMPOTENCY_HEADER: idempotency_key})
+        assert key is not None
+        body = await request.body()
+        # Litestar converts leniently ("1" for 1); the contract has strict JSON types: decode again
+        strict = msgspec.convert(integral(json_decoder.decode(body)), PlaceOrderIn, strict=True)
+        return await desk.place(customer=customer_of(request), key=key, body=body, request=strict)
+
+    @get(
+        "/",
+        summary="The caller's orders, newest first (cursor-paginated)",
+        responses=problem_responses(401),
+        guards=[requires_customer],
+    )
+    async def list_orders(
+        self,
+        request: Request,
+        saga: Saga,
+        limit: Annotated[int, Parameter(ge=1, le=MAX_PAGE, description="page size")] = 20,
+        cursor: Annotated[
+            str | None, Parameter(pattern=CURSOR_PATTERN, description="`next_cursor` of the previous page")
+        ] = None,
+    ) -> OrderPage:
+        after = decode_cursor(cursor) if cursor else None
+        orders = await saga.orders_of(customer_of(request), limit=limit + 1, after=after)
+        page, more = orders[:limit], len(orders) > limit
+        return OrderPage(
+            items=[OrderOut.of(order) for order in page],
+            next_cursor=encode_cursor(page[-1]) if more and page else None,
+        )
+
+    @get(
+        "/{order_id:str}",
+        summary="One of the caller's orders (another customer's is 404)",
+        responses=problem_responses(401, 404),
+        guards=[requires_customer],
+    )
+    async def get_order(self, request: Request, order_id: str, saga: Saga) -> OrderOut:
+        return OrderOut.of(await _own_order(saga, order_id, customer_of(request)))
+
+    @post(
+        "/{order_id:str}/cancel",
+        status_code=200,
+        summary="Cancel a confirmed order: refund the payment, release the stock",
+        description=(
+            "Answers the order: `cancelled` (reason `customer_cancelled`), or `cancelling` when an "
+            "upstream could not be reached (the recovery loop finishes it). Cancelling a cancelled "
+            "order answers it as it is; an order still being placed cannot be cancelled (409)."
+        ),
+        responses=problem_responses(401, 404, 409),
+        guards=[requires_customer],
+    )
+    async def cancel(self, request: Request, order_id: str, saga: Saga) -> OrderOut:
+        customer = customer_of(request)
+        order = await _own_order(saga, order_id, customer)
+        if order.status.value in ("cancelled", "cancelling"):
+            return OrderOut.of(order)
+        return OrderOut.of(await saga.cancel(order_id, customer))
+
+
+async def _own_order(saga: Saga, order_id: str, customer: str) -> Order:
+    order = await saga.order(order_id)
+    if order is None or order.customer_id != customer:
+        raise NotFoundError(f"no order {order_id}")
+    return order

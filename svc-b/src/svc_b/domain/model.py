@@ -12,6 +12,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 
 from caravan_commons.money import Money
 from svc_b.domain import events
@@ -107,6 +108,8 @@ class Order:
         payment: PaymentState = PaymentState.NONE,
         authorization_id: str | None = None,
         cancel_reason: str | None = None,
+        card_token: str | None = None,
+        placed_at: datetime | None = None,
         version: int = 0,
     ) -> None:
         if not order_id or not customer_id:
@@ -125,12 +128,22 @@ class Order:
         self.payment = payment
         self.authorization_id = authorization_id
         self.cancel_reason = cancel_reason
+        self.card_token = card_token  # the payment method, kept so recovery can still authorise
+        self.placed_at = placed_at
         self.version = version  # optimistic concurrency: the stored version this object was read at
         self.events: list[events.Event] = []
 
     @classmethod
-    def place(cls, order_id: str, customer_id: str, lines: Sequence[OrderLine]) -> Order:
-        order = cls(order_id, customer_id, lines)
+    def place(
+        cls,
+        order_id: str,
+        customer_id: str,
+        lines: Sequence[OrderLine],
+        *,
+        card_token: str | None = None,
+        placed_at: datetime | None = None,
+    ) -> Order:
+        order = cls(order_id, customer_id, lines, card_token=card_token, placed_at=placed_at)
         order.events.append(events.OrderPlaced(order_id, customer_id, order.total))
         return order
 

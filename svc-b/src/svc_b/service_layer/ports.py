@@ -12,7 +12,7 @@ import abc
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from caravan_commons.errors import ConflictError, NotFoundError
+from caravan_commons.errors import ConflictError, NotFoundError, UpstreamUnavailableError
 from caravan_commons.money import Money
 
 
@@ -24,6 +24,21 @@ class OutOfStock(ConflictError):
 class PaymentDeclined(ConflictError):
     slug = "payment-declined"
     title = "Payment declined"
+
+
+class ReservationLost(ConflictError):
+    """The catalog no longer holds the order's reservation (it expired or was released)."""
+
+    slug = "reservation-lost"
+    title = "Reservation lost"
+
+
+class NothingAuthorized(UpstreamUnavailableError):
+    """The payment service failed (processor error or timeout) and says it authorised nothing:
+    unavailable for the forward path, but there is nothing to void."""
+
+    slug = "payment-not-authorized"
+    title = "Payment not authorised"
 
 
 class UnknownProduct(NotFoundError):
@@ -48,7 +63,7 @@ class CatalogPort(abc.ABC):
 
     @abc.abstractmethod
     async def commit(self, order_id: str) -> None:
-        """Turn the order's reservation into a sale (idempotent)."""
+        """Turn the order's reservation into a sale (idempotent); :class:`ReservationLost`."""
 
     @abc.abstractmethod
     async def release(self, order_id: str) -> None:
@@ -57,18 +72,21 @@ class CatalogPort(abc.ABC):
 
 class PaymentsPort(abc.ABC):
     @abc.abstractmethod
-    async def authorize(self, idempotency_key: str, order_id: str, customer_id: str, amount: Money) -> str:
-        """Authorise ``amount``; returns the authorisation id; :class:`PaymentDeclined`.
-        The same key always yields the same outcome (so a repeat learns a lost answer)."""
+    async def authorize(
+        self, idempotency_key: str, order_id: str, customer_id: str, amount: Money, card_token: str
+    ) -> str:
+        """Authorise ``amount`` on the card ``card_token``; returns the authorisation id;
+        :class:`PaymentDeclined`. The same key always yields the same outcome (so a repeat
+        learns a lost answer)."""
 
     @abc.abstractmethod
-    async def capture(self, idempotency_key: str, authorization_id: str) -> None: ...
+    async def capture(self, idempotency_key: str, authorization_id: str, amount: Money) -> None: ...
 
     @abc.abstractmethod
     async def void(self, idempotency_key: str, authorization_id: str) -> None: ...
 
     @abc.abstractmethod
-    async def refund(self, idempotency_key: str, authorization_id: str) -> None: ...
+    async def refund(self, idempotency_key: str, authorization_id: str, amount: Money) -> None: ...
 
 
 def payment_key(order_id: str, step: str) -> str:

@@ -20,6 +20,7 @@ from svc_b.service_layer.saga import Saga
 class RecoveryReport:
     finished: dict[str, str] = field(default_factory=dict)  # order id → final or current status
     busy: list[str] = field(default_factory=list)  # another worker changed it meanwhile
+    failed: dict[str, str] = field(default_factory=dict)  # order id → the unexpected error (retried next run)
 
 
 async def recover(
@@ -44,6 +45,9 @@ async def recover(
                 result = await saga.advance(order.id)
         except ConflictError:
             report.busy.append(order.id)
+            continue
+        except Exception as exc:  # one broken order must not stop the others; the next run retries it
+            report.failed[order.id] = f"{type(exc).__name__}: {exc}"
             continue
         report.finished[order.id] = result.status.value
     return report

@@ -21,9 +21,11 @@ from caravan_commons.errors import DeadlineExceededError, NotFoundError, Upstrea
 from svc_b.domain.model import CancelReason, Order, OrderLine, OrderStatus, PaymentState, StockState
 from svc_b.service_layer.ports import (
     CatalogPort,
+    NothingAuthorized,
     OutOfStock,
     PaymentDeclined,
     PaymentsPort,
+    ReservationLost,
     StockRequest,
     payment_key,
 )
@@ -44,6 +46,7 @@ class PlaceOrder:
     order_id: str
     customer_id: str
     lines: Sequence[LineRequest]
+    card_token: str = ""
 
 
 @dataclass(slots=True)
@@ -61,9 +64,12 @@ class Saga:
         """Snapshot prices, persist the pending order, then run it to confirmed or cancelled."""
         prices = await self.catalog.prices([line.sku for line in command.lines])
         lines = [OrderLine(line.sku, line.quantity, prices[line.sku]) for line in command.lines]
-        order = Order.place(command.order_id, command.customer_id, lines)
+        now = self.clock()
+        order = Order.place(
+            command.order_id, command.customer_id, lines, card_token=command.card_token, placed_at=now
+        )
         async with self.uow() as uow:
-            uow.orders.add(order, self.clock())
+            uow.orders.add(order, now)
             uow.saga.record(order.id, "place", StepOutcome.DONE, str(order.total.amount))
             await uow.commit()
         return await self.advance(order.id)
@@ -88,6 +94,18 @@ class Saga:
                 uow.saga.record(order.id, "abandon", StepOutcome.DONE)
                 await uow.commit()
         return await self.advance(order_id)
+
+    async def order(self, order_id: str) -> Order | None:
+        """The order as stored now, or None."""
+        async with self.uow() as uow:
+            return await uow.orders.get(order_id)
+
+    async def orders_of(
+        self, customer_id: str, *, limit: int, after: tuple[datetime, str] | None = None
+    ) -> list[Order]:
+        """One page of the customer's orders, newest first."""
+        async with self.uow() as uow:
+            return await uow.orders.page_for_customer(customer_id, limit=limit, after=after)
 
     # ------------------------------------------------------------------------ engine
 
@@ -122,7 +140,9 @@ class Saga:
             return await self._step(
                 order.id,
                 "authorize_payment",
-                lambda: self.payments.authorize(key, order.id, order.customer_id, order.total),
+                lambda: self.payments.authorize(
+                    key, order.id, order.customer_id, order.total, order.card_token or ""
+                ),
                 lambda o, auth: o.authorize_payment(str(auth)),
                 refusals={PaymentDeclined: CancelReason.PAYMENT_DECLINED},
                 fail_when_unavailable=True,
@@ -130,14 +150,18 @@ class Saga:
         auth = order.authorization_id or ""
         if order.stock is StockState.RESERVED:
             return await self._step(
-                order.id, "commit_stock", lambda: self.catalog.commit(order.id), lambda o, _: o.commit_stock()
+                order.id,
+                "commit_stock",
+                lambda: self.catalog.commit(order.id),
+                lambda o, _: o.commit_stock(),
+                refusals={ReservationLost: CancelReason.OUT_OF_STOCK},
             )
         if order.payment is PaymentState.AUTHORIZED:
             key = payment_key(order.id, "capture")
             return await self._step(
                 order.id,
                 "capture_payment",
-                lambda: self.payments.capture(key, auth),
+                lambda: self.payments.capture(key, auth, order.total),
                 lambda o, _: o.capture_payment(),
                 refusals={PaymentDeclined: CancelReason.PAYMENT_DECLINED},
             )
@@ -202,7 +226,12 @@ class Saga:
             started = {s.step for s in await uow.saga.steps(order.id)}
         try:
             if order.payment is PaymentState.CAPTURED:
-                await self._undo(order.id, "refund_payment", self.payments.refund, Order.refund_payment)
+                await self._undo(
+                    order.id,
+                    "refund_payment",
+                    lambda key, auth: self.payments.refund(key, auth, order.total),
+                    Order.refund_payment,
+                )
             elif order.payment is PaymentState.AUTHORIZED:
                 await self._undo(order.id, "void_payment", self.payments.void, Order.void_payment)
             elif order.payment is PaymentState.NONE and "authorize_payment" in started:
@@ -251,8 +280,10 @@ class Saga:
         learn the outcome, and void the authorisation if there is one."""
         key = payment_key(order.id, "authorize")
         try:
-            auth = await self.payments.authorize(key, order.id, order.customer_id, order.total)
-        except PaymentDeclined:
+            auth = await self.payments.authorize(
+                key, order.id, order.customer_id, order.total, order.card_token or ""
+            )
+        except (PaymentDeclined, NothingAuthorized):
             return
         await self.payments.void(payment_key(order.id, "void"), auth)
         await self._note(order.id, "void_payment", StepOutcome.DONE, f"lost authorisation {auth}")

@@ -41,6 +41,13 @@ class AbstractOrderRepository(abc.ABC):
     @abc.abstractmethod
     async def list_for_customer(self, customer_id: str, *, limit: int, offset: int) -> list[Order]: ...
 
+    @abc.abstractmethod
+    async def page_for_customer(
+        self, customer_id: str, *, limit: int, after: tuple[datetime, str] | None = None
+    ) -> list[Order]:
+        """The customer's orders, newest first (by placing time, then id, both descending),
+        starting after the ``(placed_at, id)`` of the previous page's last order."""
+
 
 class AbstractSagaLog(abc.ABC):
     @abc.abstractmethod

@@ -178,3 +178,44 @@ async def test_unfinished_and_customer_listing(db: Database, new_id: IdMaker) ->
     assert ids[0] not in unfinished
     assert unfinished[ids[1]] == T0 + timedelta(minutes=1)
     assert [o.id for o in page1 + page2] == [ids[2], ids[1], ids[0]]
+
+
+async def test_card_token_and_placing_time_round_trip(db: Database, new_id: IdMaker) -> None:
+    order = Order.place(new_id(), "c-1", [OrderLine("A", 1, Money(5, "EUR"))], card_token="tok_approve")
+    await save(db, order, T0 + timedelta(microseconds=123))
+    async with PiccoloUnitOfWork(db) as uow:
+        loaded = await uow.orders.get(order.id)
+    assert loaded is not None
+    assert loaded.card_token == "tok_approve"
+    assert loaded.placed_at == T0 + timedelta(microseconds=123)
+
+
+async def test_pages_of_a_customer_are_newest_first_and_resume_after_a_cursor(
+    db: Database, new_id: IdMaker
+) -> None:
+    customer = new_id("pager")
+    ids = sorted(new_id() for _ in range(5))
+    # two orders share a placing time: the id breaks the tie
+    times = [
+        T0,
+        T0 + timedelta(seconds=1),
+        T0 + timedelta(seconds=1),
+        T0 + timedelta(microseconds=2_000_001),
+        T0 + timedelta(days=1),
+    ]
+    for order_id, at in zip(ids, times, strict=True):
+        await save(db, make_order(order_id, customer), at)
+    await save(db, make_order(new_id(), "someone-else"), T0 + timedelta(seconds=1))
+    expected = [o for _, o in sorted(zip(times, ids, strict=True), reverse=True)]
+    seen: list[str] = []
+    after = None
+    async with PiccoloUnitOfWork(db) as uow:
+        while True:
+            page = await uow.orders.page_for_customer(customer, limit=2, after=after)
+            if not page:
+                break
+            seen += [o.id for o in page]
+            last = page[-1]
+            assert last.placed_at is not None
+            after = (last.placed_at, last.id)
+    assert seen == expected

@@ -36,6 +36,8 @@ def to_domain(row: dict[str, Any], lines: Sequence[dict[str, Any]]) -> Order:
         payment=PaymentState(row["payment"]),
         authorization_id=row["authorization_id"],
         cancel_reason=row["cancel_reason"],
+        card_token=row.get("card_token"),
+        placed_at=row["created_at"],
         version=row["version"],
     )
 
@@ -86,6 +88,22 @@ class PiccoloOrderRepository(AbstractOrderRepository):
             .order_by(OrderRow.id)
             .limit(limit)
             .offset(offset)
+        )
+        return await self._load(rows)
+
+    async def page_for_customer(
+        self, customer_id: str, *, limit: int, after: tuple[datetime, str] | None = None
+    ) -> list[Order]:
+        query = OrderRow.select().where(OrderRow.customer_id == customer_id)
+        if after is not None:
+            placed, order_id = after
+            query = query.where(
+                (OrderRow.created_at < placed) | ((OrderRow.created_at == placed) & (OrderRow.id < order_id))
+            )
+        rows = (
+            await query.order_by(OrderRow.created_at, ascending=False)
+            .order_by(OrderRow.id, ascending=False)
+            .limit(limit)
         )
         return await self._load(rows)
 

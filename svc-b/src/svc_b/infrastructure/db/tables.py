@@ -17,6 +17,7 @@ class OrderRow(Table, tablename="svc_b_orders"):
     payment = Varchar(length=16)
     authorization_id = Varchar(length=128, null=True, default=None)
     cancel_reason = Varchar(length=64, null=True, default=None)
+    card_token = Varchar(length=64, null=True, default=None)
     version = Integer(default=1)
     created_at = Timestamptz()
     updated_at = Timestamptz()

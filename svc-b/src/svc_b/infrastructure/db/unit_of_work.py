@@ -22,6 +22,15 @@ except ImportError:  # pragma: no cover - asyncpg is a declared dependency
     UniqueViolationError = sqlite3.IntegrityError
 
 
+def write_transaction(database: Database) -> Any:
+    """A transaction that will write: on SQLite it takes the write lock first (``BEGIN IMMEDIATE``),
+    so concurrent writers wait for each other (busy timeout) instead of failing mid-way."""
+    engine = database.engine
+    if isinstance(engine, SQLiteEngine):
+        return engine.transaction(transaction_type=TransactionType.immediate)
+    return engine.transaction()
+
+
 class PiccoloUnitOfWork(AbstractUnitOfWork):
     orders: PiccoloOrderRepository
     saga: PiccoloSagaLog
@@ -33,10 +42,7 @@ class PiccoloUnitOfWork(AbstractUnitOfWork):
         self.saga = PiccoloSagaLog()
 
     def _transaction(self) -> Any:
-        engine = self.database.engine
-        if isinstance(engine, SQLiteEngine):  # take the write lock first: writers wait (busy timeout)
-            return engine.transaction(transaction_type=TransactionType.immediate)
-        return engine.transaction()
+        return write_transaction(self.database)
 
     async def commit(self) -> None:
         now = self.clock()
@@ -61,6 +67,7 @@ class PiccoloUnitOfWork(AbstractUnitOfWork):
                     payment=order.payment.value,
                     authorization_id=order.authorization_id,
                     cancel_reason=order.cancel_reason,
+                    card_token=order.card_token,
                     version=1,
                     created_at=created_at,
                     updated_at=now,
