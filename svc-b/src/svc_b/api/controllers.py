@@ -108,7 +108,7 @@ class OrderController(Controller):
     )
     async def place(
         self,
-        request: Request,
+        request: Request[Any, Any, Any],
         data: PlaceOrderIn,
         idempotency_key: Annotated[
             str,
@@ -135,7 +135,7 @@ class OrderController(Controller):
     )
     async def list_orders(
         self,
-        request: Request,
+        request: Request[Any, Any, Any],
         saga: Saga,
         limit: Annotated[int, Parameter(ge=1, le=MAX_PAGE, description="page size")] = 20,
         cursor: Annotated[
@@ -156,7 +156,7 @@ class OrderController(Controller):
         responses=problem_responses(401, 404),
         guards=[requires_customer],
     )
-    async def get_order(self, request: Request, order_id: str, saga: Saga) -> OrderOut:
+    async def get_order(self, request: Request[Any, Any, Any], order_id: str, saga: Saga) -> OrderOut:
         return OrderOut.of(await _own_order(saga, order_id, customer_of(request)))
 
     @post(
@@ -171,7 +171,7 @@ class OrderController(Controller):
         responses=problem_responses(401, 404, 409),
         guards=[requires_customer],
     )
-    async def cancel(self, request: Request, order_id: str, saga: Saga) -> OrderOut:
+    async def cancel(self, request: Request[Any, Any, Any], order_id: str, saga: Saga) -> OrderOut:
         customer = customer_of(request)
         order = await _own_order(saga, order_id, customer)
         if order.status.value in ("cancelled", "cancelling"):

@@ -17,6 +17,7 @@ Every answer is mapped to what the saga understands:
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping, Sequence
+from functools import partial
 from typing import TypeVar
 from urllib.parse import quote, urlencode
 
@@ -79,7 +80,7 @@ class _Payment(msgspec.Struct):
 
 def problem_type(error: ApplicationError) -> str:
     """The last path segment of an upstream problem's ``type`` ('' when it had none)."""
-    kind = getattr(error, "problem_type", None) or error.type
+    kind: str = getattr(error, "problem_type", None) or error.type
     return kind.rstrip("/").rsplit("/", 1)[-1]
 
 
@@ -126,6 +127,9 @@ class HttpCatalog(CatalogPort):
         self.service = service
         self.timeout = timeout
 
+    async def _get(self, path: str) -> Response:
+        return await self.client.get(self.service, path, timeout=self.timeout)
+
     async def prices(self, skus: Sequence[str]) -> Mapping[str, Money]:
         wanted = list(dict.fromkeys(skus))
         found: dict[str, _Product] = {}
@@ -135,11 +139,7 @@ class HttpCatalog(CatalogPort):
             while True:
                 path = "/products?" + urlencode(query)
                 try:
-                    response = await _call(
-                        self.service,
-                        "GET /products",
-                        lambda p=path: self.client.get(self.service, p, timeout=self.timeout),
-                    )
+                    response = await _call(self.service, "GET /products", partial(self._get, path))
                 except ClientError as exc:
                     if exc.status in (400, 404):  # a SKU the catalog refuses or does not know
                         raise UnknownProduct(
