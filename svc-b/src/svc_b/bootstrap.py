@@ -65,7 +65,9 @@ class Wiring:
             payments=HttpPayments(self.client),
         )
         self.store = IdempotencyStore(self.database.engine)
-        self.desk = OrderDesk(self.saga, self.store, self.database)
+        self.desk = OrderDesk(
+            self.saga, self.store, self.database, in_flight_for=timedelta(seconds=settings.recovery_min_age_s)
+        )
 
     @contextlib.asynccontextmanager
     async def clients(self, _app: object = None) -> AsyncIterator[None]:

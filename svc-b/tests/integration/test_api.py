@@ -7,6 +7,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -17,9 +18,12 @@ from litestar.testing import TestClient
 import caravan_commons
 from caravan_commons.idempotency import key_id
 from caravan_commons.money import Money
+from svc_b.api.placing import order_id_for
 from svc_b.bootstrap import Wiring, build_app
 from svc_b.config import Settings
+from svc_b.domain.model import Order, OrderLine
 from svc_b.infrastructure.db.migrate import migrate
+from svc_b.service_layer.unit_of_work import StepOutcome
 
 OTHER = {"X-Caravan-Customer": f"other-{uuid.uuid4()}"}
 
@@ -349,3 +353,26 @@ def test_readiness_fails_while_migrations_are_pending(tmp_path: Path) -> None:
     app = build_app(settings, environ={"CARAVAN_DISCOVERY_BACKEND": "static"})
     with TestClient(app=app) as client:
         assert_problem(client.get("/health/ready"), 503)
+
+
+async def test_a_young_order_calling_an_upstream_is_in_flight_for_another_instance(api: Api) -> None:
+    """Another instance placed the order with this key and is calling svc-c right now."""
+    assert api.wiring.desk is not None and api.wiring.saga is not None
+    api.wiring.desk.in_flight_for = timedelta(seconds=30)
+    order_id = order_id_for(api.customer, "k-elsewhere")
+    async with api.wiring.saga.uow() as uow:
+        uow.orders.add(
+            Order.place(
+                order_id,
+                api.customer,
+                [OrderLine("TENT-2P", 2, Money(12_900, "EUR"))],
+                card_token="tok_approve",
+                placed_at=datetime.now(UTC),
+            ),
+            datetime.now(UTC),
+        )
+        uow.saga.record(order_id, "reserve_stock", StepOutcome.STARTED)
+        await uow.commit()
+    assert_problem(api.place(key="k-elsewhere"), 409)
+    api.wiring.desk.in_flight_for = timedelta(0)  # later it belongs to recovery: its current state
+    assert api.place(key="k-elsewhere").json()["status"] == "pending"

@@ -4,7 +4,8 @@
   second order: at worst it finds the first one.
 - While a request with a key is being processed, another with the same key is refused (409):
   in this process by a registry of keys in flight; across instances by the order row itself
-  (inserting the same order id twice fails) and by the idempotency store's lock on Postgres.
+  (inserting the same order id twice fails; a young order whose last saga step is a call without
+  an answer yet is taken as in flight) and by the idempotency store's lock on Postgres.
 - When the order was final (``confirmed`` / ``cancelled``) as it was answered, the answer is
   stored in commons' ``caravan_idempotency`` table (same key and payload → that stored answer,
   ``Idempotent-Replayed: true``; same key, other payload → 422). An order still moving (an
@@ -22,6 +23,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from litestar import Response
@@ -70,16 +72,15 @@ class OrderDesk:
     saga: Saga
     store: IdempotencyStore
     database: Database
+    #: how long after placing an unfinished order may still belong to a running request
+    in_flight_for: timedelta = timedelta(seconds=30)
     in_flight: set[str] = field(default_factory=set)
 
     async def place(self, *, customer: str, key: str, body: bytes, request: PlaceOrderIn) -> Response[Any]:
         fp = fingerprint("POST", PATH, body)
         claim = key_id(key, customer)
         if claim in self.in_flight:
-            raise ConflictError(
-                f"a request with this {IDEMPOTENCY_HEADER} is still being processed; retry later",
-                idempotency_key=key,
-            )
+            raise self._in_flight(key)
         self.in_flight.add(claim)
         try:
             stored = await self._stored_answer(key, fp, customer)
@@ -101,6 +102,8 @@ class OrderDesk:
                     f"this {IDEMPOTENCY_HEADER} was already used with a different request; use a new key",
                     idempotency_key=key,
                 )
+            elif not order.is_terminal and self._young(order) and await self.saga.calling_upstream(order.id):
+                raise self._in_flight(key)
             content = encode(OrderOut.of(order))
             headers = {"location": location_of(order)}
             if order.is_terminal:
@@ -110,6 +113,18 @@ class OrderDesk:
             return Response(content, status_code=201, media_type="application/json", headers=headers)
         finally:
             self.in_flight.discard(claim)
+
+    @staticmethod
+    def _in_flight(key: str) -> ConflictError:
+        return ConflictError(
+            f"a request with this {IDEMPOTENCY_HEADER} is still being processed; retry later",
+            idempotency_key=key,
+        )
+
+    def _young(self, order: Order) -> bool:
+        """Placed so recently that the request placing it may still be running (after this age
+        the recovery loop owns an unfinished order)."""
+        return order.placed_at is None or datetime.now(UTC) - order.placed_at < self.in_flight_for
 
     async def _stored_answer(self, key: str, fp: str, customer: str) -> StoredResponse | None:
         """The stored answer for this key (422 when it was used with another payload)."""

@@ -100,6 +100,13 @@ class Saga:
         async with self.uow() as uow:
             return await uow.orders.get(order_id)
 
+    async def calling_upstream(self, order_id: str) -> bool:
+        """Whether the order's last recorded step is a call still without an answer (a worker is
+        calling svc-a or svc-c for it right now — or died doing so)."""
+        async with self.uow() as uow:
+            steps = await uow.saga.steps(order_id)
+        return bool(steps) and steps[-1].outcome is StepOutcome.STARTED
+
     async def orders_of(
         self, customer_id: str, *, limit: int, after: tuple[datetime, str] | None = None
     ) -> list[Order]:
