@@ -2,17 +2,43 @@
 
 from __future__ import annotations
 
-from litestar import Litestar
+from datetime import timedelta
+from functools import partial
 
+from litestar import Litestar
+from litestar.di import Provide
+
+from caravan_commons import piccolo_app as commons_piccolo_app
 from caravan_commons.app import create_app
-from svc_c.api.controllers import InfoController
+from caravan_commons.db import Database
+from caravan_commons.idempotency import IdempotencyStore
+from svc_c.api.controllers import InfoController, LedgerController, PaymentController
+from svc_c.api.deps import Payments, payments_provider
 from svc_c.config import Settings
+from svc_c.domain.processor import SimulatedProcessor
+from svc_c.infrastructure.db import piccolo_app
+from svc_c.infrastructure.unit_of_work import PiccoloUnitOfWork
 
 
 def build_app(settings: Settings) -> Litestar:
-    """The app with the whole commons stack (health, metrics, tracing, problem+json errors)."""
-    return create_app(
+    """The app with the whole commons stack (health, metrics, tracing, problem+json errors), the
+    payment and ledger endpoints, the database pool and the Idempotency-Key sweeper."""
+    assert settings.database_url is not None  # the commons settings default it to a SQLite file
+    db = Database(settings.database_url, [commons_piccolo_app.APP_CONFIG, piccolo_app.APP_CONFIG])
+    store = IdempotencyStore(db.engine, ttl=timedelta(seconds=settings.idempotency_ttl_s))
+    payments = Payments(
+        new_uow=partial(PiccoloUnitOfWork, db),
+        store=store,
+        processor=SimulatedProcessor(slow_delay=settings.processor_slow_delay_s),
+    )
+    app = create_app(
         settings,
-        route_handlers=[InfoController],
+        route_handlers=[InfoController, PaymentController, LedgerController],
+        dependencies={"payments": Provide(payments_provider(payments), sync_to_thread=False)},
+        readiness_checks={"database": db.readiness_check},
+        lifespan=[db.lifespan, partial(store.sweeper, interval=settings.idempotency_sweep_interval_s)],
         openapi_title="Payments",
     )
+    app.state.db = db
+    app.state.payments = payments
+    return app

@@ -1,12 +1,54 @@
 """Controllers of svc-c: one per resource. Paths are the service's own: the gateway routes
-``/api/svc-c/...`` (the prefix declared in service.toml) here with the prefix stripped."""
+``/api/svc-c/...`` (the prefix declared in service.toml) here with the prefix stripped.
+
+Who may call what is not checked here: the security groups (foundation.toml, enforced by commons'
+identity middleware) let only svc-b move money; through the gateway payments and the ledger are
+read-only. The ledger's balances also need the gateway-asserted ``operator`` scope.
+"""
 
 from __future__ import annotations
 
-from litestar import Controller, Request, get
+from functools import partial
+from typing import Annotated
+
+from litestar import Controller, Request, Response, get, post
+from litestar.di import NamedDependency
+from litestar.params import HeaderParameter, JSONBody, PathParameter
 
 import caravan_commons
-from svc_c.api.schemas import ServiceInfo
+from caravan_commons.deadline import current_deadline
+from caravan_commons.idempotency import IDEMPOTENCY_HEADER, require_key
+from caravan_commons.principal import requires_scope
+from caravan_commons.problems import problem_responses
+from svc_c.api.deps import Effect, Payments, strict_body
+from svc_c.api.schemas import (
+    AuthorizeRequest,
+    BalancesOut,
+    CaptureRequest,
+    PaymentOut,
+    RefundRequest,
+    ServiceInfo,
+)
+from svc_c.service_layer import handlers
+from svc_c.service_layer.commands import Authorize, Capture, Refund, Void
+
+#: A bare token or an RFC 8941 sf-string (what the commons client sends), of visible ASCII.
+KEY_PATTERN = r'^([!#-\[\]-~]{1,255}|"[ !#-\[\]-~]{1,253}")$'
+_KEY_DOC = (
+    "a unique string per operation: the same key with the same request replays the first answer "
+    "(Idempotent-Replayed: true), with another request is a 422, while the first runs a 409"
+)
+RequiredKey = Annotated[
+    str, HeaderParameter(name=IDEMPOTENCY_HEADER, pattern=KEY_PATTERN, description=_KEY_DOC + " (required)")
+]
+OptionalKey = Annotated[
+    str | None,
+    HeaderParameter(name=IDEMPOTENCY_HEADER, pattern=KEY_PATTERN, required=False, description=_KEY_DOC),
+]
+PaymentId = Annotated[str, PathParameter(min_length=1, max_length=64, description="the payment's id")]
+PaymentsDep = NamedDependency[Payments]
+
+_IDENTITY = (401, 403)  # identity enforcement and security groups (commons middleware)
 
 
 class InfoController(Controller):
@@ -21,3 +63,124 @@ class InfoController(Controller):
             version=settings.service_version,
             commons=caravan_commons.__version__,
         )
+
+
+async def _move(
+    payments: Payments, request: Request, effect: Effect, run_alone: Effect
+) -> Response[PaymentOut]:
+    key = require_key(request.headers, required=False)
+    if key is not None:
+        return await payments.once(request, key, 200, effect)
+    return Response(PaymentOut.of(await run_alone(payments.new_uow())), status_code=200)
+
+
+class PaymentController(Controller):
+    path = "/payments"
+    tags = ["payments"]
+
+    @post(
+        "/authorize",
+        status_code=201,
+        summary="Authorise a card payment (a declined card is a 201 with status declined)",
+        responses=problem_responses(*_IDENTITY, 409, 422, 502, 504),
+    )
+    async def authorize(
+        self,
+        request: Request,
+        data: JSONBody[AuthorizeRequest],
+        payments: PaymentsDep,
+        idempotency_key: RequiredKey,
+    ) -> Response[PaymentOut]:
+        key = require_key(request.headers)
+        assert key is not None
+        data = await strict_body(request, AuthorizeRequest)
+        cmd = Authorize(
+            order_id=data.order_id, amount=data.amount.to_money(), card_token=data.card_token, key=key
+        )
+        with payments.authorizing(key):
+            deadline = current_deadline()
+            payment = await handlers.decide_authorization(
+                cmd,
+                payments.new_uow(),
+                payments.processor,
+                timeout=deadline.remaining() if deadline is not None else None,
+            )
+            return await payments.once(
+                request, key, 201, partial(handlers.record_authorization, payment, cmd)
+            )
+
+    @get(
+        "/{payment_id:str}",
+        summary="A payment with its amounts, status and money movements",
+        responses=problem_responses(*_IDENTITY, 404),
+    )
+    async def get_payment(self, payment_id: PaymentId, payments: PaymentsDep) -> PaymentOut:
+        return PaymentOut.of(await handlers.get_payment(payment_id, payments.new_uow()))
+
+    @post(
+        "/{payment_id:str}/capture",
+        status_code=200,
+        summary="Capture an authorised payment, once, for at most the authorised amount",
+        responses=problem_responses(*_IDENTITY, 404, 409, 422),
+    )
+    async def capture(
+        self,
+        request: Request,
+        payment_id: PaymentId,
+        data: JSONBody[CaptureRequest],
+        payments: PaymentsDep,
+        idempotency_key: OptionalKey = None,
+    ) -> Response[PaymentOut]:
+        data = await strict_body(request, CaptureRequest)
+        cmd = Capture(payment_id, data.amount.to_money(), require_key(request.headers, required=False))
+        return await _move(
+            payments, request, partial(handlers.capture_in, cmd), partial(handlers.capture, cmd)
+        )
+
+    @post(
+        "/{payment_id:str}/void",
+        status_code=200,
+        summary="Release the hold of an authorised, not captured payment",
+        responses=problem_responses(*_IDENTITY, 404, 409, 422),
+    )
+    async def void(
+        self,
+        request: Request,
+        payment_id: PaymentId,
+        payments: PaymentsDep,
+        idempotency_key: OptionalKey = None,
+    ) -> Response[PaymentOut]:
+        cmd = Void(payment_id, require_key(request.headers, required=False))
+        return await _move(payments, request, partial(handlers.void_in, cmd), partial(handlers.void, cmd))
+
+    @post(
+        "/{payment_id:str}/refund",
+        status_code=200,
+        summary="Refund part or all of what was captured (never more)",
+        responses=problem_responses(*_IDENTITY, 404, 409, 422),
+    )
+    async def refund(
+        self,
+        request: Request,
+        payment_id: PaymentId,
+        data: JSONBody[RefundRequest],
+        payments: PaymentsDep,
+        idempotency_key: OptionalKey = None,
+    ) -> Response[PaymentOut]:
+        data = await strict_body(request, RefundRequest)
+        cmd = Refund(payment_id, data.amount.to_money(), require_key(request.headers, required=False))
+        return await _move(payments, request, partial(handlers.refund_in, cmd), partial(handlers.refund, cmd))
+
+
+class LedgerController(Controller):
+    path = "/ledger"
+    tags = ["ledger"]
+
+    @get(
+        "/balances",
+        summary="Every account's balance per currency, and whether the ledger balances (operators)",
+        guards=[requires_scope("operator")],
+        responses=problem_responses(*_IDENTITY),
+    )
+    async def balances(self, payments: PaymentsDep) -> BalancesOut:
+        return BalancesOut.of(await handlers.ledger_balances(payments.new_uow()))

@@ -6,8 +6,8 @@ from caravan_commons.errors import (
     ConflictError,
     DeadlineExceededError,
     NotFoundError,
+    ServerError,
     UnprocessableError,
-    UpstreamUnavailableError,
     ValidationError,
 )
 
@@ -55,14 +55,18 @@ class PaymentNotFound(NotFoundError):
     title = "Payment not found"
 
 
-class UnknownCardToken(ValidationError):
+class UnknownCardToken(UnprocessableError):
+    """A well-formed card token the processor does not know (422: the request cannot be processed)."""
+
     slug = "unknown-card-token"
     title = "Unknown card token"
 
 
-class ProcessorError(UpstreamUnavailableError):
-    """The (simulated) card processor failed to answer; nothing was authorised."""
+class ProcessorError(ServerError):
+    """The (simulated) card processor failed to answer; nothing was authorised (502 Bad Gateway:
+    the upstream processor gave no usable answer). Retrying with the same key is safe."""
 
+    status = 502
     slug = "processor-error"
     title = "Card processor error"
 

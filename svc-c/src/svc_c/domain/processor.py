@@ -9,7 +9,7 @@ token                      answer
 ``tok_slow``               approved after ``slow_delay`` seconds (default 5); when the caller's
                            ``timeout`` is shorter, waits ``timeout`` then raises ProcessorTimeout
 ``tok_error``              raises ProcessorError (the processor failed; nothing authorised)
-anything else              raises UnknownCardToken (a 400 for the caller)
+anything else              raises UnknownCardToken (a 422 for the caller)
 =========================  ============================================================
 
 The same token, payment id and amount always give the same answer and reference. The delay is

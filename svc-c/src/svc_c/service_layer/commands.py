@@ -15,21 +15,26 @@ class Authorize:
     key: str  # idempotency key: the same key returns the same payment
 
 
+# Capture, void and refund take an optional key. Without one, capture and void are idempotent by
+# state (a payment already captured for that amount, or already voided, is answered as it is) and
+# every refund is a new one.
+
+
 @dataclass(frozen=True, slots=True)
 class Capture:
     payment_id: str
     amount: Money
-    key: str
+    key: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class Void:
     payment_id: str
-    key: str
+    key: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class Refund:
     payment_id: str
     amount: Money
-    key: str
+    key: str | None = None

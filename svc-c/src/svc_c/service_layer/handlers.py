@@ -10,7 +10,7 @@ from caravan_commons.errors import ConflictError
 from caravan_commons.money import Money
 from svc_c.domain.errors import KeyReused
 from svc_c.domain.ledger import Account
-from svc_c.domain.model import Payment, new_id
+from svc_c.domain.model import Payment, PaymentStatus, new_id
 from svc_c.domain.processor import Decision
 from svc_c.service_layer.commands import Authorize, Capture, Refund, Void
 from svc_c.service_layer.ports import AbstractUnitOfWork
@@ -28,6 +28,42 @@ def _same_authorization(payment: Payment, cmd: Authorize) -> Payment:
     return payment
 
 
+async def decide_authorization(
+    cmd: Authorize,
+    uow: AbstractUnitOfWork,
+    processor: CardProcessor,
+    *,
+    timeout: float | None = None,
+    make_id: Callable[[], str] = new_id,
+) -> Payment:
+    """The payment this key already created (checked against ``cmd``), or a new one built from the
+    processor's decision and not stored yet. No transaction is held while the processor answers."""
+    async with uow:
+        existing = await uow.payments.get_by_authorize_key(cmd.key)
+    if existing is not None:
+        return _same_authorization(existing, cmd)
+    payment_id = make_id()
+    decision = await processor.authorize(cmd.card_token, cmd.amount, payment_id=payment_id, timeout=timeout)
+    return Payment.authorize(
+        order_id=cmd.order_id,
+        amount=cmd.amount,
+        decision=decision,
+        key=cmd.key,
+        payment_id=payment_id,
+        make_id=make_id,
+    )
+
+
+async def record_authorization(payment: Payment, cmd: Authorize, uow: AbstractUnitOfWork) -> Payment:
+    """Inside an open unit of work (the caller commits): store ``payment`` unless a payment with
+    this key is stored already — then that one is the answer."""
+    existing = await uow.payments.get_by_authorize_key(cmd.key)
+    if existing is not None:
+        return _same_authorization(existing, cmd)
+    await uow.payments.add(payment)
+    return payment
+
+
 async def authorize(
     cmd: Authorize,
     uow: AbstractUnitOfWork,
@@ -42,23 +78,10 @@ async def authorize(
     the same key returns the stored payment and asks nobody; two racing first requests with one
     key store one payment (the unique key), and the loser returns the winner's.
     """
-    async with uow:
-        existing = await uow.payments.get_by_authorize_key(cmd.key)
-    if existing is not None:
-        return _same_authorization(existing, cmd)
-    payment_id = make_id()
-    decision = await processor.authorize(cmd.card_token, cmd.amount, payment_id=payment_id, timeout=timeout)
-    payment = Payment.authorize(
-        order_id=cmd.order_id,
-        amount=cmd.amount,
-        decision=decision,
-        key=cmd.key,
-        payment_id=payment_id,
-        make_id=make_id,
-    )
+    payment = await decide_authorization(cmd, uow, processor, timeout=timeout, make_id=make_id)
     try:
         async with uow:
-            await uow.payments.add(payment)
+            payment = await record_authorization(payment, cmd, uow)
             await uow.commit()
     except ConflictError:
         async with uow:
@@ -69,27 +92,87 @@ async def authorize(
     return payment
 
 
-async def _move(uow: AbstractUnitOfWork, payment_id: str, act: Callable[[Payment], object]) -> Payment:
+Act = Callable[[Payment], object]
+
+_CAPTURED = (PaymentStatus.CAPTURED, PaymentStatus.PARTIALLY_REFUNDED, PaymentStatus.REFUNDED)
+
+
+def _capture_act(cmd: Capture) -> Act:
+    def act(payment: Payment) -> object:
+        if cmd.key is not None:
+            return payment.capture(cmd.amount, cmd.key)
+        if payment.status in _CAPTURED and payment.captured == cmd.amount:
+            return None  # already captured for this amount: answered as it is
+        return payment.capture(cmd.amount, new_id())
+
+    return act
+
+
+def _void_act(cmd: Void) -> Act:
+    def act(payment: Payment) -> object:
+        if cmd.key is not None:
+            return payment.void(cmd.key)
+        if payment.status is PaymentStatus.VOIDED:
+            return None  # already voided: answered as it is
+        return payment.void(new_id())
+
+    return act
+
+
+def _refund_act(cmd: Refund) -> Act:
+    return lambda payment: payment.refund(cmd.amount, cmd.key if cmd.key is not None else new_id())
+
+
+async def _act(uow: AbstractUnitOfWork, payment_id: str, act: Act) -> tuple[Payment, bool]:
+    """Inside an open unit of work: load, act, save when money moved; (payment, whether it moved)."""
+    payment = await uow.payments.get(payment_id)
+    before = len(payment.movements)
+    act(payment)
+    moved = len(payment.movements) != before  # a replay changes nothing and writes nothing
+    if moved:
+        await uow.payments.save(payment)
+    return payment, moved
+
+
+async def _move(uow: AbstractUnitOfWork, payment_id: str, act: Act) -> Payment:
     async with uow:
-        payment = await uow.payments.get(payment_id)
-        before = len(payment.movements)
-        act(payment)
-        if len(payment.movements) != before:  # a replay changes nothing and writes nothing
-            await uow.payments.save(payment)
+        payment, moved = await _act(uow, payment_id, act)
+        if moved:
             await uow.commit()
     return payment
 
 
 async def capture(cmd: Capture, uow: AbstractUnitOfWork) -> Payment:
-    return await _move(uow, cmd.payment_id, lambda p: p.capture(cmd.amount, cmd.key))
+    return await _move(uow, cmd.payment_id, _capture_act(cmd))
 
 
 async def void(cmd: Void, uow: AbstractUnitOfWork) -> Payment:
-    return await _move(uow, cmd.payment_id, lambda p: p.void(cmd.key))
+    return await _move(uow, cmd.payment_id, _void_act(cmd))
 
 
 async def refund(cmd: Refund, uow: AbstractUnitOfWork) -> Payment:
-    return await _move(uow, cmd.payment_id, lambda p: p.refund(cmd.amount, cmd.key))
+    return await _move(uow, cmd.payment_id, _refund_act(cmd))
+
+
+# The same use cases inside a unit of work the caller opened and commits (the API stores the
+# Idempotency-Key response in that transaction too).
+
+
+async def capture_in(cmd: Capture, uow: AbstractUnitOfWork) -> Payment:
+    return (await _act(uow, cmd.payment_id, _capture_act(cmd)))[0]
+
+
+async def void_in(cmd: Void, uow: AbstractUnitOfWork) -> Payment:
+    return (await _act(uow, cmd.payment_id, _void_act(cmd)))[0]
+
+
+async def refund_in(cmd: Refund, uow: AbstractUnitOfWork) -> Payment:
+    return (await _act(uow, cmd.payment_id, _refund_act(cmd)))[0]
+
+
+async def get_payment(payment_id: str, uow: AbstractUnitOfWork) -> Payment:
+    async with uow:
+        return await uow.payments.get(payment_id)
 
 
 async def ledger_balances(uow: AbstractUnitOfWork) -> dict[tuple[Account, str], Money]:

@@ -71,7 +71,7 @@ async def test_the_slow_token_really_waits_with_the_default_sleep() -> None:
 async def test_the_error_token_is_a_processor_error() -> None:
     with pytest.raises(ProcessorError):
         await SimulatedProcessor().authorize(proc.ERROR, AMOUNT, payment_id="p")
-    assert ProcessorError.status == 503
+    assert ProcessorError.status == 502
 
 
 async def test_an_unknown_token_names_the_test_tokens() -> None:

@@ -1,0 +1,82 @@
+"""What the controllers need, built once by bootstrap and handed to them by Litestar's DI."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Awaitable, Callable, Iterator
+from dataclasses import dataclass, field
+from typing import TypeVar
+
+from litestar import Request, Response
+
+from caravan_commons.errors import ConflictError
+from caravan_commons.idempotency import IDEMPOTENCY_HEADER, REPLAYED_HEADER, IdempotencyStore, fingerprint
+from caravan_commons.schemas import decoder_for, encode
+from svc_c.api.schemas import PaymentOut
+from svc_c.domain.model import Payment
+from svc_c.domain.processor import SimulatedProcessor
+from svc_c.infrastructure.unit_of_work import PiccoloUnitOfWork
+from svc_c.service_layer.ports import AbstractUnitOfWork
+
+_payment_decoder = decoder_for(PaymentOut)
+T = TypeVar("T")
+
+Effect = Callable[[AbstractUnitOfWork], Awaitable[Payment]]
+
+
+@dataclass
+class Payments:
+    """The wiring of the payment endpoints: units of work, the Idempotency-Key store, the processor."""
+
+    new_uow: Callable[[], PiccoloUnitOfWork]
+    store: IdempotencyStore
+    processor: SimulatedProcessor
+    _authorizing: set[str] = field(default_factory=set)
+
+    @contextlib.contextmanager
+    def authorizing(self, key: str) -> Iterator[None]:
+        """Claim an authorisation key while the processor is asked (409 for a twin in this process;
+        across instances the database's unique key settles it)."""
+        if key in self._authorizing:
+            raise ConflictError(
+                f"a request with this {IDEMPOTENCY_HEADER} is still being processed; retry later",
+                idempotency_key=key,
+            )
+        self._authorizing.add(key)
+        try:
+            yield
+        finally:
+            self._authorizing.discard(key)
+
+    async def once(self, request: Request, key: str, status: int, effect: Effect) -> Response[PaymentOut]:
+        """Run ``effect`` under ``key``: the money movement and the stored response commit in one
+        transaction; the same key with the same request replays the stored response, with another
+        request it is a 422, while the first is still running a 409 (caravan_commons.idempotency)."""
+        request_print = fingerprint(request.method, request.url.path, await request.body())
+        uow = self.new_uow()
+        out: PaymentOut | None = None
+        async with uow:
+            async with self.store.begin(key, request_print, uow.transaction) as slot:
+                if slot.replay is None:
+                    out = PaymentOut.of(await effect(uow))
+                    slot.complete(status, encode(out))
+            await uow.commit()
+        if slot.replay is not None:
+            replayed = _payment_decoder.decode(slot.replay.body)
+            return Response(replayed, status_code=slot.replay.status, headers={REPLAYED_HEADER: "true"})
+        assert out is not None
+        return Response(out, status_code=status)
+
+
+async def strict_body(request: Request, type_: type[T]) -> T:
+    """The request body decoded *strictly* into ``type_``. Litestar has already validated it, but
+    leniently (a numeric string such as ``"10"`` passes as an integer); the wire contract is exact
+    JSON types, so a msgspec ValidationError here is a 400 like any other bad body."""
+    return decoder_for(type_).decode(await request.body())
+
+
+def payments_provider(payments: Payments) -> Callable[[], Payments]:
+    def provide_payments() -> Payments:
+        return payments
+
+    return provide_payments
