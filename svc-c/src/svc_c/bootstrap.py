@@ -14,6 +14,7 @@ from caravan_commons.db import Database
 from caravan_commons.idempotency import IdempotencyStore
 from svc_c.api.controllers import InfoController, LedgerController, PaymentController
 from svc_c.api.deps import Payments, payments_provider
+from svc_c.api.openapi import link_payment_operations
 from svc_c.config import Settings
 from svc_c.domain.processor import SimulatedProcessor
 from svc_c.infrastructure.db import piccolo_app
@@ -39,6 +40,7 @@ def build_app(settings: Settings) -> Litestar:
         lifespan=[db.lifespan, partial(store.sweeper, interval=settings.idempotency_sweep_interval_s)],
         openapi_title="Payments",
     )
+    link_payment_operations(app)
     app.state.db = db
     app.state.payments = payments
     return app

@@ -80,6 +80,7 @@ class PaymentController(Controller):
 
     @post(
         "/authorize",
+        operation_id="authorizePayment",
         status_code=201,
         summary="Authorise a card payment (a declined card is a 201 with status declined)",
         responses=problem_responses(*_IDENTITY, 409, 422, 502, 504),
@@ -111,6 +112,7 @@ class PaymentController(Controller):
 
     @get(
         "/{payment_id:str}",
+        operation_id="getPayment",
         summary="A payment with its amounts, status and money movements",
         responses=problem_responses(*_IDENTITY, 404),
     )
@@ -119,6 +121,7 @@ class PaymentController(Controller):
 
     @post(
         "/{payment_id:str}/capture",
+        operation_id="capturePayment",
         status_code=200,
         summary="Capture an authorised payment, once, for at most the authorised amount",
         responses=problem_responses(*_IDENTITY, 404, 409, 422),
@@ -139,6 +142,7 @@ class PaymentController(Controller):
 
     @post(
         "/{payment_id:str}/void",
+        operation_id="voidPayment",
         status_code=200,
         summary="Release the hold of an authorised, not captured payment",
         responses=problem_responses(*_IDENTITY, 404, 409, 422),
@@ -155,6 +159,7 @@ class PaymentController(Controller):
 
     @post(
         "/{payment_id:str}/refund",
+        operation_id="refundPayment",
         status_code=200,
         summary="Refund part or all of what was captured (never more)",
         responses=problem_responses(*_IDENTITY, 404, 409, 422),
@@ -178,6 +183,7 @@ class LedgerController(Controller):
 
     @get(
         "/balances",
+        operation_id="ledgerBalances",
         summary="Every account's balance per currency, and whether the ledger balances (operators)",
         guards=[requires_scope("operator")],
         responses=problem_responses(*_IDENTITY),

@@ -5,8 +5,9 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
-from typing import TypeVar
+from typing import Any, TypeVar
 
+import msgspec
 from litestar import Request, Response
 
 from caravan_commons.errors import ConflictError
@@ -68,11 +69,22 @@ class Payments:
         return Response(out, status_code=status)
 
 
+def _integral_numbers(value: Any) -> Any:
+    """JSON's view of numbers: ``1250.0`` is the integer 1250 (as JSON Schema counts it)."""
+    if isinstance(value, float) and value.is_integer() and abs(value) < 2**63:
+        return int(value)
+    if isinstance(value, dict):
+        return {k: _integral_numbers(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_integral_numbers(v) for v in value]
+    return value
+
+
 async def strict_body(request: Request, type_: type[T]) -> T:
     """The request body decoded *strictly* into ``type_``. Litestar has already validated it, but
-    leniently (a numeric string such as ``"10"`` passes as an integer); the wire contract is exact
-    JSON types, so a msgspec ValidationError here is a 400 like any other bad body."""
-    return decoder_for(type_).decode(await request.body())
+    leniently (a numeric string such as ``"10"`` passes as an integer); the wire contract is JSON
+    types as JSON Schema defines them, so a msgspec error here is a 400 like any other bad body."""
+    return msgspec.convert(_integral_numbers(msgspec.json.decode(await request.body())), type_, strict=True)
 
 
 def payments_provider(payments: Payments) -> Callable[[], Payments]:

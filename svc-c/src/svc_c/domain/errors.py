@@ -13,10 +13,17 @@ from caravan_commons.errors import (
 
 
 class InvalidAmount(ValidationError):
-    """Zero, negative or wrong-currency amounts."""
+    """Zero or negative amounts."""
 
     slug = "invalid-amount"
     title = "Invalid amount"
+
+
+class CurrencyMismatch(UnprocessableError):
+    """An amount in another currency than the payment's (well-formed, but not for this payment)."""
+
+    slug = "payment-currency-mismatch"
+    title = "Amount in another currency than the payment"
 
 
 class InvalidTransition(ConflictError):

@@ -20,6 +20,7 @@ from enum import StrEnum
 from caravan_commons.money import Money
 from svc_c.domain.errors import (
     CaptureExceedsAuthorized,
+    CurrencyMismatch,
     InvalidAmount,
     InvalidTransition,
     KeyReused,
@@ -56,7 +57,7 @@ def _positive(amount: Money, currency: str, what: str) -> None:
     if not isinstance(amount, Money):
         raise InvalidAmount(f"the {what} amount must be Money, not {type(amount).__name__}")
     if amount.currency != currency:
-        raise InvalidAmount(f"the {what} amount is in {amount.currency}; the payment is in {currency}")
+        raise CurrencyMismatch(f"the {what} amount is in {amount.currency}; the payment is in {currency}")
     if not amount.is_positive:
         raise InvalidAmount(f"the {what} amount must be positive, got {amount}")
 

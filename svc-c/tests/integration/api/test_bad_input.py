@@ -63,7 +63,7 @@ def test_malformed_idempotency_keys_are_400(client: TestClient[Litestar], key: s
 @pytest.mark.parametrize(
     ("amount", "status", "slug"),
     [
-        ({"amount": 100, "currency": "USD"}, 400, "invalid-amount"),  # the payment is in EUR
+        ({"amount": 100, "currency": "USD"}, 422, "payment-currency-mismatch"),  # the payment is in EUR
         ({"amount": 0, "currency": "EUR"}, 400, "validation-error"),
         ({"amount": -100, "currency": "EUR"}, 400, "validation-error"),
         ({"amount": 100, "currency": "XYZ"}, 400, "validation-error"),

@@ -212,3 +212,16 @@ def test_balances_list_every_account_per_currency(client: TestClient[Litestar]) 
         ("merchant_revenue", "EUR"): -1000,
         ("processor_receivable", "EUR"): 1000,
     }
+
+
+def test_an_integral_json_number_is_an_integer_amount(client: TestClient[Litestar]) -> None:
+    body = (
+        b'{"order_id": "o-f", "amount": {"amount": 1250.0, "currency": "EUR"}, "card_token": "tok_approve"}'
+    )
+    response = client.post(
+        "/payments/authorize",
+        content=body,
+        headers={"Idempotency-Key": new_key(), "Content-Type": "application/json"},
+    )
+    assert response.status_code == 201  # JSON Schema counts 1250.0 as an integer; 12.5 is refused
+    assert response.json()["amount"] == eur(1250)

@@ -9,6 +9,7 @@ import pytest
 from caravan_commons.money import Money
 from svc_c.domain.errors import (
     CaptureExceedsAuthorized,
+    CurrencyMismatch,
     InvalidAmount,
     InvalidTransition,
     KeyReused,
@@ -81,15 +82,19 @@ def test_capture_at_most_the_authorised_amount_and_only_once() -> None:
     assert len(payment.movements) == 2
 
 
-@pytest.mark.parametrize("amount", [eur(0), eur(-5), Money(100, "USD")])
-def test_zero_negative_or_foreign_amounts_are_refused(amount: Money) -> None:
+@pytest.mark.parametrize(
+    ("amount", "error"),
+    [(eur(0), InvalidAmount), (eur(-5), InvalidAmount), (Money(100, "USD"), CurrencyMismatch)],
+)
+def test_zero_negative_or_foreign_amounts_are_refused(amount: Money, error: type[Exception]) -> None:
     payment = authorized(1000)
-    with pytest.raises(InvalidAmount):
+    with pytest.raises(error):
         payment.capture(amount, "k")
     payment.capture(eur(1000), "k-cap")
-    with pytest.raises(InvalidAmount):
+    with pytest.raises(error):
         payment.refund(amount, "k-ref")
     assert payment.refunded == eur(0)
+    assert CurrencyMismatch.status == 422
 
 
 def test_authorising_a_non_positive_amount_is_refused() -> None:
