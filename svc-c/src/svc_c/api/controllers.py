@@ -3,7 +3,8 @@
 
 Who may call what is not checked here: the security groups (foundation.toml, enforced by commons'
 identity middleware) let only svc-b move money; through the gateway payments and the ledger are
-read-only. The ledger's balances also need the gateway-asserted ``operator`` scope.
+read-only. Through the gateway, a payment and the ledger's balances are for operators (the
+gateway-asserted ``operator`` scope); services calling directly may read a payment too.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from caravan_commons.idempotency import IDEMPOTENCY_HEADER, require_key
 from caravan_commons.principal import requires_scope
 from caravan_commons.problems import problem_responses
 from svc_c.api.deps import Effect, Payments, strict_body
+from svc_c.api.guards import operators_or_services
 from svc_c.api.schemas import (
     AuthorizeRequest,
     BalancesOut,
@@ -113,7 +115,8 @@ class PaymentController(Controller):
     @get(
         "/{payment_id:str}",
         operation_id="getPayment",
-        summary="A payment with its amounts, status and money movements",
+        summary="A payment with its amounts, status and money movements (operators, services)",
+        guards=[operators_or_services],
         responses=problem_responses(*_IDENTITY, 404),
     )
     async def get_payment(self, payment_id: PaymentId, payments: PaymentsDep) -> PaymentOut:

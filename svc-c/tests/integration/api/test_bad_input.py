@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from api_support import assert_problem, authorize, authorized, balances, eur, new_key
+from api_support import OPERATOR, assert_problem, authorize, authorized, balances, eur, new_key
 from litestar import Litestar
 from litestar.testing import TestClient
 
@@ -75,9 +75,9 @@ def test_bad_amounts_on_a_payment_are_refused(
     pid = authorized(client, 1000)["id"]
     if operation == "refund":
         client.post(f"/payments/{pid}/capture", json={"amount": eur(1000)})
-    before = client.get(f"/payments/{pid}").json()
+    before = client.get(f"/payments/{pid}", headers=OPERATOR).json()
     assert_problem(client.post(f"/payments/{pid}/{operation}", json={"amount": amount}), status, slug)
-    assert client.get(f"/payments/{pid}").json() == before
+    assert client.get(f"/payments/{pid}", headers=OPERATOR).json() == before
 
 
 @pytest.mark.parametrize(
@@ -94,7 +94,7 @@ def test_an_unknown_payment_is_404(
     client: TestClient[Litestar], method: str, path: str, body: object, with_key: bool
 ) -> None:
     headers = {"Idempotency-Key": new_key()} if with_key else {}
-    response = client.request(method, path, json=body, headers=headers)
+    response = client.request(method, path, json=body, headers={**OPERATOR, **headers})
     assert_problem(response, 404, "payment-not-found")
 
 
@@ -110,7 +110,7 @@ def test_bad_capture_bodies_are_400(client: TestClient[Litestar], body: bytes) -
 
 
 def test_a_too_long_payment_id_is_400(client: TestClient[Litestar]) -> None:
-    assert_problem(client.get("/payments/" + "p" * 65), 400)
+    assert_problem(client.get("/payments/" + "p" * 65, headers=OPERATOR), 400)
 
 
 def test_a_malformed_deadline_header_is_400(client: TestClient[Litestar]) -> None:

@@ -7,7 +7,7 @@ import asyncio
 from typing import Any
 
 import httpx
-from api_support import assert_problem, authorize, authorized, balance, balances, eur, new_key
+from api_support import OPERATOR, assert_problem, authorize, authorized, balance, balances, eur, new_key
 from litestar import Litestar
 from litestar.testing import TestClient
 
@@ -87,7 +87,7 @@ def test_a_refund_retried_with_its_key_refunds_once(client: TestClient[Litestar]
         )
         assert response.status_code == 200
         assert response.json()["refunded"] == eur(250)
-    assert client.get(f"/payments/{pid}").json()["refunded"] == eur(250)
+    assert client.get(f"/payments/{pid}", headers=OPERATOR).json()["refunded"] == eur(250)
     assert balance(client, "processor_receivable") == 750
 
 

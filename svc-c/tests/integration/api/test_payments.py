@@ -30,7 +30,7 @@ def test_authorise_holds_the_amount_and_reads_back(client: TestClient[Litestar])
     assert payment["decline_reason"] is None
     assert payment["processor_reference"].startswith("sim_")
     assert [m["kind"] for m in payment["movements"]] == ["authorize"]
-    assert client.get(f"/payments/{payment['id']}").json() == payment
+    assert client.get(f"/payments/{payment['id']}", headers=OPERATOR).json() == payment
     assert balance(client, "card_holds") == 1250
     assert balances(client)["balanced"] is True
 
@@ -47,7 +47,7 @@ def test_a_declined_card_is_a_recorded_payment_not_an_error(
     assert payment["status"] == "declined"
     assert payment["decline_reason"] == reason
     assert payment["movements"] == []
-    assert client.get(f"/payments/{payment['id']}").json()["status"] == "declined"
+    assert client.get(f"/payments/{payment['id']}", headers=OPERATOR).json()["status"] == "declined"
     assert_problem(
         client.post(f"/payments/{payment['id']}/capture", json={"amount": eur(700)}),
         409,
@@ -79,7 +79,7 @@ def test_capture_then_refunds_down_to_zero(client: TestClient[Litestar]) -> None
     assert rest.json()["status"] == "refunded"
     assert rest.json()["refunded"] == eur(800)
 
-    final = client.get(f"/payments/{pid}").json()
+    final = client.get(f"/payments/{pid}", headers=OPERATOR).json()
     assert [m["kind"] for m in final["movements"]] == ["authorize", "capture", "refund", "refund"]
     assert balance(client, "processor_receivable") == 0
     assert balance(client, "merchant_revenue") == 0
@@ -91,7 +91,7 @@ def test_capture_more_than_authorised_is_a_409(client: TestClient[Litestar]) -> 
     assert_problem(
         client.post(f"/payments/{pid}/capture", json={"amount": eur(1001)}), 409, "capture-exceeds-authorized"
     )
-    assert client.get(f"/payments/{pid}").json()["status"] == "authorized"
+    assert client.get(f"/payments/{pid}", headers=OPERATOR).json()["status"] == "authorized"
 
 
 def test_capture_happens_once(client: TestClient[Litestar]) -> None:
@@ -161,7 +161,7 @@ def test_refunds_without_a_key_are_each_a_new_refund(client: TestClient[Litestar
     client.post(f"/payments/{pid}/capture", json={"amount": eur(1000)})
     for _ in range(2):
         assert client.post(f"/payments/{pid}/refund", json={"amount": eur(100)}).status_code == 200
-    assert client.get(f"/payments/{pid}").json()["refunded"] == eur(200)
+    assert client.get(f"/payments/{pid}", headers=OPERATOR).json()["refunded"] == eur(200)
 
 
 def test_a_processor_error_is_a_502_and_records_nothing(client: TestClient[Litestar]) -> None:
@@ -191,6 +191,13 @@ def test_the_slow_token_past_the_callers_deadline_is_a_504(make_app: object) -> 
         response = authorize(client, 500, "tok_slow", key=key, headers={"X-Request-Timeout-Ms": "100"})
         assert_problem(response, 504)
         assert balances(client) == {"balances": [], "balanced": True}
+
+
+def test_a_payment_is_read_by_operators_and_services_only(client: TestClient[Litestar]) -> None:
+    pid = authorized(client)["id"]
+    assert_problem(client.get(f"/payments/{pid}"), 403, "forbidden")
+    assert_problem(client.get(f"/payments/{pid}", headers={"X-Caravan-Customer": "demo"}), 403, "forbidden")
+    assert client.get(f"/payments/{pid}", headers=OPERATOR).status_code == 200
 
 
 def test_balances_are_for_operators_only(client: TestClient[Litestar]) -> None:
