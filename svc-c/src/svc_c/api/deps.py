@@ -32,7 +32,7 @@ class Payments:
     new_uow: Callable[[], PiccoloUnitOfWork]
     store: IdempotencyStore
     processor: SimulatedProcessor
-    _authorizing: set[str] = field(default_factory=set)
+    _authorizing: set[str] = field(default_factory=set, init=False)
 
     @contextlib.contextmanager
     def authorizing(self, key: str) -> Iterator[None]:

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+from typing import get_args
+
 import msgspec
 import pytest
 
-from caravan_commons.money import Money
+from caravan_commons.money import CURRENCIES, Money
 from caravan_commons.schemas import decoder_for, encode
-from svc_c.api.schemas import AuthorizeRequest, BalancesOut, PaymentOut, RefundRequest
+from svc_c.api.schemas import AuthorizeRequest, BalancesOut, CurrencyCode, PaymentOut, RefundRequest, Status
 from svc_c.domain.ledger import Ledger
-from svc_c.domain.model import Payment
+from svc_c.domain.model import Payment, PaymentStatus
 from svc_c.domain.processor import Decision, Outcome
 
 
@@ -48,3 +50,8 @@ def test_a_payment_and_the_balances_encode() -> None:
     balances = BalancesOut.of(Ledger(payment.movements).balances())
     assert balances.balanced is True
     assert {b.account for b in balances.balances} >= {"processor_receivable", "merchant_revenue"}
+
+
+def test_the_wire_enums_mirror_the_domain_and_commons() -> None:
+    assert set(get_args(CurrencyCode)) == set(CURRENCIES)
+    assert set(get_args(Status)) == {status.value for status in PaymentStatus}
