@@ -63,7 +63,7 @@ def test_plan_table_names_lanes_and_critical_path(repo_root):
     done = invoke(repo_root, "plan")
     assert done.returncode == 0, done.stderr
     assert "Foundation [1→2→3]" in done.stdout
-    assert "Critical path: 1 → 2 → 3 → 4 → 5 → 6 → 13 → 14 → 15" in done.stdout
+    assert "Critical path: 1 → 2 → 3 → 4 → 5 → 6 → 9 → 13 → 14 → 15" in done.stdout
 
 
 def test_stage_1_passes_and_records_state_and_junit(repo_root, state):

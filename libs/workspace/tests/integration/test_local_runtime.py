@@ -92,7 +92,7 @@ def test_a_crashed_process_is_restarted_by_the_supervisor(provisioned):
 def test_invoke_down_drains_an_in_flight_request(provisioned, repo_root):
     port = read_ports(provisioned.state_dir)[stage1.PROBE]
     rt = LocalRuntime(provisioned)
-    headers = stage1._signer(rt, "gateway").headers_for("svc-a")
+    headers = stage1._signer(rt, "svc-b").headers_for("svc-a")  # svc-b may call any svc-a path
     answer = {}
 
     def slow_call():
@@ -111,7 +111,7 @@ def test_invoke_down_drains_an_in_flight_request(provisioned, repo_root):
     )
     caller.join(timeout=30)
     assert down.returncode == 0, down.stderr
-    assert answer == {"status": 200, "body": {"service": "svc-a", "caller": "gateway"}}
+    assert answer == {"status": 200, "body": {"service": "svc-a", "caller": "svc-b"}}
     assert not rt.supervisor.is_running()
 
 

@@ -10,7 +10,8 @@ import pytest
 
 from caravan_workspace import index
 from caravan_workspace.services import load_service
-from caravan_workspace.template import TemplateError, render_service
+from caravan_workspace.release import COMMONS, project_version
+from caravan_workspace.template import TemplateError, commons_range, render_service
 
 
 def test_rendered_service_has_the_house_layout(repo_root: Path, tmp_path: Path) -> None:
@@ -46,7 +47,10 @@ def test_pyproject_takes_commons_from_the_workspace_index_only(repo_root: Path, 
     text = (folder / "pyproject.toml").read_text()
     assert text.rstrip().endswith(index.service_index_toml().rstrip())  # the one fragment, verbatim
     data = tomllib.loads(text)
-    assert data["project"]["dependencies"] == ["caravan-commons[server]>=0.1,<1"]
+    # the range the template gives: every release of the current commons' major, from its minor
+    expected = commons_range(project_version(repo_root / COMMONS))
+    assert data["project"]["dependencies"] == [f"caravan-commons[server]{expected}"]
+    assert expected.startswith(">=0.") and expected.endswith(",<1")
     assert data["tool"]["uv"]["sources"]["caravan-commons"] == {"index": "workspace"}
     assert all("extra-index-url" not in key for key in data["tool"]["uv"])
 
