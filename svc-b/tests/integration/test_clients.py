@@ -72,7 +72,7 @@ async def test_prices_come_from_one_products_query_signed_as_svc_b(setup: Setup)
     assert (request.method, request.path, request.query) == (
         "GET",
         "/products",
-        [("sku", "TENT-2P"), ("sku", "LAMP")],
+        [("sku", "TENT-2P"), ("sku", "LAMP"), ("limit", "2")],
     )
     assert request.headers["X-Test-Caller"] == "svc-b→svc-a"
 
@@ -81,7 +81,7 @@ async def test_more_than_a_hundred_skus_are_asked_in_batches(setup: Setup) -> No
     skus = [f"SKU-{i}" for i in range(150)]
     setup.catalog_service.products.update({s: {"price": {"amount": 1, "currency": EUR}} for s in skus})
     assert len(await setup.catalog.prices(skus)) == 150
-    assert [len(r.query) for r in setup.catalog_service.requests] == [100, 50]
+    assert [len(r.query) for r in setup.catalog_service.requests] == [101, 51]  # the skus and a limit
 
 
 @pytest.mark.parametrize("skus", [["NOPE-1"], ["TENT-2P", "NOPE-1"], ["OLD-1"]])

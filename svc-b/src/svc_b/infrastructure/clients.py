@@ -135,7 +135,7 @@ class HttpCatalog(CatalogPort):
         found: dict[str, _Product] = {}
         for start in range(0, len(wanted), PRICE_BATCH):
             batch = wanted[start : start + PRICE_BATCH]
-            query = [("sku", sku) for sku in batch]
+            query = [*(("sku", sku) for sku in batch), ("limit", str(len(batch)))]
             while True:
                 path = "/products?" + urlencode(query)
                 try:
@@ -150,7 +150,11 @@ class HttpCatalog(CatalogPort):
                 found.update((item.sku, item) for item in page.items)
                 if not page.next_cursor or all(sku in found for sku in batch):
                     break
-                query = [*[("sku", sku) for sku in batch], ("cursor", page.next_cursor)]
+                query = [
+                    *(("sku", sku) for sku in batch),
+                    ("limit", str(len(batch))),
+                    ("cursor", page.next_cursor),
+                ]
         missing = [sku for sku in wanted if sku not in found]
         if missing:
             raise UnknownProduct(f"no product with SKU {', '.join(missing)}", skus=missing)
