@@ -50,7 +50,9 @@ OptionalKey = Annotated[
 PaymentId = Annotated[str, PathParameter(min_length=1, max_length=64, description="the payment's id")]
 PaymentsDep = NamedDependency[Payments]
 
-_IDENTITY = (401, 403)  # identity enforcement and security groups (commons middleware)
+#: Answers any route may give: identity enforcement and security groups (401, 403), and the
+#: caller's deadline (X-Request-Timeout-Ms) passing before the answer is ready (504).
+_ANY_ROUTE = (401, 403, 504)
 
 
 class InfoController(Controller):
@@ -85,7 +87,7 @@ class PaymentController(Controller):
         operation_id="authorizePayment",
         status_code=201,
         summary="Authorise a card payment (a declined card is a 201 with status declined)",
-        responses=problem_responses(*_IDENTITY, 409, 422, 502, 504),
+        responses=problem_responses(*_ANY_ROUTE, 409, 422, 502),
     )
     async def authorize(
         self,
@@ -117,7 +119,7 @@ class PaymentController(Controller):
         operation_id="getPayment",
         summary="A payment with its amounts, status and money movements (operators, services)",
         guards=[operators_or_services],
-        responses=problem_responses(*_IDENTITY, 404),
+        responses=problem_responses(*_ANY_ROUTE, 404),
     )
     async def get_payment(self, payment_id: PaymentId, payments: PaymentsDep) -> PaymentOut:
         return PaymentOut.of(await handlers.get_payment(payment_id, payments.new_uow()))
@@ -127,7 +129,7 @@ class PaymentController(Controller):
         operation_id="capturePayment",
         status_code=200,
         summary="Capture an authorised payment, once, for at most the authorised amount",
-        responses=problem_responses(*_IDENTITY, 404, 409, 422),
+        responses=problem_responses(*_ANY_ROUTE, 404, 409, 422),
     )
     async def capture(
         self,
@@ -148,7 +150,7 @@ class PaymentController(Controller):
         operation_id="voidPayment",
         status_code=200,
         summary="Release the hold of an authorised, not captured payment",
-        responses=problem_responses(*_IDENTITY, 404, 409, 422),
+        responses=problem_responses(*_ANY_ROUTE, 404, 409, 422),
     )
     async def void(
         self,
@@ -165,7 +167,7 @@ class PaymentController(Controller):
         operation_id="refundPayment",
         status_code=200,
         summary="Refund part or all of what was captured (never more)",
-        responses=problem_responses(*_IDENTITY, 404, 409, 422),
+        responses=problem_responses(*_ANY_ROUTE, 404, 409, 422),
     )
     async def refund(
         self,
@@ -189,7 +191,7 @@ class LedgerController(Controller):
         operation_id="ledgerBalances",
         summary="Every account's balance per currency, and whether the ledger balances (operators)",
         guards=[requires_scope("operator")],
-        responses=problem_responses(*_IDENTITY),
+        responses=problem_responses(*_ANY_ROUTE),
     )
     async def balances(self, payments: PaymentsDep) -> BalancesOut:
         return BalancesOut.of(await handlers.ledger_balances(payments.new_uow()))
