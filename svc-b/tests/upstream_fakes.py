@@ -7,8 +7,8 @@ svc-a (Catalog): ``GET /products?sku=..`` → ``{"items": [...], "next_cursor"}`
 ``POST /reservations`` → 201 (idempotent per order id; 409 ``out-of-stock``; 404 unknown sku);
 ``POST /reservations/{id}/commit|release`` → 200 (idempotent; 404 without a reservation).
 svc-c (Payments): ``POST /payments/authorize`` (Idempotency-Key required) → 201 PaymentOut with
-status ``authorized`` or ``declined``; ``tok_error`` → 503 ``processor-error``; an unknown token →
-400 ``unknown-card-token``; ``POST /payments/{id}/capture|void|refund`` → 200 PaymentOut.
+status ``authorized`` or ``declined``; ``tok_error`` → 502 ``processor-error``; an unknown token →
+422 ``unknown-card-token``; ``POST /payments/{id}/capture|void|refund`` → 200 PaymentOut.
 """
 
 from __future__ import annotations
@@ -168,9 +168,9 @@ class FakePaymentsService(Upstream):
         body = await request.json()
         token = body["card_token"]
         if token == "tok_error":
-            return problem(503, "processor-error", "the processor failed; nothing authorised")
+            return problem(502, "processor-error", "the processor failed; nothing authorised")
         if token not in ("tok_approve", "tok_decline"):
-            return problem(400, "unknown-card-token", f"unknown card token {token}")
+            return problem(422, "unknown-card-token", f"unknown card token {token}")
         declined = token == "tok_decline"
         payment = {
             "id": f"pay-{next(self._ids)}",

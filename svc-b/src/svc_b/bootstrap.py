@@ -30,7 +30,7 @@ from caravan_commons.piccolo_app import APP_CONFIG as COMMONS_APP
 from svc_b.api.controllers import InfoController, OrderController
 from svc_b.api.placing import OrderDesk
 from svc_b.config import Settings
-from svc_b.infrastructure.clients import HttpCatalog, HttpPayments
+from svc_b.infrastructure.clients import HttpCatalog, HttpPayments, payments_client_config
 from svc_b.infrastructure.db.piccolo_app import APP_CONFIG
 from svc_b.infrastructure.db.unit_of_work import PiccoloUnitOfWork
 from svc_b.service_layer.recovery import recover
@@ -44,7 +44,8 @@ class Wiring:
     settings: Settings
     database: Database
     resolver: Resolver
-    client: ServiceClient | None = None
+    catalog_client: ServiceClient | None = None
+    payments_client: ServiceClient | None = None
     saga: Saga | None = None
     store: IdempotencyStore | None = None
     desk: OrderDesk | None = None
@@ -54,15 +55,15 @@ class Wiring:
     def connect(self, signer: Any) -> None:
         """Build the clients and the saga (the signer exists once the app does)."""
         settings = self.settings
-        self.client = ServiceClient(
-            self.resolver,
-            ClientConfig(default_timeout=settings.call_timeout_s, user_agent="svc-b"),
-            headers_provider=signer,
+        config = ClientConfig(default_timeout=settings.call_timeout_s, user_agent="svc-b")
+        self.catalog_client = ServiceClient(self.resolver, config, headers_provider=signer)
+        self.payments_client = ServiceClient(
+            self.resolver, payments_client_config(config), headers_provider=signer
         )
         self.saga = Saga(
             uow=lambda: PiccoloUnitOfWork(self.database),
-            catalog=HttpCatalog(self.client),
-            payments=HttpPayments(self.client),
+            catalog=HttpCatalog(self.catalog_client),
+            payments=HttpPayments(self.payments_client),
         )
         self.store = IdempotencyStore(self.database.engine)
         self.desk = OrderDesk(
@@ -71,8 +72,8 @@ class Wiring:
 
     @contextlib.asynccontextmanager
     async def clients(self, _app: object = None) -> AsyncIterator[None]:
-        assert self.client is not None
-        async with self.client.lifespan():
+        assert self.catalog_client is not None and self.payments_client is not None
+        async with self.catalog_client.lifespan(), self.payments_client.lifespan():
             yield
 
     async def recover_once(self) -> None:

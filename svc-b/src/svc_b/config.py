@@ -21,7 +21,7 @@ class Settings(ServiceSettings, frozen=True, kw_only=True):
     service_version: str = __version__
     #: Deadline of one call to svc-a or svc-c (never later than the request's own deadline).
     #: (Not CARAVAN_UPSTREAM_*: that prefix names static discovery's upstream addresses.)
-    call_timeout_s: Seconds = 5.0
+    call_timeout_s: Seconds = 10.0
     #: How often the saga recovery loop looks for unfinished orders.
     recovery_interval_s: Seconds = 10.0
     #: Orders younger than this are left to the request still placing them.

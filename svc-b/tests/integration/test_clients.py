@@ -17,7 +17,7 @@ from caravan_commons.errors import DeadlineExceededError, UpstreamUnavailableErr
 from caravan_commons.money import Money
 from caravan_commons.testing import free_port
 from svc_b.domain.model import OrderStatus
-from svc_b.infrastructure.clients import HttpCatalog, HttpPayments
+from svc_b.infrastructure.clients import HttpCatalog, HttpPayments, payments_client_config
 from svc_b.service_layer.ports import (
     NothingAuthorized,
     OutOfStock,
@@ -57,9 +57,15 @@ async def setup() -> AsyncIterator[Setup]:
     payments_service = FakePaymentsService()
     async with serving(catalog_service, payments_service):
         resolver = StaticResolver({"svc-a": [catalog_service.url], "svc-c": [payments_service.url]})
-        config = ClientConfig(default_timeout=2.0, backoff_base=0.01, circuit_failure_threshold=50)
-        async with ServiceClient(resolver, config, headers_provider=signer) as client:
-            yield Setup(catalog_service, payments_service, client, HttpCatalog(client), HttpPayments(client))
+        config = ClientConfig(default_timeout=2.0, backoff_base=0.01)
+        payments_config = payments_client_config(config)  # as bootstrap configures it
+        async with (
+            ServiceClient(resolver, config, headers_provider=signer) as client,
+            ServiceClient(resolver, payments_config, headers_provider=signer) as payments_client,
+        ):
+            yield Setup(
+                catalog_service, payments_service, client, HttpCatalog(client), HttpPayments(payments_client)
+            )
 
 
 # ------------------------------------------------------------------------------ catalog
@@ -154,10 +160,18 @@ async def test_a_declined_card_and_an_unknown_token_are_declines(setup: Setup) -
     assert unknown.value.extensions["reason"] == "unknown-card-token"
 
 
-async def test_a_processor_error_is_unavailable_with_nothing_authorized(setup: Setup) -> None:
-    with pytest.raises(NothingAuthorized):
-        await setup.payments.authorize("k", "o-1", "alice", Money(100, EUR), "tok_error")
-    assert len(setup.payments_service.requests) == 3  # retried: the call carries an Idempotency-Key
+async def test_a_processor_error_is_nothing_authorized_and_does_not_open_the_circuit(setup: Setup) -> None:
+    for attempt in range(8):  # more than the circuit's failure threshold
+        with pytest.raises(NothingAuthorized):
+            await setup.payments.authorize(f"k{attempt}", "o-1", "alice", Money(100, EUR), "tok_error")
+    assert len(setup.payments_service.requests) == 8  # a definite answer: not retried
+    assert await setup.payments.authorize("k-ok", "o-2", "alice", Money(100, EUR), "tok_approve")
+
+
+async def test_other_5xx_of_payments_are_retried(setup: Setup) -> None:
+    setup.payments_service.fail_with = [503, 500]
+    assert await setup.payments.authorize("k", "o-1", "alice", Money(100, EUR), "tok_approve")
+    assert len(setup.payments_service.requests) == 3
 
 
 async def test_capture_void_and_refund_send_amounts_and_keys(setup: Setup) -> None:

@@ -23,7 +23,7 @@ from urllib.parse import quote, urlencode
 
 import msgspec
 
-from caravan_commons.client import Response, ServiceClient
+from caravan_commons.client import ClientConfig, Response, ServiceClient
 from caravan_commons.errors import (
     ApplicationError,
     ClientError,
@@ -52,6 +52,13 @@ PRICE_BATCH = 100
 NOTHING_AUTHORIZED_TYPES = ("processor-error", "processor-timeout")
 
 T = TypeVar("T")
+
+
+def payments_client_config(config: ClientConfig) -> ClientConfig:
+    """The client configuration for svc-c: its 502 ``processor-error`` says the card processor
+    failed and nothing was authorised — a definite answer of a healthy service, so it is neither
+    retried nor counted against svc-c's circuit (which would cancel every other order a while)."""
+    return msgspec.structs.replace(config, retry_statuses=config.retry_statuses - {502})
 
 
 # Tolerant readers of the upstreams' answers: only the fields svc-b uses, unknown ones ignored
