@@ -50,6 +50,7 @@ class Upstream:
     requests: list[Recorded] = field(default_factory=list)
     fail_with: list[int] = field(default_factory=list)  # the next requests answer these statuses
     delay: float = 0.0
+    down: set[str] = field(default_factory=set)  # path endings answering 503 while listed
     port: int = 0
 
     async def record(self, request: web.Request) -> web.Response | None:
@@ -68,6 +69,8 @@ class Upstream:
         if self.fail_with:
             status = self.fail_with.pop(0)
             return problem(status, "scripted", f"scripted {status}")
+        if any(request.path.endswith(ending) for ending in self.down):
+            return problem(503, "scripted", f"{request.path} is down")
         return None
 
     @property
