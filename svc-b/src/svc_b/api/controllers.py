@@ -13,7 +13,8 @@ from typing import Annotated, Any
 import msgspec
 from litestar import Controller, HttpMethod, Request, Response, get, post, route
 from litestar.datastructures import ResponseHeader
-from litestar.params import Parameter
+from litestar.di import NamedDependency
+from litestar.params import HeaderParameter, JSONBody, PathParameter, QueryParameter
 
 import caravan_commons
 from caravan_commons.errors import NotFoundError
@@ -30,6 +31,9 @@ from svc_b.service_layer.saga import Saga
 KEY_PATTERN = r'^"?[A-Za-z0-9_.:-]{1,200}"?$'
 #: ``<placed at, epoch microseconds>.<order id>`` of the previous page's last order.
 CURSOR_PATTERN = r"^[0-9]{1,16}\." + ORDER_ID_PATTERN.removeprefix("^")
+
+
+OrderIdPath = Annotated[str, PathParameter(description="the order's id (as answered when it was placed)")]
 
 
 def integral(value: Any) -> Any:
@@ -109,16 +113,16 @@ class OrderController(Controller):
     async def place(
         self,
         request: Request[Any, Any, Any],
-        data: PlaceOrderIn,
+        data: JSONBody[PlaceOrderIn],
         idempotency_key: Annotated[
             str,
-            Parameter(
-                header=IDEMPOTENCY_HEADER,
+            HeaderParameter(
+                name=IDEMPOTENCY_HEADER,
                 pattern=KEY_PATTERN,
                 description="a unique string per order, e.g. a UUID; retries reuse it",
             ),
         ],
-        desk: OrderDesk,
+        desk: NamedDependency[OrderDesk],
     ) -> Response[OrderOut]:
         key = require_key({IDEMPOTENCY_HEADER: idempotency_key})
         assert key is not None
@@ -136,10 +140,11 @@ class OrderController(Controller):
     async def list_orders(
         self,
         request: Request[Any, Any, Any],
-        saga: Saga,
-        limit: Annotated[int, Parameter(ge=1, le=MAX_PAGE, description="page size")] = 20,
+        saga: NamedDependency[Saga],
+        limit: Annotated[int, QueryParameter(ge=1, le=MAX_PAGE, description="page size")] = 20,
         cursor: Annotated[
-            str | None, Parameter(pattern=CURSOR_PATTERN, description="`next_cursor` of the previous page")
+            str | None,
+            QueryParameter(pattern=CURSOR_PATTERN, description="`next_cursor` of the previous page"),
         ] = None,
     ) -> OrderPage:
         after = decode_cursor(cursor) if cursor else None
@@ -156,7 +161,9 @@ class OrderController(Controller):
         responses=problem_responses(401, 404),
         guards=[requires_customer],
     )
-    async def get_order(self, request: Request[Any, Any, Any], order_id: str, saga: Saga) -> OrderOut:
+    async def get_order(
+        self, request: Request[Any, Any, Any], order_id: OrderIdPath, saga: NamedDependency[Saga]
+    ) -> OrderOut:
         return OrderOut.of(await _own_order(saga, order_id, customer_of(request)))
 
     @post(
@@ -171,7 +178,9 @@ class OrderController(Controller):
         responses=problem_responses(401, 404, 409),
         guards=[requires_customer],
     )
-    async def cancel(self, request: Request[Any, Any, Any], order_id: str, saga: Saga) -> OrderOut:
+    async def cancel(
+        self, request: Request[Any, Any, Any], order_id: OrderIdPath, saga: NamedDependency[Saga]
+    ) -> OrderOut:
         customer = customer_of(request)
         order = await _own_order(saga, order_id, customer)
         if order.status.value in ("cancelled", "cancelling"):
