@@ -4,6 +4,7 @@ their own tests (test_clients.py) and the real cross-service proof is tests/gate
 
 from __future__ import annotations
 
+import shutil
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -57,15 +58,26 @@ class Api:
 
 
 @pytest.fixture(scope="module")
-def database_url(tmp_path_factory: pytest.TempPathFactory) -> str:
-    url = f"sqlite:///{tmp_path_factory.mktemp('svc-b-api') / 'db.sqlite3'}"
-    migrate(url)
-    return url
+def migrated(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("svc-b-api") / "template.sqlite3"
+    migrate(f"sqlite:///{path}")
+    return path
 
 
 @pytest.fixture
-def api(database_url: str, tmp_path: Path) -> Iterator[Api]:
-    settings = Settings(trace_exporter="none", database_url=database_url, recovery_min_age_s=0)
+def database_url(migrated: Path, tmp_path: Path) -> str:
+    """A fresh migrated database per test (a copy of one migrated file): the recovery loop's
+    start-up run finds no order of another test."""
+    shutil.copy(migrated, tmp_path / "db.sqlite3")
+    return f"sqlite:///{tmp_path / 'db.sqlite3'}"
+
+
+@pytest.fixture
+def api(database_url: str) -> Iterator[Api]:
+    # recovery runs when a test asks (recover_once); the loop's periodic runs stay out of the way
+    settings = Settings(
+        trace_exporter="none", database_url=database_url, recovery_min_age_s=0, recovery_interval_s=3600
+    )
     app = build_app(settings, environ={"CARAVAN_DISCOVERY_BACKEND": "static"})
     wiring: Wiring = app.state.wiring
     catalog = FakeCatalog(
