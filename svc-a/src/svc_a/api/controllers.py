@@ -6,7 +6,10 @@ from __future__ import annotations
 from litestar import Controller, Request, get
 
 import caravan_commons
+from svc_a.api.products import ProductController
+from svc_a.api.reservations import ReservationController
 from svc_a.api.schemas import ServiceInfo
+from svc_a.api.stock import StockController
 
 
 class InfoController(Controller):
@@ -21,3 +24,7 @@ class InfoController(Controller):
             version=settings.service_version,
             commons=caravan_commons.__version__,
         )
+
+
+#: Every controller of the service, in the order the OpenAPI document lists them.
+CONTROLLERS = [InfoController, ProductController, StockController, ReservationController]

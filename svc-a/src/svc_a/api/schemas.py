@@ -27,6 +27,10 @@ from svc_a.domain.reservation import MAX_LINES, ORDER_ID_PATTERN, Line, Reservat
 Sku = Annotated[str, msgspec.Meta(pattern=f"^{SKU_PATTERN.pattern}$", max_length=SKU_MAX_LENGTH)]
 OrderId = Annotated[str, msgspec.Meta(pattern=f"^{ORDER_ID_PATTERN.pattern}$", max_length=100)]
 Quantity = Annotated[int, msgspec.Meta(ge=1, le=MAX_QUANTITY)]
+#: One reservation line holds at most this many units, so that the lines of one request, added up
+#: per sku, never exceed what one stock row may hold.
+MAX_LINE_QUANTITY = MAX_QUANTITY // MAX_LINES
+LineQuantity = Annotated[int, msgspec.Meta(ge=1, le=MAX_LINE_QUANTITY)]
 #: Text with a non-blank character and no NUL (which Postgres text columns refuse).
 Name = Annotated[
     str, msgspec.Meta(min_length=1, max_length=NAME_MAX_LENGTH, pattern=r"^\s*[^\s\x00][^\x00]*$")
@@ -135,18 +139,28 @@ class StockOut(WireStruct):
 
 class LineWire(WireStruct):
     sku: Sku
-    quantity: Quantity
+    quantity: LineQuantity
 
 
 class ReservationCreate(WireStruct):
+    """Lines naming the same sku are added together (the reservation has one line per sku)."""
+
     order_id: OrderId
     lines: Annotated[list[LineWire], msgspec.Meta(min_length=1, max_length=MAX_LINES)]
 
     def domain_lines(self) -> list[Line]:
-        return [Line(line.sku, line.quantity) for line in self.lines]
+        merged: dict[str, int] = {}
+        for line in self.lines:
+            merged[line.sku] = merged.get(line.sku, 0) + line.quantity
+        return [Line(sku, quantity) for sku, quantity in merged.items()]
 
 
 ReservationStatus = Literal["held", "committed", "released"]
+
+
+class LineOut(WireStruct):
+    sku: str
+    quantity: int
 
 
 class ReservationOut(WireStruct):
@@ -154,7 +168,7 @@ class ReservationOut(WireStruct):
 
     order_id: str
     status: ReservationStatus
-    lines: list[LineWire]
+    lines: list[LineOut]
     expires_at: datetime
 
     @classmethod
@@ -162,6 +176,6 @@ class ReservationOut(WireStruct):
         return cls(
             order_id=reservation.order_id,
             status=reservation.status.value,  # type: ignore[arg-type]
-            lines=[LineWire(sku=line.sku, quantity=line.quantity) for line in reservation.lines],
+            lines=[LineOut(sku=line.sku, quantity=line.quantity) for line in reservation.lines],
             expires_at=reservation.expires_at,
         )

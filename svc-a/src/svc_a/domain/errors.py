@@ -37,6 +37,13 @@ class OutOfStock(ConflictError):
     title = "Out of stock"
 
 
+class StockLimitReached(ConflictError):
+    """A restock would lift a stock row past the most units it may hold; nothing changed."""
+
+    slug = "stock-limit-reached"
+    title = "Stock limit reached"
+
+
 class ProductInactive(ConflictError):
     """A line names a product that is not on sale (``active`` false); nothing was reserved."""
 

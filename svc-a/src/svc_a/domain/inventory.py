@@ -68,7 +68,9 @@ def reserve(
         raise OutOfStock(f"not enough stock: {', '.join(short)}", skus=[s.split(" ")[0] for s in short])
     for line, stock in pairs:
         stock.hold(line.quantity)
-    return Reservation(order_id=order_id, lines=wanted, expires_at=now + ttl), True
+    expires_at = now + ttl
+    expires_at = expires_at.replace(microsecond=expires_at.microsecond // 1000 * 1000)  # stored in ms
+    return Reservation(order_id=order_id, lines=wanted, expires_at=expires_at), True
 
 
 def release(reservation: Reservation, stocks: Mapping[str, Stock]) -> bool:

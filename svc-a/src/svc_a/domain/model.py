@@ -6,7 +6,7 @@ import re
 from dataclasses import dataclass, field, replace
 
 from caravan_commons.money import Money
-from svc_a.domain.errors import InvalidProduct, InvalidQuantity, InvalidSku, OutOfStock
+from svc_a.domain.errors import InvalidProduct, InvalidQuantity, InvalidSku, OutOfStock, StockLimitReached
 
 #: Upper-case letters and digits in 1–4 dash-separated groups, e.g. ``TENT-2P`` or ``MUG01``.
 SKU_PATTERN = re.compile(r"[A-Z0-9]{2,16}(?:-[A-Z0-9]{1,16}){0,3}")
@@ -122,7 +122,10 @@ class Stock:
     def restock(self, quantity: int) -> None:
         validate_quantity(quantity)
         if self.on_hand + quantity > MAX_QUANTITY:
-            raise InvalidQuantity(f"stock of {self.sku} would exceed {MAX_QUANTITY} units")
+            raise StockLimitReached(
+                f"stock of {self.sku} would exceed {MAX_QUANTITY} units (on hand: {self.on_hand})",
+                sku=self.sku,
+            )
         self.on_hand += quantity
         self.version += 1
 

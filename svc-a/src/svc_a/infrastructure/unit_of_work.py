@@ -50,6 +50,14 @@ class PiccoloUnitOfWork(AbstractUnitOfWork):
         finally:
             await transaction.__aexit__(exc_type, exc, tb)
 
+    @property
+    def transaction(self) -> Any:
+        """The open piccolo transaction (for work that must commit with this unit, e.g. an
+        Idempotency-Key record); only inside ``async with``."""
+        if self._transaction is None:
+            raise RuntimeError("the unit of work is not open")
+        return self._transaction
+
     async def commit(self) -> None:
         await self._transaction.commit()
 

@@ -2,21 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from pathlib import Path
 
-import pytest
 from litestar.testing import TestClient
 
 import caravan_commons
 from svc_a.bootstrap import build_app
 from svc_a.config import Settings
-
-
-@pytest.fixture
-def client() -> Iterator[TestClient]:
-    settings = Settings(trace_exporter="none")
-    with TestClient(app=build_app(settings)) as test_client:
-        yield test_client
 
 
 def test_liveness_names_the_service(client: TestClient) -> None:
@@ -25,10 +17,24 @@ def test_liveness_names_the_service(client: TestClient) -> None:
     assert response.json()["service"] == "svc-a"
 
 
-def test_readiness_passes_without_dependencies(client: TestClient) -> None:
+def test_readiness_checks_the_migrated_database(client: TestClient) -> None:
     response = client.get("/health/ready")
     assert response.status_code == 200
-    assert response.json()["status"] == "ok"
+    assert response.json() == {"checks": {"database": "ok"}, "status": "ok"}
+
+
+def test_an_unmigrated_database_is_not_ready(tmp_path: Path) -> None:
+    settings = Settings(trace_exporter="none", database_url=f"sqlite:///{tmp_path}/empty.sqlite3")
+    with TestClient(app=build_app(settings)) as client:
+        response = client.get("/health/ready")
+    assert response.status_code == 503
+    assert response.json()["failed_checks"] == ["database"]
+
+
+def test_every_path_with_several_methods_allows_them_all(client: TestClient) -> None:
+    """Litestar 2's OPTIONS answer lists them all once repaired (svc_a.api.routing)."""
+    assert client.options("/products").headers["allow"] == "GET, OPTIONS, POST"
+    assert client.options("/products/TENT-2P").headers["allow"] == "GET, OPTIONS, PATCH"
 
 
 def test_info_reports_the_commons_version(client: TestClient) -> None:

@@ -1,0 +1,102 @@
+"""``/reservations``: stock held for an order. The security groups let only svc-b create, commit or
+release them (the gateway may read them); the handlers need not check the caller again.
+
+``POST /reservations`` answers 201 when it created the reservation and 200 when the order already
+had one with the same lines (whatever its status); an ``Idempotency-Key`` is optional and, when
+sent, replays the first answer as it was (commons' idempotency store, written in the same
+transaction as the reservation).
+"""
+
+from __future__ import annotations
+
+from litestar import Controller, Request, Response, get, post
+from litestar.openapi.datastructures import ResponseSpec
+
+from caravan_commons.idempotency import fingerprint, require_key
+from caravan_commons.principal import principal_of
+from caravan_commons.problems import problem_responses
+from caravan_commons.schemas import encode
+from svc_a.api.deps import Catalog, strict_body
+from svc_a.api.params import IdempotencyKey, OrderIdPath
+from svc_a.api.schemas import ReservationCreate, ReservationOut
+from svc_a.domain.reservation import Reservation
+from svc_a.infrastructure.unit_of_work import PiccoloUnitOfWork
+from svc_a.service_layer import handlers
+
+JSON = "application/json"
+
+
+def _answer(reservation: Reservation, created: bool) -> tuple[int, bytes]:
+    return (201 if created else 200), encode(ReservationOut.of(reservation))
+
+
+class ReservationController(Controller):
+    path = "/reservations"
+    tags = ["reservations"]
+
+    @post(
+        "/",
+        summary="Hold stock for an order: every line or nothing (svc-b only)",
+        description="201: created. 200: the order already has a reservation with these lines (it is "
+        "returned as it is, whatever its status). 409 `out-of-stock`, `product-inactive`, or "
+        "`reservation-conflict` (the order has a reservation with other lines). 404 `unknown-sku`.",
+        status_code=201,
+        responses={
+            200: ResponseSpec(data_container=ReservationOut, description="The order's existing reservation"),
+            **problem_responses(404, 409, 422),
+        },
+    )
+    async def reserve(
+        self,
+        request: Request,
+        catalog: Catalog,
+        data: ReservationCreate,
+        idempotency_key: IdempotencyKey = None,
+    ) -> Response[ReservationOut]:
+        data = await strict_body(request, ReservationCreate)
+        lines = data.domain_lines()
+        uow = catalog.uow_factory()
+        key = require_key(request.headers, required=False) if idempotency_key is not None else None
+        if key is None:
+            reservation, created = await handlers.reserve(
+                data.order_id, lines, uow, ttl=catalog.reservation_ttl
+            )
+            status, body = _answer(reservation, created)
+            return Response(content=body, status_code=status, media_type=JSON)
+        print_ = fingerprint(request.method, request.url.path, await request.body())
+        scope = principal_of(request).caller or ""
+        async with uow:
+            async with catalog.idempotency.begin(key, print_, uow.transaction, scope=scope) as slot:
+                if slot.replay is not None:
+                    return slot.replay.to_response()  # type: ignore[no-any-return]
+                reservation, created = await handlers.reserve_within(
+                    data.order_id, lines, uow, ttl=catalog.reservation_ttl
+                )
+                status, body = _answer(reservation, created)
+                slot.complete(status, body, {"content-type": JSON})
+            await uow.commit()
+        return Response(content=body, status_code=status, media_type=JSON)
+
+    @get("/{order_id:str}", summary="An order's reservation", responses=problem_responses(404))
+    async def get_reservation(self, uow: PiccoloUnitOfWork, order_id: OrderIdPath) -> ReservationOut:
+        return ReservationOut.of(await handlers.get_reservation(order_id, uow))
+
+    @post(
+        "/{order_id:str}/commit",
+        summary="The order is paid: the held units are sold (idempotent; svc-b only)",
+        description="409 when the reservation was released or expired.",
+        status_code=200,
+        responses=problem_responses(404, 409),
+    )
+    async def commit(self, uow: PiccoloUnitOfWork, order_id: OrderIdPath) -> ReservationOut:
+        return ReservationOut.of(await handlers.commit_reservation(order_id, uow))
+
+    @post(
+        "/{order_id:str}/release",
+        summary="Give the units back: held ones are unheld, sold ones return to the shelf "
+        "(idempotent; svc-b only)",
+        status_code=200,
+        responses=problem_responses(404, 409),
+    )
+    async def release(self, uow: PiccoloUnitOfWork, order_id: OrderIdPath) -> ReservationOut:
+        return ReservationOut.of(await handlers.release_reservation(order_id, uow))
