@@ -7,7 +7,7 @@ without one) and shows a customer only their own orders: another customer's orde
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
 import msgspec
@@ -47,18 +47,17 @@ def integral(value: Any) -> Any:
     return value
 
 
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+MICROSECOND = timedelta(microseconds=1)
+
+
 def encode_cursor(order: Order) -> str:
-    placed = order.placed_at or datetime.fromtimestamp(0, UTC)
-    micros = (placed - datetime.fromtimestamp(0, UTC)) // _MICROSECOND
-    return f"{micros}.{order.id}"
-
-
-_MICROSECOND = datetime.fromtimestamp(1e-6, UTC) - datetime.fromtimestamp(0, UTC)
+    return f"{((order.placed_at or EPOCH) - EPOCH) // MICROSECOND}.{order.id}"
 
 
 def decode_cursor(cursor: str) -> tuple[datetime, str]:
     micros, order_id = cursor.split(".", 1)  # the pattern guarantees the shape
-    return datetime.fromtimestamp(0, UTC) + int(micros) * _MICROSECOND, order_id
+    return EPOCH + int(micros) * MICROSECOND, order_id
 
 
 class InfoController(Controller):
