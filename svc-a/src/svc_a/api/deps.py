@@ -11,6 +11,7 @@ from typing import Any, TypeVar
 import msgspec
 from litestar import Request
 from litestar.datastructures import State
+from litestar.di import NamedDependency
 
 from caravan_commons.idempotency import IdempotencyStore
 from svc_a.infrastructure.unit_of_work import PiccoloUnitOfWork
@@ -25,6 +26,11 @@ class Catalog:
     uow_factory: Callable[[], PiccoloUnitOfWork]
     idempotency: IdempotencyStore
     reservation_ttl: timedelta
+
+
+#: How handlers ask for a fresh unit of work and for the wiring (explicit Litestar markers).
+UnitOfWork = NamedDependency[PiccoloUnitOfWork]
+CatalogDep = NamedDependency[Catalog]
 
 
 def provide_catalog(state: State) -> Catalog:

@@ -8,7 +8,7 @@ from typing import Annotated
 import msgspec
 from litestar.openapi.spec import Schema
 from litestar.openapi.spec.enums import OpenAPIType
-from litestar.params import Parameter
+from litestar.params import HeaderParameter, PathParameter, QueryParameter
 
 from caravan_commons.idempotency import IDEMPOTENCY_HEADER, MAX_KEY_LENGTH
 from svc_a.api.schemas import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, MAX_SKU_FILTER
@@ -21,29 +21,30 @@ ORDER_ID_REGEX = f"^{ORDER_ID_PATTERN.pattern}$"
 IDEMPOTENCY_KEY_REGEX = r'^(?:[!#-~][!-~]*|"(?:[!#-~]|[!-~]{2,})?)$'
 
 SkuPath = Annotated[
-    str, Parameter(description="A product's sku", pattern=SKU_REGEX, max_length=SKU_MAX_LENGTH)
+    str, PathParameter(description="A product's sku", pattern=SKU_REGEX, max_length=SKU_MAX_LENGTH)
 ]
 OrderIdPath = Annotated[
-    str, Parameter(description="The order id of the reservation", pattern=ORDER_ID_REGEX, max_length=100)
+    str, PathParameter(description="The order id of the reservation", pattern=ORDER_ID_REGEX, max_length=100)
 ]
 Cursor = Annotated[
     str | None,
-    Parameter(
+    QueryParameter(
         description="Where the page starts: the next_cursor of the previous page (opaque)",
         pattern=SKU_REGEX,
         max_length=SKU_MAX_LENGTH,
         required=False,
     ),
 ]
-Limit = Annotated[int, Parameter(description=f"Page size, 1 to {MAX_PAGE_SIZE}", ge=1, le=MAX_PAGE_SIZE)]
+Limit = Annotated[int, QueryParameter(description=f"Page size, 1 to {MAX_PAGE_SIZE}", ge=1, le=MAX_PAGE_SIZE)]
 ActiveFilter = Annotated[
-    bool | None, Parameter(description="Only products on sale (true) or off sale (false)", required=False)
+    bool | None,
+    QueryParameter(description="Only products on sale (true) or off sale (false)", required=False),
 ]
 SkuItem = Annotated[str, msgspec.Meta(pattern=SKU_REGEX, max_length=SKU_MAX_LENGTH)]
 SkuFilter = Annotated[
     list[SkuItem] | None,
-    Parameter(
-        query="sku",
+    QueryParameter(
+        name="sku",
         # the items' constraints are enforced (msgspec) but Litestar does not document them
         schema_extra={"items": Schema(type=OpenAPIType.STRING, pattern=SKU_REGEX, max_length=SKU_MAX_LENGTH)},
         description=f"Only these skus (repeat the parameter, at most {MAX_SKU_FILTER}); unknown ones are "
@@ -54,8 +55,8 @@ SkuFilter = Annotated[
 ]
 IdempotencyKey = Annotated[
     str | None,
-    Parameter(
-        header=IDEMPOTENCY_HEADER,
+    HeaderParameter(
+        name=IDEMPOTENCY_HEADER,
         description="Optional: a unique string per operation; a retry with the same key and body "
         "replays the first answer, with another body it is a 422, while the first is in flight a 409",
         min_length=1,

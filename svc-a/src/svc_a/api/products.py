@@ -4,13 +4,13 @@ changing products needs the operator scope (asserted by the gateway)."""
 from __future__ import annotations
 
 from litestar import Controller, Request, get, patch, post
+from litestar.params import JSONBody
 
 from caravan_commons.principal import OPERATOR, requires_scope
 from caravan_commons.problems import problem_responses
-from svc_a.api.deps import strict_body
+from svc_a.api.deps import UnitOfWork, strict_body
 from svc_a.api.params import DEFAULT_PAGE_SIZE, ActiveFilter, Cursor, Limit, SkuFilter, SkuPath
 from svc_a.api.schemas import ProductCreate, ProductOut, ProductPage, ProductPatch
-from svc_a.infrastructure.unit_of_work import PiccoloUnitOfWork
 from svc_a.service_layer import handlers
 
 operator_only = [requires_scope(OPERATOR)]
@@ -28,7 +28,7 @@ class ProductController(Controller):
     )
     async def list_products(
         self,
-        uow: PiccoloUnitOfWork,
+        uow: UnitOfWork,
         cursor: Cursor = None,
         limit: Limit = DEFAULT_PAGE_SIZE,
         active: ActiveFilter = None,
@@ -40,7 +40,7 @@ class ProductController(Controller):
         return ProductPage(items=[ProductOut.of(p) for p in products], next_cursor=next_cursor)
 
     @get("/{sku:str}", summary="One product", responses=problem_responses(404))
-    async def get_product(self, uow: PiccoloUnitOfWork, sku: SkuPath) -> ProductOut:
+    async def get_product(self, uow: UnitOfWork, sku: SkuPath) -> ProductOut:
         return ProductOut.of(await handlers.get_product(sku, uow))
 
     @post(
@@ -51,7 +51,7 @@ class ProductController(Controller):
         responses=problem_responses(403, 409),
     )
     async def create_product(
-        self, request: Request, uow: PiccoloUnitOfWork, data: ProductCreate
+        self, request: Request, uow: UnitOfWork, data: JSONBody[ProductCreate]
     ) -> ProductOut:
         data = await strict_body(request, ProductCreate)
         product = await handlers.add_product(data.to_domain(), uow, initial_stock=data.initial_stock)
@@ -64,7 +64,11 @@ class ProductController(Controller):
         responses=problem_responses(403, 404),
     )
     async def change_product(
-        self, request: Request, uow: PiccoloUnitOfWork, sku: SkuPath, data: ProductPatch
+        self,
+        request: Request,
+        uow: UnitOfWork,
+        sku: SkuPath,
+        data: JSONBody[ProductPatch],
     ) -> ProductOut:
         data = await strict_body(request, ProductPatch)
         return ProductOut.of(await handlers.change_product(sku, data.apply, uow))

@@ -11,16 +11,16 @@ from __future__ import annotations
 
 from litestar import Controller, Request, Response, get, post
 from litestar.openapi.datastructures import ResponseSpec
+from litestar.params import JSONBody
 
 from caravan_commons.idempotency import fingerprint, require_key
 from caravan_commons.principal import principal_of
 from caravan_commons.problems import problem_responses
 from caravan_commons.schemas import encode
-from svc_a.api.deps import Catalog, strict_body
+from svc_a.api.deps import CatalogDep, UnitOfWork, strict_body
 from svc_a.api.params import IdempotencyKey, OrderIdPath
 from svc_a.api.schemas import ReservationCreate, ReservationOut
 from svc_a.domain.reservation import Reservation
-from svc_a.infrastructure.unit_of_work import PiccoloUnitOfWork
 from svc_a.service_layer import handlers
 
 JSON = "application/json"
@@ -49,8 +49,8 @@ class ReservationController(Controller):
     async def reserve(
         self,
         request: Request,
-        catalog: Catalog,
-        data: ReservationCreate,
+        catalog: CatalogDep,
+        data: JSONBody[ReservationCreate],
         idempotency_key: IdempotencyKey = None,
     ) -> Response[ReservationOut]:
         data = await strict_body(request, ReservationCreate)
@@ -63,10 +63,12 @@ class ReservationController(Controller):
             )
             status, body = _answer(reservation, created)
             return Response(content=body, status_code=status, media_type=JSON)
-        print_ = fingerprint(request.method, request.url.path, await request.body())
+        request_fingerprint = fingerprint(request.method, request.url.path, await request.body())
         scope = principal_of(request).caller or ""
         async with uow:
-            async with catalog.idempotency.begin(key, print_, uow.transaction, scope=scope) as slot:
+            async with catalog.idempotency.begin(
+                key, request_fingerprint, uow.transaction, scope=scope
+            ) as slot:
                 if slot.replay is not None:
                     return slot.replay.to_response()  # type: ignore[no-any-return]
                 reservation, created = await handlers.reserve_within(
@@ -78,7 +80,7 @@ class ReservationController(Controller):
         return Response(content=body, status_code=status, media_type=JSON)
 
     @get("/{order_id:str}", summary="An order's reservation", responses=problem_responses(404))
-    async def get_reservation(self, uow: PiccoloUnitOfWork, order_id: OrderIdPath) -> ReservationOut:
+    async def get_reservation(self, uow: UnitOfWork, order_id: OrderIdPath) -> ReservationOut:
         return ReservationOut.of(await handlers.get_reservation(order_id, uow))
 
     @post(
@@ -88,7 +90,7 @@ class ReservationController(Controller):
         status_code=200,
         responses=problem_responses(404, 409),
     )
-    async def commit(self, uow: PiccoloUnitOfWork, order_id: OrderIdPath) -> ReservationOut:
+    async def commit(self, uow: UnitOfWork, order_id: OrderIdPath) -> ReservationOut:
         return ReservationOut.of(await handlers.commit_reservation(order_id, uow))
 
     @post(
@@ -98,5 +100,5 @@ class ReservationController(Controller):
         status_code=200,
         responses=problem_responses(404, 409),
     )
-    async def release(self, uow: PiccoloUnitOfWork, order_id: OrderIdPath) -> ReservationOut:
+    async def release(self, uow: UnitOfWork, order_id: OrderIdPath) -> ReservationOut:
         return ReservationOut.of(await handlers.release_reservation(order_id, uow))

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from litestar import Controller, Request, get, post
+from litestar.params import JSONBody
 
 from caravan_commons.principal import OPERATOR, requires_scope
 from caravan_commons.problems import problem_responses
-from svc_a.api.deps import strict_body
+from svc_a.api.deps import UnitOfWork, strict_body
 from svc_a.api.params import SkuPath
 from svc_a.api.schemas import RestockIn, StockOut
-from svc_a.infrastructure.unit_of_work import PiccoloUnitOfWork
 from svc_a.service_layer import handlers
 
 
@@ -18,7 +18,7 @@ class StockController(Controller):
     tags = ["stock"]
 
     @get("/{sku:str}", summary="The stock of a product", responses=problem_responses(404))
-    async def get_stock(self, uow: PiccoloUnitOfWork, sku: SkuPath) -> StockOut:
+    async def get_stock(self, uow: UnitOfWork, sku: SkuPath) -> StockOut:
         return StockOut.of(await handlers.get_stock(sku, uow))
 
     @post(
@@ -29,7 +29,11 @@ class StockController(Controller):
         responses=problem_responses(403, 404, 409),
     )
     async def restock(
-        self, request: Request, uow: PiccoloUnitOfWork, sku: SkuPath, data: RestockIn
+        self,
+        request: Request,
+        uow: UnitOfWork,
+        sku: SkuPath,
+        data: JSONBody[RestockIn],
     ) -> StockOut:
         data = await strict_body(request, RestockIn)
         return StockOut.of(await handlers.restock(sku, data.quantity, uow))
