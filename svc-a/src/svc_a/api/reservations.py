@@ -26,8 +26,8 @@ from svc_a.service_layer import handlers
 JSON = "application/json"
 
 
-def _answer(reservation: Reservation, created: bool) -> tuple[int, bytes]:
-    return (201 if created else 200), encode(ReservationOut.of(reservation))
+def _answer(reservation: Reservation, created: bool) -> Response[ReservationOut]:
+    return Response(content=ReservationOut.of(reservation), status_code=201 if created else 200)
 
 
 class ReservationController(Controller):
@@ -61,8 +61,7 @@ class ReservationController(Controller):
             reservation, created = await handlers.reserve(
                 data.order_id, lines, uow, ttl=catalog.reservation_ttl
             )
-            status, body = _answer(reservation, created)
-            return Response(content=body, status_code=status, media_type=JSON)
+            return _answer(reservation, created)
         request_fingerprint = fingerprint(request.method, request.url.path, await request.body())
         scope = principal_of(request).caller or ""
         async with uow:
@@ -70,14 +69,15 @@ class ReservationController(Controller):
                 key, request_fingerprint, uow.transaction, scope=scope
             ) as slot:
                 if slot.replay is not None:
-                    return slot.replay.to_response()  # type: ignore[no-any-return]
+                    replayed: Response[ReservationOut] = slot.replay.to_response()
+                    return replayed
                 reservation, created = await handlers.reserve_within(
                     data.order_id, lines, uow, ttl=catalog.reservation_ttl
                 )
-                status, body = _answer(reservation, created)
-                slot.complete(status, body, {"content-type": JSON})
+                answer = _answer(reservation, created)
+                slot.complete(answer.status_code, encode(answer.content), {"content-type": JSON})
             await uow.commit()
-        return Response(content=body, status_code=status, media_type=JSON)
+        return answer
 
     @get("/{order_id:str}", summary="An order's reservation", responses=problem_responses(404))
     async def get_reservation(self, uow: UnitOfWork, order_id: OrderIdPath) -> ReservationOut:
