@@ -28,10 +28,14 @@ from caravan_workspace.plan import load_plan
 from caravan_workspace.registry import Context
 from caravan_workspace.runtime import gateway as gateway_runtime
 from caravan_workspace.runtime.local import POSTGRES_DSN_ENV, LocalRuntime
+from caravan_workspace.runtime.ports import PORT_OFFSET_ENV
 from caravan_workspace.runtime.supervisor import Supervisor
 
 ROOT = Path(__file__).resolve().parents[1]
 SERVICES = ("svc-a", "svc-b", "svc-c")
+#: The suite's workspace allocates its ports this far above the foundation's ranges, clear of a
+#: developer's own workspace (whose stopped programs keep their ports).
+PORT_OFFSET = os.environ.get("CARAVAN_IT_PORT_OFFSET", "1000")
 TERMINAL = frozenset({"confirmed", "cancelled"})
 
 
@@ -74,7 +78,10 @@ class System:
 
     @contextmanager
     def env(self) -> Iterator[None]:
-        with environment({"CARAVAN_STATE_DIR": str(self.state_dir), POSTGRES_DSN_ENV: self.postgres_dsn}):
+        with environment({
+            "CARAVAN_STATE_DIR": str(self.state_dir), POSTGRES_DSN_ENV: self.postgres_dsn,
+            PORT_OFFSET_ENV: PORT_OFFSET,
+        }):  # fmt: skip
             yield
 
     def database_url(self, service: str) -> str:
@@ -165,7 +172,9 @@ def bring_up(state_dir: Path, postgres_dsn: str | None = None, *, last_stage: in
     """Run the actions of stages 1–``last_stage`` in dependency order in a fresh workspace."""
     registry.load_all()
     plan = load_plan(ROOT / "plan.toml")
-    with environment({"CARAVAN_STATE_DIR": str(state_dir), POSTGRES_DSN_ENV: postgres_dsn}):
+    with environment({
+        "CARAVAN_STATE_DIR": str(state_dir), POSTGRES_DSN_ENV: postgres_dsn, PORT_OFFSET_ENV: PORT_OFFSET,
+    }):  # fmt: skip
         ctx = Context(ROOT, state_dir)
         for number in plan.topological_order(range(1, last_stage + 1)):
             for action in plan.stages[number].actions:

@@ -294,7 +294,7 @@ def _choose_port(ctx: Context) -> int:
 
 def _in_tier(book: PortBook, port: int) -> bool:
     try:
-        low, high = book.foundation.tier_of(PROGRAM).ports
+        low, high = book.tier_range(PROGRAM)
     except KeyError:
         return False
     return bool(low <= port <= high)

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import errno
 import json
+import os
 import socket
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -80,11 +81,39 @@ def read_ports(state_dir: Path) -> dict[str, int]:
         return {}
 
 
+PORT_OFFSET_ENV = "CARAVAN_PORT_OFFSET"
+MAX_PORT_OFFSET = 40000
+
+
+def port_offset(environ: Mapping[str, str] | None = None) -> int:
+    """``CARAVAN_PORT_OFFSET``: shifts every tier's range (and the runtime's) by that many ports, so
+    a second workspace on the machine — the integration suite's, say — never meets the first's
+    ports, even those of its stopped programs. 0 when unset."""
+    raw = (os.environ if environ is None else environ).get(PORT_OFFSET_ENV, "").strip()
+    if not raw:
+        return 0
+    if not raw.isdigit() or int(raw) > MAX_PORT_OFFSET:
+        raise PortCollision(
+            f"{PORT_OFFSET_ENV} must be a whole number from 0 to {MAX_PORT_OFFSET}, got {raw!r}"
+        )
+    return int(raw)
+
+
 class PortBook:
     def __init__(self, state_dir: Path, foundation: Foundation) -> None:
         self.path = state_dir / "runtime" / "ports.json"
         self.foundation = foundation
+        self.offset = port_offset()
         self._ports: dict[str, int] = json.loads(self.path.read_text()) if self.path.exists() else {}
+
+    def tier_range(self, member: str) -> tuple[int, int]:
+        """The ports ``member``'s tier allocates from (the foundation's, shifted by the offset)."""
+        low, high = self.foundation.tier_of(member).ports
+        return low + self.offset, high + self.offset
+
+    def runtime_range(self) -> tuple[int, int]:
+        low, high = self.foundation.port_range
+        return low + self.offset, high + self.offset
 
     def allocated(self) -> dict[str, int]:
         return dict(self._ports)
@@ -93,7 +122,7 @@ class PortBook:
         """The program's port: its earlier allocation, else the first free one in its tier's range."""
         if program in self._ports:
             return self._ports[program]
-        low, high = self.foundation.tier_of(member).ports
+        low, high = self.tier_range(member)
         taken = set(self._ports.values())
         for port in range(low, high + 1):
             if port not in taken and port_is_free(port):

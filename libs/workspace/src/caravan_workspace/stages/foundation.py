@@ -115,7 +115,7 @@ def network_plan(ctx: Context) -> str:
             if previous != status.name:
                 problems.append(f"port {sock.port} is used by both {previous} and {status.name}")
     for name, port in allocated.items():
-        low, high = rt.foundation.port_range
+        low, high = rt.ports.runtime_range()
         if not low <= port <= high:
             problems.append(f"{name} was allocated port {port}, outside {low}-{high}")
     if problems:

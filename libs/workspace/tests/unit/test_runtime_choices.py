@@ -1,4 +1,4 @@
-"""A deploy restarts a service's instances when its source changed, and only then."""
+"""What the local runtime derives for a workspace: restarts after source changes, databases, ports."""
 
 from pathlib import Path
 
@@ -33,3 +33,25 @@ def test_each_service_gets_its_own_postgres_database_per_workspace(
     assert url.startswith("postgresql://caravan:secret@127.0.0.1:5432/caravan_") and url.endswith("_svc_a")
     assert url != first.database_url(svc_b)
     assert url != second.database_url(second.services["svc-a"])
+
+
+def test_a_port_offset_shifts_every_range_and_bad_ones_are_refused(
+    tmp_path: Path, monkeypatch, repo_root
+) -> None:
+    import pytest
+
+    from caravan_workspace.foundation import load_foundation
+    from caravan_workspace.runtime.ports import PORT_OFFSET_ENV, PortBook, PortCollision
+    from caravan_workspace.services import load_services
+
+    foundation = load_foundation(repo_root, load_services(repo_root))
+    plain = PortBook(tmp_path / "plain", foundation)
+    monkeypatch.setenv(PORT_OFFSET_ENV, "1000")
+    shifted = PortBook(tmp_path / "shifted", foundation)
+    assert shifted.tier_range("svc-a") == tuple(p + 1000 for p in plain.tier_range("svc-a"))
+    low, high = shifted.tier_range("gateway")
+    assert low <= shifted.port_for("gateway-1", "gateway") <= high
+    for bad in ("-5", "x", "99999"):
+        monkeypatch.setenv(PORT_OFFSET_ENV, bad)
+        with pytest.raises(PortCollision, match=PORT_OFFSET_ENV):
+            PortBook(tmp_path / "bad", foundation)
