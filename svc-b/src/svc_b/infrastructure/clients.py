@@ -62,24 +62,25 @@ def payments_client_config(config: ClientConfig) -> ClientConfig:
 
 
 # Tolerant readers of the upstreams' answers: only the fields svc-b uses, unknown ones ignored
-# (the upstream may add fields without breaking us).
-class _Amount(msgspec.Struct):
+# (the upstream may add fields without breaking us). The contract tests check them, and the bodies
+# below, against the providers' published OpenAPI documents.
+class AmountAnswer(msgspec.Struct):
     amount: int
     currency: str
 
 
-class _Product(msgspec.Struct):
+class ProductAnswer(msgspec.Struct):
     sku: str
-    price: _Amount
+    price: AmountAnswer
     active: bool = True
 
 
-class _ProductPage(msgspec.Struct):
-    items: list[_Product]
+class ProductPage(msgspec.Struct):
+    items: list[ProductAnswer]
     next_cursor: str | None = None
 
 
-class _Payment(msgspec.Struct):
+class PaymentAnswer(msgspec.Struct):
     id: str
     status: str
     decline_reason: str | None = None
@@ -119,8 +120,16 @@ def _decode(response: Response, type_: type[T], service: str) -> T:
         ) from exc
 
 
-def _amount(money: Money) -> dict[str, object]:
+def amount_body(money: Money) -> dict[str, object]:
     return {"amount": money.amount, "currency": money.currency}
+
+
+def reservation_body(order_id: str, lines: Sequence[StockRequest]) -> dict[str, object]:
+    return {"order_id": order_id, "lines": [{"sku": line.sku, "quantity": line.quantity} for line in lines]}
+
+
+def authorize_body(order_id: str, amount: Money, card_token: str) -> dict[str, object]:
+    return {"order_id": order_id, "amount": amount_body(amount), "card_token": card_token}
 
 
 class HttpCatalog(CatalogPort):
@@ -139,7 +148,7 @@ class HttpCatalog(CatalogPort):
 
     async def prices(self, skus: Sequence[str]) -> Mapping[str, Money]:
         wanted = list(dict.fromkeys(skus))
-        found: dict[str, _Product] = {}
+        found: dict[str, ProductAnswer] = {}
         for start in range(0, len(wanted), PRICE_BATCH):
             batch = wanted[start : start + PRICE_BATCH]
             query = [*(("sku", sku) for sku in batch), ("limit", str(len(batch)))]
@@ -153,7 +162,7 @@ class HttpCatalog(CatalogPort):
                             f"the catalog does not know {', '.join(batch)}: {exc.detail}"
                         ) from exc
                     raise unavailable(self.service, "GET /products", exc) from exc
-                page = _decode(response, _ProductPage, self.service)
+                page = _decode(response, ProductPage, self.service)
                 found.update((item.sku, item) for item in page.items)
                 if not page.next_cursor or all(sku in found for sku in batch):
                     break
@@ -239,7 +248,7 @@ class HttpPayments(PaymentsPort):
     async def authorize(
         self, idempotency_key: str, order_id: str, customer_id: str, amount: Money, card_token: str
     ) -> str:
-        body = {"order_id": order_id, "amount": _amount(amount), "card_token": card_token}
+        body = authorize_body(order_id, amount, card_token)
         try:
             response = await self.client.post(
                 self.service,
@@ -259,7 +268,7 @@ class HttpPayments(PaymentsPort):
                 raise PaymentDeclined(f"card refused: {exc.detail}", reason=problem_type(exc)) from exc
             # 409: the same key is still being processed at svc-c — try again later
             raise unavailable(self.service, "authorize", exc) from exc
-        payment = _decode(response, _Payment, self.service)
+        payment = _decode(response, PaymentAnswer, self.service)
         if payment.status == "declined":
             raise PaymentDeclined(
                 f"payment declined{': ' + payment.decline_reason if payment.decline_reason else ''}",
@@ -280,7 +289,7 @@ class HttpPayments(PaymentsPort):
             lambda: self.client.post(
                 self.service,
                 path,
-                json=msgspec.UNSET if amount is None else {"amount": _amount(amount)},
+                json=msgspec.UNSET if amount is None else {"amount": amount_body(amount)},
                 idempotency_key=idempotency_key,
                 timeout=self.timeout,
             ),
