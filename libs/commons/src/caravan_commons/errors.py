@@ -99,6 +99,18 @@ class UnprocessableError(ClientError):
     title = "Unprocessable request"
 
 
+class MethodNotAllowedError(ClientError):
+    """The resource does not take this method; ``allow`` lists the ones it takes (Allow header)."""
+
+    status = 405
+    slug = "method-not-allowed"
+    title = "Method not allowed"
+
+    def __init__(self, detail: str | None = None, *, allow: tuple[str, ...] = (), **extensions: Any) -> None:
+        self.allow = tuple(allow)
+        super().__init__(detail, **extensions)
+
+
 class TooManyRequestsError(ClientError):
     status = 429
     slug = "too-many-requests"
@@ -142,6 +154,7 @@ ALL_ERRORS: tuple[type[ApplicationError], ...] = (
     UnauthorizedError,
     ForbiddenError,
     NotFoundError,
+    MethodNotAllowedError,
     ConflictError,
     PayloadTooLargeError,
     UnprocessableError,

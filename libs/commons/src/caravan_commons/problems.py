@@ -38,6 +38,7 @@ from loguru import logger
 
 from caravan_commons.errors import (
     ApplicationError,
+    MethodNotAllowedError,
     ServerError,
     TooManyRequestsError,
     ValidationError,
@@ -93,9 +94,12 @@ def problem_document(exc: ApplicationError) -> dict[str, Any]:
 
 
 def problem_headers(exc: ApplicationError) -> dict[str, str] | None:
-    """Response headers an error implies (``Retry-After`` for a 429 that knows when to retry)."""
+    """Response headers an error implies (``Retry-After`` for a 429 that knows when to retry,
+    ``Allow`` for a 405)."""
     if isinstance(exc, TooManyRequestsError) and exc.retry_after is not None:
         return {"Retry-After": str(max(0, math.ceil(exc.retry_after)))}
+    if isinstance(exc, MethodNotAllowedError) and exc.allow:
+        return {"Allow": ", ".join(exc.allow)}
     return None
 
 

@@ -26,6 +26,7 @@ from caravan_commons.discovery import Balancer, Instance, Resolver
 from caravan_commons.errors import (
     ApplicationError,
     DeadlineExceededError,
+    MethodNotAllowedError,
     NotFoundError,
     PayloadTooLargeError,
     ServerError,
@@ -52,6 +53,9 @@ if TYPE_CHECKING:
 IDEMPOTENT = frozenset({b"GET", b"HEAD", b"PUT", b"DELETE", b"OPTIONS"})
 RETRY_STATUSES = frozenset({502, 503, 504})
 _METHODS = {m: m.decode() for m in (b"GET", b"HEAD", b"POST", b"PUT", b"PATCH", b"DELETE", b"OPTIONS")}
+#: The methods the gateway forwards (a 405 names them in its Allow header); TRACE is refused at
+#: the edge, as hardening guides advise.
+FORWARDED_METHODS = tuple(_METHODS.values())
 
 
 class _AttemptFailed(Exception):
@@ -132,6 +136,11 @@ class Gateway:
                 status, headers, body = await self.admin.serve(path, exchange.method)
                 conn.respond(exchange, status, headers, body)
                 return
+            if exchange.method not in _METHODS:  # TRACE, CONNECT, ...: never forwarded
+                raise MethodNotAllowedError(
+                    f"the gateway does not forward {exchange.method.decode('latin-1')} requests",
+                    allow=FORWARDED_METHODS,
+                )
             match = self.routes.match(path)
             if match is None:
                 raise NotFoundError(f"no route for {path}")

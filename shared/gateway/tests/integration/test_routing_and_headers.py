@@ -40,6 +40,17 @@ def test_an_unknown_route_is_a_404_problem(start_gateway, upstreams):
         assert problem["status"] == 404 and problem["type"].endswith("/not-found")
 
 
+def test_trace_is_refused_at_the_edge_and_never_forwarded(start_gateway, upstreams):
+    up = upstreams()
+    gw = start_gateway({"/api/svc-a": "svc-a"}, {"svc-a": [up.url]})
+    response, body = gw.json("TRACE", "/api/svc-a/echo")
+    assert response.status == 405
+    assert response.getheader("content-type") == "application/problem+json"
+    assert body["type"].endswith("/method-not-allowed") and "TRACE" in body["detail"]
+    assert "TRACE" not in response.getheader("allow") and "POST" in response.getheader("allow")
+    assert up.stats() == {}  # nothing reached the service
+
+
 def test_hop_by_hop_headers_are_dropped_and_forwarding_headers_set(start_gateway, upstreams):
     gw = start_gateway({"/api/svc-a": "svc-a"}, {"svc-a": [upstreams().url]})
     response, echo = gw.json(
