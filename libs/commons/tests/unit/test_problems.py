@@ -225,8 +225,8 @@ def test_unknown_path_and_method(client: Any) -> None:
     assert wrong_method.status_code == 405
     assert wrong_method.headers["content-type"] == PROBLEM_MEDIA_TYPE
     assert wrong_method.json() | {"instance": None} == {
-        "type": "https://caravan.dev/problems/method-not-allowed", "title": "Method not allowed", "status": 405,
-        "detail": "Method Not Allowed",
+        "type": "https://caravan.dev/problems/method-not-allowed", "title": "Method not allowed",
+        "status": 405, "detail": "Method Not Allowed",
         "instance": None,
     }  # fmt: skip
     assert "POST" in wrong_method.headers["allow"]
