@@ -10,7 +10,7 @@ from caravan_commons.testing import fuzz_openapi, run_module, served
 #: health/live, health/ready, info, authorize, get payment, capture, void, refund, ledger balances
 OPERATIONS = 9
 
-HOOKS = Path(__file__).with_name("schemathesis_hooks.py")  # a fresh Idempotency-Key per valid request
+HOOKS = "caravan_commons.schemathesis_hooks"  # a fresh Idempotency-Key per valid request
 
 #: Documented exceptions, for the four money movements only (POST /payments/...):
 #: - schema-valid data may be refused with a 422 (positive_data_acceptance): following ids it

@@ -1,10 +1,11 @@
-"""schemathesis hooks for svc-c's fuzz run (loaded through the run's schemathesis.toml).
+"""schemathesis hooks for fuzzing Caravan services (name this module in a run's
+``schemathesis.toml``: ``hooks = "caravan_commons.schemathesis_hooks"``; loaded by schemathesis only).
 
 schemathesis draws header values independently of bodies and favours tiny ones, so most
 schema-valid requests would reuse one Idempotency-Key (``"0"``) with another body — a correct 422
-each time, which keeps the fuzzer from ever reaching capture, void and refund. Like a real client,
-each schema-valid request here gets a fresh key; invalid keys (negative cases) are sent as drawn.
-Replays, 422s and 409s of keys are tested in tests/integration/api/test_idempotency.py.
+each time, which keeps the fuzzer from ever getting past the key check. Like a real client, each
+schema-valid request here gets a fresh key; invalid keys (negative cases) are sent as drawn. Key
+reuse itself (replay, 422, 409) belongs in a service's own API tests.
 """
 
 from __future__ import annotations
