@@ -36,6 +36,9 @@ from svc_b.infrastructure.db.unit_of_work import PiccoloUnitOfWork
 from svc_b.service_layer.recovery import recover
 from svc_b.service_layer.saga import Saga
 
+#: How long shutdown waits for a recovery round in progress before cancelling it.
+RECOVERY_STOP_GRACE_S = 15.0
+
 
 @dataclass
 class Wiring:
@@ -96,23 +99,33 @@ class Wiring:
 
     @contextlib.asynccontextmanager
     async def recovery_loop(self, _app: object = None) -> AsyncIterator[None]:
-        """Resume or compensate unfinished orders at start-up and every ``recovery_interval_s``."""
+        """Resume or compensate unfinished orders at start-up and every ``recovery_interval_s``.
+
+        On shutdown the round in progress may finish (each of its steps is short and bounded by
+        the call deadline) for up to ``RECOVERY_STOP_GRACE_S``; cancelling it mid-query would
+        leave the SQLite driver's thread answering a closed event loop."""
+        stop = asyncio.Event()
 
         async def loop() -> None:
-            while True:
+            while not stop.is_set():
                 try:
                     await self.recover_once()
                 except Exception as exc:  # e.g. the database briefly unavailable: try again next tick
                     logger.warning("saga recovery run failed: {}: {}", type(exc).__name__, exc)
-                await asyncio.sleep(self.settings.recovery_interval_s)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), self.settings.recovery_interval_s)
 
         task = asyncio.create_task(loop(), name="svc-b-saga-recovery")
         try:
             yield
         finally:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            stop.set()
+            try:
+                await asyncio.wait_for(asyncio.shield(task), RECOVERY_STOP_GRACE_S)
+            except TimeoutError:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
 
     @contextlib.asynccontextmanager
     async def idempotency_sweeper(self, _app: object = None) -> AsyncIterator[None]:
