@@ -181,7 +181,11 @@ def create_app(
     app.state.signer = signer
     # Outside Litestar's own stack, so that every answer (404s of unknown paths included) gets a
     # request id and a metrics observation, and the route template is known when it is recorded.
-    handler = app.asgi_handler if identity_middleware is None else identity_middleware(app.asgi_handler)
+    handler = (
+        app.asgi_handler
+        if identity_middleware is None
+        else identity_middleware(app.asgi_handler, router=app.asgi_router)
+    )
     app.asgi_handler = RequestIdMiddleware(MetricsMiddleware(handler, http_metrics))
     document_problems(app)
     return app

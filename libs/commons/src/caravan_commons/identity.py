@@ -30,7 +30,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-from caravan_commons.errors import ForbiddenError, UnauthorizedError
+from caravan_commons.errors import ForbiddenError, MethodNotAllowedError, UnauthorizedError
 
 if TYPE_CHECKING:
     from caravan_commons.settings import ServiceSettings
@@ -230,6 +230,13 @@ class Policy:
         rules = self.callers[caller]
         return rules is None or any(rule_matches(rule, method, path) for rule in rules)
 
+    def allows_path(self, caller: str, path: str) -> bool:
+        """Whether ``caller`` may call ``path`` with at least one method."""
+        if caller not in self.callers:
+            return False
+        rules = self.callers[caller]
+        return rules is None or any(rule_matches(rule.rpartition(" ")[2], "GET", path) for rule in rules)
+
 
 # ---------------------------------------------------------------------- the ASGI middleware
 
@@ -245,11 +252,15 @@ class IdentityMiddleware:
         verifier: Verifier,
         policy: Policy,
         exempt: tuple[str, ...] = DEFAULT_EXEMPT,
+        router: Any = None,
     ) -> None:
         self.app = app
         self.verifier = verifier
         self.policy = policy
         self.exempt = exempt
+        #: The app's Litestar router: a caller refused only for the method learns the method does
+        #: not exist there at all (405 with Allow) rather than that it is forbidden.
+        self.router = router
         self._header = IDENTITY_HEADER.encode()
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
@@ -264,17 +275,35 @@ class IdentityMiddleware:
         try:
             caller = self.verifier.verify(token)
             if not self.policy.allows(caller, scope["path"], scope["method"]):
+                self._refuse_unknown_method(caller, scope)
                 raise ForbiddenError(
                     f"{caller} may not call {self.policy.service} {scope['method']} {scope['path']}"
                 )
-        except (UnauthorizedError, ForbiddenError) as exc:
+        except (UnauthorizedError, ForbiddenError, MethodNotAllowedError) as exc:
             await _send_problem(send, exc)
             return
         scope.setdefault("state", {})[CALLER_STATE_KEY] = caller
         await self.app(scope, receive, send)
 
+    def _refuse_unknown_method(self, caller: str, scope: Any) -> None:
+        """Raise 405 when the caller may use the path, only not with this method, and the app has
+        no such method there anyway."""
+        if self.router is None or not self.policy.allows_path(caller, scope["path"]):
+            return
+        from litestar.exceptions import MethodNotAllowedException, NotFoundException
 
-async def _send_problem(send: Any, exc: UnauthorizedError | ForbiddenError) -> None:
+        try:
+            self.router.handle_routing(scope["path"], scope["method"])
+        except MethodNotAllowedException as exc:
+            allow = tuple(m.strip() for m in (exc.headers or {}).get("allow", "").split(",") if m.strip())
+            raise MethodNotAllowedError(
+                f"{self.policy.service} {scope['path']} does not take {scope['method']}", allow=allow
+            ) from None
+        except NotFoundException:
+            return
+
+
+async def _send_problem(send: Any, exc: UnauthorizedError | ForbiddenError | MethodNotAllowedError) -> None:
     from caravan_commons.problems import problem_document, problem_headers
 
     body = json.dumps(problem_document(exc)).encode()

@@ -5,7 +5,7 @@ import stat
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from litestar import Request, get
+from litestar import Request, get, post
 from litestar.middleware import DefineMiddleware
 from litestar.testing import TestClient
 
@@ -192,3 +192,34 @@ def test_rules_narrow_by_path_prefix_and_method() -> None:
     assert not policy.allows("gateway", "/reservations/o-1/commit", "POST")
     assert policy.allows("svc-b", "/reservations/o-1/commit", "POST")
     assert not policy.allows("svc-c", "/products")
+
+
+def test_a_method_the_caller_may_not_use_answers_405_where_the_route_lacks_it_anyway(keys):
+    settings = ServiceSettings(
+        service_name="svc-a",
+        public_keys_file=str(keys / "public-keys.json"),
+        allowed_callers=json.dumps({"gateway": ["GET,HEAD /whoami"], "svc-b": None}),
+        trace_exporter="none",
+    )
+
+    @post("/whoami", sync_to_thread=False)
+    def change() -> None:
+        return None
+
+    @get("/readonly", sync_to_thread=False)
+    def readonly() -> str:
+        return "ok"
+
+    app = create_app(settings, route_handlers=[whoami, change, readonly])
+    gateway = {IDENTITY_HEADER: Signer.from_file("gateway", keys / "gateway.key").token_for("svc-a")}
+    with TestClient(app) as client:
+        assert client.get("/whoami", headers=gateway).status_code == 200
+        # the route takes POST, the gateway may not use it: forbidden
+        assert client.post("/whoami", headers=gateway).status_code == 403
+        # no route takes PUT there: 405 with what the route does take, as without the policy
+        wrong = client.put("/whoami", headers=gateway)
+        assert wrong.status_code == 405
+        assert wrong.headers["content-type"].startswith("application/problem+json")
+        assert set(wrong.headers["allow"].replace(" ", "").split(",")) >= {"GET", "POST"}
+        # a path the gateway may not use at all stays 403, whatever the method
+        assert client.put("/readonly", headers=gateway).status_code == 403
