@@ -2,12 +2,15 @@
 
 SQLite always; Postgres too when ``CARAVAN_TEST_POSTGRES_DSN`` names a server whose role may
 create databases (CI sets it). ``CARAVAN_IT_DATABASES=sqlite`` (or ``postgres``) narrows the run.
+``CARAVAN_IT_STATE=<folder>`` runs the suites against a system already brought up there (by
+``tests/system.py``'s ``bring_up``; left running afterwards) — for working on the suites.
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from system import System, bring_up, tear_down
@@ -22,6 +25,12 @@ def _backends() -> list[str]:
 
 @pytest.fixture(scope="session", params=_backends())
 def system(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[System]:
+    attached = os.environ.get("CARAVAN_IT_STATE")
+    if attached:
+        yield System(
+            Path(attached), os.environ.get(POSTGRES_DSN_ENV) if request.param == "postgres" else None
+        )
+        return
     dsn = None
     if request.param == "postgres":
         dsn = os.environ.get(POSTGRES_DSN_ENV)

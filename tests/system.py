@@ -26,6 +26,7 @@ import httpx
 from caravan_workspace import registry
 from caravan_workspace.plan import load_plan
 from caravan_workspace.registry import Context
+from caravan_workspace.runtime import catalog
 from caravan_workspace.runtime import gateway as gateway_runtime
 from caravan_workspace.runtime.local import POSTGRES_DSN_ENV, LocalRuntime
 from caravan_workspace.runtime.ports import PORT_OFFSET_ENV
@@ -179,4 +180,10 @@ def bring_up(state_dir: Path, postgres_dsn: str | None = None, *, last_stage: in
         for number in plan.topological_order(range(1, last_stage + 1)):
             for action in plan.stages[number].actions:
                 registry.ACTIONS[action.run](ctx, **action.args)
+    if last_stage >= 12:  # discovery's checker lists an instance within a round (about a second)
+        deadline = time.monotonic() + 30
+        while not all(catalog.ready_instances(state_dir, s) for s in SERVICES):
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"not every service is ready in discovery: see {state_dir}")
+            time.sleep(0.1)
     return System(state_dir, postgres_dsn)

@@ -11,11 +11,12 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from system import ROOT, System
+
 from caravan_commons.identity import DEFAULT_EXEMPT
 from caravan_commons.testing import fuzz_openapi
 from caravan_workspace.foundation import load_foundation
 from caravan_workspace.services import load_services
-from system import ROOT, System
 
 METHODS = ("get", "head", "post", "put", "patch", "delete", "options")
 
