@@ -10,6 +10,8 @@ from typing import Any
 
 import pytest
 
+from caravan_commons import contracts
+from caravan_commons.contracts import Expectation
 from caravan_commons.money import Money
 from svc_b.infrastructure.clients import (
     PaymentAnswer,
@@ -19,11 +21,6 @@ from svc_b.infrastructure.clients import (
     reservation_body,
 )
 from svc_b.service_layer.ports import StockRequest
-
-contracts = pytest.importorskip(
-    "caravan_commons.contracts", reason="caravan-commons without consumer contracts (published before them)"
-)
-Expectation = contracts.Expectation
 
 REPOSITORY = Path(__file__).resolve().parents[3]
 KEY = ("Idempotency-Key",)
@@ -73,10 +70,7 @@ PAYMENTS = [
 
 
 def published(service: str) -> dict[str, Any]:
-    path = REPOSITORY / service / "openapi.json"
-    if not path.exists():
-        pytest.skip(f"{service} does not publish its OpenAPI document ({service}/openapi.json) yet")
-    document: dict[str, Any] = contracts.load_document(path)
+    document: dict[str, Any] = contracts.load_document(REPOSITORY / service / "openapi.json")
     return document
 
 

@@ -277,3 +277,36 @@ def write_openapi(app: Any, published: Path) -> None:
     document = openapi_of(app)
     document.get("info", {}).pop("version", None)
     published.write_text(json.dumps(document, indent=2, sort_keys=True) + "\n")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m caravan_commons.contracts FACTORY SETTINGS OUTPUT``: publish a service's document,
+    e.g. ``svc_a.bootstrap:build_app svc_a.config:Settings openapi.json`` (run in the service's
+    folder, with its virtualenv)."""
+    import importlib
+    import sys
+
+    args = list(sys.argv[1:] if argv is None else argv)
+    if len(args) != 3 or any(":" not in a for a in args[:2]):
+        print(
+            "usage: python -m caravan_commons.contracts module:factory module:SettingsClass OUTPUT",
+            file=sys.stderr,
+        )
+        return 2
+
+    def load(spec: str) -> Any:
+        module, _, name = spec.partition(":")
+        return getattr(importlib.import_module(module), name)
+
+    try:
+        factory, settings_class = load(args[0]), load(args[1])
+    except (ImportError, AttributeError) as exc:
+        print(f"contracts: cannot load {exc}", file=sys.stderr)
+        return 2
+    write_openapi(factory(settings_class(trace_exporter="none")), Path(args[2]))
+    print(f"wrote {args[2]}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,19 @@
+"""svc-c publishes its OpenAPI document (``svc-c/openapi.json``) for its consumers' contract tests
+(svc-b's clients); it must stay equal to what the app serves. Regenerate it, in svc-c/ with the
+service's virtualenv: ``python -m caravan_commons.contracts svc_c.bootstrap:build_app
+svc_c.config:Settings openapi.json``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from caravan_commons.contracts import published_openapi_problems
+from svc_c.bootstrap import build_app
+from svc_c.config import Settings
+
+PUBLISHED = Path(__file__).parents[2] / "openapi.json"
+
+
+def test_the_published_document_is_what_the_app_serves(tmp_path: Path) -> None:
+    app = build_app(Settings(trace_exporter="none", database_url=f"sqlite:///{tmp_path}/db.sqlite3"))
+    assert published_openapi_problems(app, PUBLISHED) == []
