@@ -153,8 +153,8 @@ async def run(
     grace: float = 60.0,
     rate: float | None = None,
 ) -> Report:
-    sku = system.new_product(stock=1_000_000, price=999)
-    capacity = await measure_capacity(system, sku)
+    capacity = await measure_capacity(system, system.new_product(stock=1_000_000, price=999))
+    sku = system.new_product(stock=1_000_000, price=999)  # the run's own: reconciled on its own
     rate = rate or max(capacity / 2, 1.0)
     report = Report(rate=rate, capacity=capacity)
     pending_at_ack: set[str] = set()
@@ -209,7 +209,10 @@ async def run(
         snapshot, acknowledged=acknowledged.values(), attempted_keys=n, initial_stock={sku: 1_000_000}
     )
     report.recovered = sum(1 for i in pending_at_ack if snapshot.orders.get(i, {}).get("status") in TERMINAL)
-    report.statuses.update(o["status"] for o in snapshot.orders.values())
+    report.statuses.update(
+        o["status"] + (f" ({o['cancel_reason']})" if o.get("cancel_reason") else "")
+        for o in snapshot.orders.values()
+    )
     return report
 
 

@@ -12,6 +12,10 @@ import pytest
 from system import System
 
 SECONDS = float(os.environ.get("CARAVAN_RELIABILITY_SECONDS", "60"))
+#: The run takes minutes, so it runs on one database: Postgres where the suites have one (CI), else
+#: SQLite. The cross-service scenarios run on both.
+DATABASE = "postgres" if os.environ.get("CARAVAN_TEST_POSTGRES_DSN") else "sqlite"
+pytestmark = pytest.mark.parametrize("system", [DATABASE], indirect=True)
 
 
 def show(capsys: pytest.CaptureFixture[str], title: str, report: chaos.Report) -> None:
