@@ -14,7 +14,6 @@ from caravan_commons.db import Database
 from caravan_commons.idempotency import IdempotencyStore
 from svc_a.api.controllers import CONTROLLERS
 from svc_a.api.deps import Catalog, provide_catalog, provide_uow
-from svc_a.api.routing import repair_options_allow
 from svc_a.background import idempotency_sweeper, reservation_sweeper
 from svc_a.config import Settings
 from svc_a.infrastructure.db import piccolo_app
@@ -65,5 +64,4 @@ def build_app(settings: Settings) -> Litestar:
     )
     app.state.catalog = catalog
     app.state.database = db
-    repair_options_allow(app)
     return app

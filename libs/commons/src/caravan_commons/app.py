@@ -188,7 +188,31 @@ def create_app(
     )
     app.asgi_handler = RequestIdMiddleware(MetricsMiddleware(handler, http_metrics))
     document_problems(app)
+    _repair_options_allow(app)
     return app
+
+
+def _repair_options_allow(app: Litestar) -> int:
+    """Work around Litestar 2's automatic OPTIONS answer (litestar-org/litestar#4169, fixed in
+    Litestar 3): on a path with several handlers (GET and POST /orders) its ``Allow`` lists only
+    the methods of the first one registered, because the OPTIONS handler keeps the route as it was
+    then. Point every such handler at its final route, so ``Allow`` lists every method the OpenAPI
+    document declares (schemathesis checks that). Returns how many were repaired."""
+    from litestar.routes import HTTPRoute
+
+    repaired = 0
+    for route in app.routes:
+        if not isinstance(route, HTTPRoute):
+            continue
+        for handler in route.route_handlers:
+            if "OPTIONS" not in handler.http_methods:
+                continue
+            for cell in getattr(handler.fn, "__closure__", None) or ():
+                stale = cell.cell_contents
+                if isinstance(stale, HTTPRoute) and stale is not route and stale.path == route.path:
+                    cell.cell_contents = route
+                    repaired += 1
+    return repaired
 
 
 __all__ = ["READINESS_TIMEOUT_S", "Liveness", "Readiness", "ReadinessCheck", "create_app"]

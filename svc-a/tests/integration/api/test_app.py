@@ -32,7 +32,7 @@ def test_an_unmigrated_database_is_not_ready(tmp_path: Path) -> None:
 
 
 def test_every_path_with_several_methods_allows_them_all(client: TestClient) -> None:
-    """Litestar 2's OPTIONS answer lists them all once repaired (svc_a.api.routing)."""
+    """Litestar 2's OPTIONS answer lists them all once repaired (commons' create_app)."""
     assert client.options("/products").headers["allow"] == "GET, OPTIONS, POST"
     assert client.options("/products/TENT-2P").headers["allow"] == "GET, OPTIONS, PATCH"
 

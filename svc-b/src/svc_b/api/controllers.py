@@ -11,7 +11,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
 import msgspec
-from litestar import Controller, HttpMethod, Request, Response, get, post, route
+from litestar import Controller, Request, Response, get, post
 from litestar.datastructures import ResponseHeader
 from litestar.di import NamedDependency
 from litestar.params import HeaderParameter, JSONBody, PathParameter, QueryParameter
@@ -77,12 +77,6 @@ class InfoController(Controller):
 class OrderController(Controller):
     path = "/orders"
     tags = ["orders"]
-
-    @route("/", http_method=HttpMethod.OPTIONS, include_in_schema=False, sync_to_thread=False)
-    def allow(self) -> Response[None]:
-        """Litestar's automatic OPTIONS answer lists only the methods of the first handler it
-        registered for a path (GET); this one comes first (handlers register in name order)."""
-        return Response(None, status_code=204, headers={"Allow": "GET, OPTIONS, POST"})
 
     @post(
         "/",
