@@ -55,3 +55,21 @@ def test_a_port_offset_shifts_every_range_and_bad_ones_are_refused(
         monkeypatch.setenv(PORT_OFFSET_ENV, bad)
         with pytest.raises(PortCollision, match=PORT_OFFSET_ENV):
             PortBook(tmp_path / "bad", foundation)
+
+
+def test_the_repository_gate_never_uses_the_running_services_database(
+    tmp_path: Path, monkeypatch, repo_root
+) -> None:
+    from caravan_workspace.registry import Context
+    from caravan_workspace.runtime.local import LocalRuntime
+    from caravan_workspace.stages.services import configured_database
+
+    monkeypatch.delenv("CARAVAN_TEST_POSTGRES_DSN", raising=False)
+    ctx = Context(repo_root, tmp_path)
+    rt = LocalRuntime(ctx)
+    svc = rt.services["svc-a"]
+    first = configured_database(ctx, svc)
+    assert first.startswith("sqlite:///") and first != rt.database_url(svc)
+    stale = Path(first.removeprefix("sqlite:///"))
+    stale.write_text("left over by the last run")
+    assert configured_database(ctx, svc) == first and not stale.exists()  # a fresh file each run

@@ -97,11 +97,16 @@ def domain_tests(ctx: Context, service: str) -> str:
 
 def configured_database(ctx: Context, svc: Service) -> str:
     """The database the repository gates use: a Postgres server when CARAVAN_TEST_POSTGRES_DSN
-    names one, else the service's SQLite file in the state folder."""
-    return (
-        os.environ.get("CARAVAN_TEST_POSTGRES_DSN")
-        or f"sqlite:///{ctx.state_dir / 'data' / svc.name}.sqlite3"
-    )
+    names one, else a fresh SQLite file of the gate's own in the state folder — never the running
+    service's database, which the tests would empty."""
+    dsn = os.environ.get("CARAVAN_TEST_POSTGRES_DSN")
+    if dsn:
+        return dsn
+    path = ctx.state_dir / "data" / f"{svc.name}-repository-gate.sqlite3"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    for leftover in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+        leftover.unlink(missing_ok=True)
+    return f"sqlite:///{path}"
 
 
 @gate("service.repository_tests")
