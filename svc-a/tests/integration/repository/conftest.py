@@ -1,11 +1,7 @@
 """Repository tests run on every configured database: a fresh SQLite file always, the database in
 CARAVAN_TEST_DATABASE_URL when set (the stage gate sets it), and a throwaway Postgres database
-when CARAVAN_TEST_POSTGRES_DSN names a server (created per session, dropped afterwards).
-
-The configured SQLite file is the one the running Catalog uses under the local runtime, and these
-tests empty Catalog's tables; so they run on a consistent copy of it (SQLite's backup API: its
-schema and data as deployed), never on the live file — re-checking stage 5 must not wipe the
-demo catalogue and reservations of a running svc-a."""
+when CARAVAN_TEST_POSTGRES_DSN names a server (created per session, dropped afterwards). The
+gate's SQLite file is its own, never the running Catalog's database."""
 
 from __future__ import annotations
 
@@ -13,7 +9,6 @@ import asyncio
 import contextlib
 import os
 import secrets
-import sqlite3
 from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import TypeVar
@@ -87,15 +82,7 @@ def database_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPa
     """A migrated database of one kind, for the whole session."""
     kind = request.param
     if kind == "configured-sqlite":
-        live = Path(os.environ[CONFIGURED_ENV].removeprefix("sqlite:///"))
-        copy = tmp_path_factory.mktemp("configured") / live.name
-        if live.exists():
-            with (
-                contextlib.closing(sqlite3.connect(live)) as source,
-                contextlib.closing(sqlite3.connect(copy)) as target,
-            ):
-                source.backup(target)
-        url = f"sqlite:///{copy}"
+        url = os.environ[CONFIGURED_ENV]
         migrate(url)
         yield url
         return
