@@ -14,7 +14,7 @@ from caravan_commons.db import Database
 from caravan_commons.idempotency import IdempotencyStore
 from svc_a.api.controllers import CONTROLLERS
 from svc_a.api.deps import Catalog, provide_catalog, provide_uow
-from svc_a.background import idempotency_sweeper, reservation_sweeper
+from svc_a.background import reservation_sweeper
 from svc_a.config import Settings
 from svc_a.infrastructure.db import piccolo_app
 from svc_a.infrastructure.unit_of_work import PiccoloUnitOfWork
@@ -54,11 +54,7 @@ def build_app(settings: Settings) -> Litestar:
                 uow_factory=uow_factory,
                 interval=settings.reservation_sweep_interval_s,
             ),
-            partial(
-                idempotency_sweeper,
-                sweep=catalog.idempotency.sweep,
-                interval=settings.idempotency_sweep_interval_s,
-            ),
+            partial(catalog.idempotency.sweeper, interval=settings.idempotency_sweep_interval_s),
         ],
         openapi_title="Catalog",
     )

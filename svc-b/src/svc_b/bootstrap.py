@@ -8,7 +8,6 @@ sweeper, and the saga recovery loop — all started and stopped with the app.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import os
 from collections.abc import AsyncIterator, Mapping
@@ -21,6 +20,7 @@ from litestar.di import Provide
 from loguru import logger
 
 from caravan_commons.app import create_app
+from caravan_commons.background import periodic
 from caravan_commons.client import ClientConfig, ServiceClient
 from caravan_commons.db import Database
 from caravan_commons.discovery import Resolver
@@ -97,35 +97,16 @@ class Wiring:
         for order_id, error in report.failed.items():
             logger.warning("saga recovery could not move order {}: {}", order_id, error)
 
-    @contextlib.asynccontextmanager
-    async def recovery_loop(self, _app: object = None) -> AsyncIterator[None]:
+    def recovery_loop(self, _app: object = None) -> contextlib.AbstractAsyncContextManager[None]:
         """Resume or compensate unfinished orders at start-up and every ``recovery_interval_s``.
-
-        On shutdown the round in progress may finish (each of its steps is short and bounded by
-        the call deadline) for up to ``RECOVERY_STOP_GRACE_S``; cancelling it mid-query would
-        leave the SQLite driver's thread answering a closed event loop."""
-        stop = asyncio.Event()
-
-        async def loop() -> None:
-            while not stop.is_set():
-                try:
-                    await self.recover_once()
-                except Exception as exc:  # e.g. the database briefly unavailable: try again next tick
-                    logger.warning("saga recovery run failed: {}: {}", type(exc).__name__, exc)
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(stop.wait(), self.settings.recovery_interval_s)
-
-        task = asyncio.create_task(loop(), name="svc-b-saga-recovery")
-        try:
-            yield
-        finally:
-            stop.set()
-            try:
-                await asyncio.wait_for(asyncio.shield(task), RECOVERY_STOP_GRACE_S)
-            except TimeoutError:
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+        On shutdown the round in progress may finish (each of its steps is short and bounded by the
+        call deadline) for up to ``RECOVERY_STOP_GRACE_S`` (commons' graceful periodic loop)."""
+        return periodic(
+            "saga recovery",
+            self.recover_once,
+            interval=self.settings.recovery_interval_s,
+            grace=RECOVERY_STOP_GRACE_S,
+        )
 
     @contextlib.asynccontextmanager
     async def idempotency_sweeper(self, _app: object = None) -> AsyncIterator[None]:

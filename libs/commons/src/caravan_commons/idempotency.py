@@ -31,7 +31,6 @@ store nothing and roll the effect back, so a retry with the same key runs again.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import hashlib
 import time
@@ -40,7 +39,6 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import msgspec
-from loguru import logger
 from piccolo.engine.base import Engine
 from piccolo.querystring import QueryString
 
@@ -248,25 +246,14 @@ class IdempotencyStore:
         """Delete expired records; returns how many."""
         return await sweep_expired(self.engine, now=self._clock())
 
-    @contextlib.asynccontextmanager
-    async def sweeper(self, _app: object = None, *, interval: float = 3600.0) -> AsyncIterator[None]:
-        """Litestar lifespan hook running :meth:`sweep` every ``interval`` seconds."""
+    def sweeper(
+        self, _app: object = None, *, interval: float = 3600.0
+    ) -> contextlib.AbstractAsyncContextManager[None]:
+        """Litestar lifespan hook running :meth:`sweep` every ``interval`` seconds (stopped
+        gracefully: a round in progress finishes)."""
+        from caravan_commons.background import periodic
 
-        async def loop() -> None:
-            while True:
-                try:
-                    await self.sweep()
-                except Exception:  # retried on the next tick; the service's sinks decide where it goes
-                    logger.exception("idempotency sweep failed")
-                await asyncio.sleep(interval)
-
-        task = asyncio.create_task(loop(), name="caravan-idempotency-sweeper")
-        try:
-            yield
-        finally:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        return periodic("idempotency sweep", self.sweep, interval=interval)
 
 
 async def sweep_expired(engine: Engine, *, now: float | None = None) -> int:

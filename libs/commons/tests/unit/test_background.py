@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 
-from svc_a.background import periodic
+from caravan_commons.background import periodic
 
 
 def test_a_round_in_progress_finishes_at_shutdown() -> None:
