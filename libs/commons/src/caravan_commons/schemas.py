@@ -8,9 +8,12 @@ and PATCH bodies use ``msgspec.UNSET``. Encoders and decoders are built once and
 
 from __future__ import annotations
 
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import msgspec
+
+if TYPE_CHECKING:
+    from caravan_commons.money import Money
 
 T = TypeVar("T")
 
@@ -21,6 +24,17 @@ class WireStruct(msgspec.Struct, forbid_unknown_fields=True):
 
 class FrozenWireStruct(WireStruct, frozen=True):  # type: ignore[misc]  # msgspec allows it
     """An immutable wire type (events, value objects sent over the wire)."""
+
+
+class MoneyOut(WireStruct):
+    """An amount in an answer: integer minor units and its ISO 4217 currency."""
+
+    amount: int
+    currency: str
+
+    @classmethod
+    def of(cls, money: Money) -> MoneyOut:
+        return cls(amount=money.amount, currency=money.currency)
 
 
 #: One JSON encoder for the whole process (msgspec encoders are thread-safe and reusable).
@@ -44,4 +58,12 @@ def encode(value: Any) -> bytes:
     return json_encoder.encode(value)
 
 
-__all__ = ["FrozenWireStruct", "WireStruct", "decoder_for", "encode", "json_decoder", "json_encoder"]
+__all__ = [
+    "FrozenWireStruct",
+    "MoneyOut",
+    "WireStruct",
+    "decoder_for",
+    "encode",
+    "json_decoder",
+    "json_encoder",
+]

@@ -12,8 +12,7 @@ from typing import Annotated
 
 from msgspec import Meta
 
-from caravan_commons.money import Money
-from caravan_commons.schemas import WireStruct
+from caravan_commons.schemas import MoneyOut, WireStruct
 from svc_b.domain.model import MAX_LINES, MAX_QUANTITY, Order
 
 #: The catalog's (svc-a's) SKU format, e.g. ``TENT-2P``.
@@ -49,15 +48,6 @@ class PaymentIn(WireStruct):
 class PlaceOrderIn(WireStruct):
     lines: Annotated[list[LineIn], Meta(min_length=1, max_length=MAX_LINES)]
     payment: PaymentIn
-
-
-class MoneyOut(WireStruct):
-    amount: int
-    currency: str
-
-    @classmethod
-    def of(cls, money: Money) -> MoneyOut:
-        return cls(amount=money.amount, currency=money.currency)
 
 
 class LineOut(WireStruct):

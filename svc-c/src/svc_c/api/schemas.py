@@ -12,7 +12,7 @@ from typing import Annotated, Literal
 from msgspec import Meta
 
 from caravan_commons.money import Money
-from caravan_commons.schemas import WireStruct
+from caravan_commons.schemas import MoneyOut, WireStruct
 from svc_c.domain.ledger import Account, Movement
 from svc_c.domain.model import MAX_ORDER_ID, Payment
 
@@ -68,15 +68,6 @@ class CaptureRequest(WireStruct):
 
 class RefundRequest(WireStruct):
     amount: Amount
-
-
-class MoneyOut(WireStruct):
-    amount: int
-    currency: str
-
-    @classmethod
-    def of(cls, money: Money) -> MoneyOut:
-        return cls(amount=money.amount, currency=money.currency)
 
 
 class MovementOut(WireStruct):
