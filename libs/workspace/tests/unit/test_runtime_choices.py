@@ -73,3 +73,43 @@ def test_the_repository_gate_never_uses_the_running_services_database(
     stale = Path(first.removeprefix("sqlite:///"))
     stale.write_text("left over by the last run")
     assert configured_database(ctx, svc) == first and not stale.exists()  # a fresh file each run
+
+
+class FakeSession:
+    """Stands in for a nox session: records what would be installed and run."""
+
+    def __init__(self, versions: list[str]) -> None:
+        self.versions = versions
+        self.tests = 0
+        self.logs: list[str] = []
+
+    def install(self, *args, env=None) -> None:
+        pass
+
+    def run(self, *args, silent=False, env=None):
+        if args[:2] == ("python", "-c"):
+            return self.versions.pop(0)
+        self.tests += 1
+        return ""
+
+    def log(self, message: str) -> None:
+        self.logs.append(message)
+
+    def error(self, message: str) -> None:
+        raise AssertionError(message)
+
+    posargs: list[str] = []
+
+
+def test_one_release_in_range_is_tested_once(tmp_path: Path, monkeypatch, repo_root) -> None:
+    from caravan_workspace import commons_bounds, index
+
+    monkeypatch.setattr(index, "health_ok", lambda port: True)
+    same = FakeSession(["0.2.0", "0.2.0"])
+    assert commons_bounds.run_against_commons_bounds(same, repo_root / "svc-a", root=repo_root) == {
+        "lowest": "0.2.0", "highest": "0.2.0",
+    }  # fmt: skip
+    assert same.tests == 1 and "already tested" in same.logs[-1]
+    both = FakeSession(["0.1.0", "0.2.0"])
+    commons_bounds.run_against_commons_bounds(both, repo_root / "svc-a", root=repo_root)
+    assert both.tests == 2
