@@ -315,7 +315,7 @@ async def _send_problem(send: Any, exc: UnauthorizedError | ForbiddenError | Met
 
 def from_settings(
     settings: ServiceSettings,
-) -> tuple[Callable[[Any], IdentityMiddleware] | None, Signer | None]:
+) -> tuple[Callable[..., IdentityMiddleware] | None, Signer | None]:
     """A wrapper installing the identity middleware (when the settings name public keys and
     allowed callers) and the signer for outgoing calls (when they name a private key). A file that
     cannot be read, or allowed callers that are not JSON, stop start-up with one line naming the

@@ -218,9 +218,10 @@ class AccessLogMiddleware:
             await self.app(scope, receive, send_and_note)
         finally:
             elapsed_ms = round((time.perf_counter() - started) * 1000, 2)
-            logger.bind(
-                method=scope["method"], path=scope["path"], status=status, duration_ms=elapsed_ms
-            ).info("{} {} {}", scope["method"], scope["path"], status)
+            method, path = scope.get("method", "-"), scope["path"]  # an HTTP scope: it has a method
+            logger.bind(method=method, path=path, status=status, duration_ms=elapsed_ms).info(
+                "{} {} {}", method, path, status
+            )
 
 
 __all__ = [
