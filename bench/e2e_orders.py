@@ -15,7 +15,7 @@ it), then:
   ``wrk -t1 -c32`` (bench/commons_stack.py's "bare" variant). Orders per second are reported as a
   share of its requests per second, since absolute figures on these machines are noisy.
 
-Prints a table and writes bench/results/e2e_orders.json.
+Prints a table and writes bench/results/e2e_orders-<database>.json (sqlite, or postgres with --postgres).
 """
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ from commons_stack import _ms, measure  # noqa: E402
 from reconcile import fetch  # noqa: E402
 from system import System, bring_up, tear_down  # noqa: E402
 
-RESULTS = ROOT / "bench" / "results" / "e2e_orders.json"
+RESULTS = ROOT / "bench" / "results" / "e2e_orders-{database}.json"
 GOALS = {"confirmed_per_s": 500.0, "share_of_hello_world": 0.025, "p99_ms_at_half_load": 50.0}
 
 LUA = """
@@ -143,8 +143,9 @@ def main() -> None:
     print(f"\n{'measure':<{width}}  {'value':>14}  note")
     for name, value, note in rows:
         print(f"{name:<{width}}  {value:>14}  {note}")
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps({
+    results = Path(str(RESULTS).format(database="postgres" if args.postgres else "sqlite"))
+    results.parent.mkdir(parents=True, exist_ok=True)
+    results.write_text(json.dumps({
         "when": datetime.now(UTC).isoformat(timespec="seconds"),
         "machine": {"cpus": len(os.sched_getaffinity(0)), "python": platform.python_version()},
         "database": "postgres" if args.postgres else "sqlite",
@@ -152,7 +153,7 @@ def main() -> None:
         "hello_world": hello, "saturation": saturation, "half_load": half,
         "share_of_hello_world": share, "goals": GOALS,
     }, indent=2) + "\n")  # fmt: skip
-    print(f"\nresults: {RESULTS.relative_to(ROOT)}")
+    print(f"\nresults: {results.relative_to(ROOT)}")
 
 
 if __name__ == "__main__":
