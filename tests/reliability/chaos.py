@@ -135,13 +135,16 @@ async def _kill_loop(system: System, stop: asyncio.Event, report: Report, every:
             pass
         service = SERVICES[turn % len(SERVICES)]
         turn += 1
-        pid = _pid(system, f"{service}-1")
-        if pid is not None:
-            try:  # the whole process group: the server's workers die with it, as in a crash
-                os.killpg(os.getpgid(pid), sig)
-            except ProcessLookupError:
-                continue
-            report.kills[service] += 1
+        while not stop.is_set():  # a service still coming back from its last kill: wait for it
+            pid = _pid(system, f"{service}-1")
+            if pid is not None:
+                try:  # the whole process group: the server's workers die with it, as in a crash
+                    os.killpg(os.getpgid(pid), sig)
+                    report.kills[service] += 1
+                    break
+                except ProcessLookupError:
+                    pass
+            await asyncio.sleep(0.2)
 
 
 async def run(
