@@ -121,12 +121,15 @@ def fuzz_openapi(
     headers: Mapping[str, str] | None = None,
     seed: int = 1,
     timeout: float = 1800.0,
+    document: Path | None = None,
 ) -> FuzzReport:
-    """Run the schemathesis CLI against ``base_url``'s OpenAPI document with every check on and
-    ``max_examples`` examples per operation (the house bar for a service's API: 0 failures)."""
+    """Run the schemathesis CLI against ``base_url``'s OpenAPI document (or ``document``, a file,
+    sent to ``base_url``) with every check on and ``max_examples`` examples per operation (the
+    house bar for a service's API: 0 failures)."""
     executable = Path(sys.executable).with_name("schemathesis")
+    source = [str(document), "--url", base_url] if document else [f"{base_url}/schema/openapi.json"]
     command = [
-        str(executable), "run", f"{base_url}/schema/openapi.json", "--checks", "all",
+        str(executable), "run", *source, "--checks", "all",
         "--max-examples", str(max_examples), "--seed", str(seed), "--no-color",
     ]  # fmt: skip
     for name, value in (headers or {}).items():

@@ -130,8 +130,10 @@ class Admin:
         services = sorted(prefixes)
         results = await asyncio.gather(*(fetch(s) for s in services))
         docs = {s: (prefixes[s], d) for s, d in zip(services, results, strict=True) if isinstance(d, dict)}
-        body = _encoder.encode(merge_openapi(docs, [s for s in services if s not in docs]))
-        self._openapi = (now + OPENAPI_CACHE_S, body)
+        unavailable = [s for s in services if s not in docs]
+        body = _encoder.encode(merge_openapi(docs, unavailable))
+        # a document missing a service is served but not kept: the next request asks again
+        self._openapi = None if unavailable else (now + OPENAPI_CACHE_S, body)
         return body
 
     async def aclose(self) -> None:

@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import free_port
+from conftest import HERE, free_port, wait_for_port
 
 SIZE = 64 * 1024 * 1024  # 64 MiB each way
 PATTERN = bytes(range(256)) * 256
@@ -114,6 +114,22 @@ def test_the_openapi_documents_of_routed_services_are_merged(start_gateway, upst
     )
     assert "svc-a_Echo" in doc["components"]["schemas"]
     assert doc["x-caravan-unavailable"] == ["svc-b"]
+
+
+def test_a_document_missing_a_service_is_not_kept(start_gateway, upstreams):
+    late = free_port()
+    gw = start_gateway({"/api/svc-a": "svc-a", "/api/svc-b": "svc-b"}, {"svc-a": [upstreams().url],
+                       "svc-b": [f"http://127.0.0.1:{late}"]})  # fmt: skip
+    assert gw.json("GET", "/schema/openapi.json", key=None)[1]["x-caravan-unavailable"] == ["svc-b"]
+    svc_b = subprocess.Popen([sys.executable, str(HERE / "upstream_app.py"), str(late)],
+                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)  # fmt: skip
+    try:
+        wait_for_port(late, svc_b, "svc-b")
+        doc = gw.json("GET", "/schema/openapi.json", key=None)[1]  # asked again, not the cached gap
+        assert "x-caravan-unavailable" not in doc and "/api/svc-b/echo" in doc["paths"]
+    finally:
+        svc_b.kill()
+        svc_b.wait()
 
 
 def run_gateway(env: dict[str, str]) -> subprocess.CompletedProcess:
