@@ -28,6 +28,7 @@ from reconcile import TERMINAL, Snapshot, Verdict, reconcile
 from system import SERVICES, System
 
 RETRYABLE = frozenset({409, 429, 500, 502, 503, 504})
+SETTLE_S = 180.0  # the longest the orders may take to settle after the load stops
 
 
 @dataclass
@@ -206,7 +207,9 @@ async def run(
     await asyncio.gather(*watchers)
     report.attempted = n
     report.acknowledged = len(acknowledged)
-    await _settle(system, list(acknowledged.values()), grace)
+    # svc-b's recovery loop picks an order up once it is 30 s old, every 10 s, one order after
+    # another: after a run with hundreds of interrupted orders give it a few rounds
+    await _settle(system, list(acknowledged.values()), SETTLE_S)
     snapshot = await asyncio.to_thread(Snapshot.read, {s: system.database_url(s) for s in SERVICES}, [sku])
     report.verdict = reconcile(
         snapshot, acknowledged=acknowledged.values(), attempted_keys=n, initial_stock={sku: 1_000_000}

@@ -34,8 +34,8 @@ def test_sigkill_under_load_loses_and_doubles_nothing(
     assert report.acknowledged == report.attempted, "every order is acknowledged in the end (clients retry)"
     assert verdict.lost == []
     assert verdict.duplicated == 0
-    assert verdict.stuck == []
-    assert verdict.problems == []
+    assert verdict.stuck == [], chaos.summary(report)
+    assert verdict.problems == [], verdict.problems
 
 
 def test_sigterm_under_load_loses_no_in_flight_request(
