@@ -22,6 +22,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
+from reconcile import TERMINAL
 
 from caravan_workspace import registry
 from caravan_workspace.plan import load_plan
@@ -37,7 +38,6 @@ SERVICES = ("svc-a", "svc-b", "svc-c")
 #: The suite's workspace allocates its ports this far above the foundation's ranges, clear of a
 #: developer's own workspace (whose stopped programs keep their ports).
 PORT_OFFSET = os.environ.get("CARAVAN_IT_PORT_OFFSET", "1000")
-TERMINAL = frozenset({"confirmed", "cancelled"})
 
 
 @contextmanager
