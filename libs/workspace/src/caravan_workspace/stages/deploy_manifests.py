@@ -1,0 +1,41 @@
+"""Stage 14's gates "K8s manifests valid incl. autoscaling" and "Nomad jobs valid incl. scaling":
+each renders afresh from the source and runs the checks of :mod:`caravan_workspace.render.checks`
+(the committed files must equal the fresh render, so the gate also catches a forgotten
+`invoke render`). No Nomad, Consul or Kubernetes API server runs here; `invoke deploy` is the step
+that talks to them.
+"""
+
+from __future__ import annotations
+
+from caravan_workspace.foundation import FoundationError
+from caravan_workspace.registry import Context, GateFailure, gate
+from caravan_workspace.render import checks
+from caravan_workspace.render.model import RenderError
+from caravan_workspace.services import DeclarationError
+
+
+def _report(problems: list[str], what: str) -> None:
+    if problems:
+        more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+        fix = "invoke render" if any("fresh render" in p or "missing" in p for p in problems) else None
+        raise GateFailure(f"{what}: {problems[0]}{more}", fix=fix or "fix the source, then invoke render")
+
+
+@gate("deploy.nomad")
+def nomad_jobs_valid(ctx: Context) -> str:
+    try:
+        problems, detail = checks.nomad_problems(ctx.root)
+    except (RenderError, DeclarationError, FoundationError) as exc:
+        raise GateFailure(f"cannot render: {exc}") from exc
+    _report(problems, "Nomad jobs")
+    return f"{detail}: parse, fit the jobspec, HCL = JSON, scaling bounds and target-value policy, intentions = flows"
+
+
+@gate("deploy.k8s")
+def k8s_manifests_valid(ctx: Context) -> str:
+    try:
+        problems, detail = checks.k8s_problems(ctx.root)
+    except (RenderError, DeclarationError, FoundationError) as exc:
+        raise GateFailure(f"cannot render: {exc}") from exc
+    _report(problems, "Kubernetes manifests")
+    return f"{detail} (strict); probes, limits, non-root, HPA bounds, NetworkPolicies = flows"
