@@ -3,7 +3,7 @@ the logic lives in the workspace package (libs/workspace)."""
 
 from invoke import Collection
 
-from caravan_workspace.tasks import commons, dev, plan, runtime, service
+from caravan_workspace.tasks import commons, deployment, dev, plan, runtime, service
 
 ns = Collection(
     plan.plan,
@@ -17,6 +17,9 @@ ns = Collection(
     runtime.trace,
     service.new_service,
     dev.test,
+    deployment.render_files,
+    deployment.deploy,
+    deployment.scale,
 )
 ns.add_collection(commons.ns)
 ns.configure({"run": {"echo": True}})

@@ -38,8 +38,9 @@ def labels(name: str) -> dict[str, str]:
     return {NAME_LABEL: name, **PART_OF}
 
 
-def meta(name: str, **extra: Any) -> dict[str, Any]:
-    return {"name": name, "labels": labels(name), **extra}
+def meta(name: str, owner: str | None = None, **extra: Any) -> dict[str, Any]:
+    """Metadata of an object of deployable ``owner`` (default: ``name``)."""
+    return {"name": name, "labels": labels(owner or name), **extra}
 
 
 def config_data(d: Deployable, deployment: Deployment, env: Environment) -> dict[str, str]:
@@ -205,7 +206,7 @@ def ingress(env: Environment) -> dict[str, Any]:
 def manifests(d: Deployable, deployment: Deployment, env: Environment) -> list[dict[str, Any]]:
     docs: list[dict[str, Any]] = [
         {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": meta(d.name), "automountServiceAccountToken": False},
-        {"apiVersion": "v1", "kind": "ConfigMap", "metadata": meta(f"{d.name}-config"),
+        {"apiVersion": "v1", "kind": "ConfigMap", "metadata": meta(f"{d.name}-config", d.name),
          "data": config_data(d, deployment, env)},
         deployment_manifest(d, env),
         {"apiVersion": "v1", "kind": "Service", "metadata": meta(d.name), "spec": {

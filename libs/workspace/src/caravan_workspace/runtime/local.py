@@ -275,11 +275,45 @@ class LocalRuntime:
 
     # ------------------------------------------------------------------ programs
 
+    # ------------------------------------------------------------------ scale
+
+    @property
+    def scale_file(self) -> Path:
+        return self.runtime_dir / "scale.json"
+
+    def instances(self, service: Service) -> int:
+        """How many instances of ``service`` run: ``invoke scale``'s choice, else service.toml's."""
+        try:
+            chosen = json.loads(self.scale_file.read_text()).get(service.name)
+        except (OSError, ValueError, AttributeError):
+            chosen = None
+        if isinstance(chosen, int) and service.scaling.min <= chosen <= service.scaling.max:
+            return chosen
+        return service.scaling.instances
+
+    def scale(self, name: str, count: int, *, timeout: float = 60.0) -> list[str]:
+        """Run ``count`` instances of service ``name`` (within its scaling bounds): start the
+        missing ones, stop the surplus; discovery and the gateway follow. Returns what changed."""
+        service = self.services.get(name)
+        if service is None:
+            raise RuntimeError_(f"no service {name!r} (services: {', '.join(sorted(self.services))})")
+        low, high = service.scaling.min, service.scaling.max
+        if not low <= count <= high:
+            raise RuntimeError_(f"{name} scales between {low} and {high} instances (service.toml), not {count}")
+        if not self.supervisor.is_running() or f"{name}-1" not in self.supervisor_names():
+            raise RuntimeError_(f"{name} is not running here: bring its stage up first (invoke up)")
+        try:
+            chosen = json.loads(self.scale_file.read_text())
+        except (OSError, ValueError):
+            chosen = {}
+        write_atomic(self.scale_file, json.dumps({**chosen, name: count}, indent=2, sort_keys=True).encode())
+        return self.deploy(service, timeout=timeout)
+
     def service_programs(self, service: Service) -> list[Program]:
         python = self.venv_dir(service.name) / "bin" / "python"
         digest = source_digest(service.folder)
         programs = []
-        for i in range(1, service.scaling.instances + 1):
+        for i in range(1, self.instances(service) + 1):
             name = f"{service.name}-{i}"
             port = self.ports.port_for(name, service.name)
             env = {

@@ -152,7 +152,7 @@ def deploy(ctx: Context, service: str) -> ActionResult:
         changed = rt.deploy(svc)
     except RuntimeError_ as exc:
         raise GateFailure(str(exc)) from exc
-    n = svc.scaling.instances
+    n = rt.instances(svc)  # service.toml's count, or what `invoke scale` chose
     return ActionResult(
         changed=bool(changed),
         detail=f"{n} instance{'s' if n > 1 else ''} ready: {', '.join(changed) or 'unchanged'}",
