@@ -31,27 +31,36 @@ def main() -> int:
     args = parser.parse_args()
     hpa, nomad, start = autoscaling.rendered_settings(ROOT, args.env, args.service)
     rows = autoscaling.simulate(autoscaling.profile(args.peak), hpa, nomad, start)
-    print(f"{args.service} in {args.env}: HPA {hpa.min}..{hpa.max} at {hpa.target_percent}% CPU, scale-down window "
-          f"{hpa.scale_down_window_s}s | Nomad target-value {nomad.target} every {nomad.evaluation_interval_s}s, "
-          f"cooldown {nomad.cooldown_s}s, {nomad.min}..{nomad.max} | start {start}")
+    print(
+        f"{args.service} in {args.env}: HPA {hpa.min}..{hpa.max} at {hpa.target_percent}% CPU, "
+        f"scale-down window {hpa.scale_down_window_s}s | Nomad target-value {nomad.target} "
+        f"every {nomad.evaluation_interval_s}s, "
+        f"cooldown {nomad.cooldown_s}s, {nomad.min}..{nomad.max} | start {start}"
+    )
     print(f"{'t':>6} {'load':>5}  {'HPA':>3} {'cpu%':>5}  {'Nomad':>5} {'cpu%':>5}  {'static cpu%':>11}")
     previous = None
     for r in rows:
         key = (r.hpa, r.nomad, r.load)
         if key != previous:
-            print(f"{r.t:>5}s {r.load:>5.2f}  {r.hpa:>3} {r.hpa_cpu:>5.0f}  {r.nomad:>5} {r.nomad_cpu:>5.0f}  "
-                  f"{r.static_cpu:>11.0f}")
+            print(
+                f"{r.t:>5}s {r.load:>5.2f}  {r.hpa:>3} {r.hpa_cpu:>5.0f}  {r.nomad:>5} {r.nomad_cpu:>5.0f}  "
+                f"{r.static_cpu:>11.0f}"
+            )
             previous = key
     saturated = {name: autoscaling.saturated_s(rows, attr)
-                 for name, attr in (("static", "static_cpu"), ("hpa", "hpa_cpu"), ("nomad", "nomad_cpu"))}  # fmt: skip
+                 for name, attr in (("static", "static_cpu"), ("hpa", "hpa_cpu"),
+                                    ("nomad", "nomad_cpu"))}  # fmt: skip
     base = saturated["static"] or 1
-    print(f"\nseconds at 100% CPU: static {saturated['static']}s (baseline), HPA {saturated['hpa']}s "
-          f"({saturated['hpa'] / base:.2f}×), Nomad {saturated['nomad']}s ({saturated['nomad'] / base:.2f}×)")
+    print(
+        f"\nseconds at 100% CPU: static {saturated['static']}s (baseline), HPA {saturated['hpa']}s "
+        f"({saturated['hpa'] / base:.2f}×), Nomad {saturated['nomad']}s ({saturated['nomad'] / base:.2f}×)"
+    )
     crossed = [r for r in rows if not (hpa.min <= r.hpa <= hpa.max and nomad.min <= r.nomad <= nomad.max)]
     print("bounds never crossed" if not crossed else f"BOUNDS CROSSED at t={crossed[0].t}s")
     out = ROOT / "bench" / "results" / f"autoscaling-{args.env}-{args.service}.json"
     out.write_text(json.dumps({"settings": {"hpa": asdict(hpa), "nomad": asdict(nomad), "start": start},
-                               "saturated_s": saturated, "rows": [asdict(r) for r in rows]}, indent=1) + "\n")  # fmt: skip
+                               "saturated_s": saturated, "rows": [asdict(r) for r in rows]},
+                              indent=1) + "\n")  # fmt: skip
     return 1 if crossed else 0
 
 

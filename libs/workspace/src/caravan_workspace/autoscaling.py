@@ -119,13 +119,16 @@ class Row:
 
 
 def simulate(load: list[tuple[int, float]], hpa: HpaSettings, nomad: NomadSettings, start: int) -> list[Row]:
-    """Both autoscalers over the profile; ``static_cpu`` is the baseline: ``start`` instances, never scaled."""
+    """Both autoscalers over the profile; ``static_cpu`` is the baseline: ``start`` instances,
+    never scaled."""
     h, n = Hpa(hpa, start), TargetValue(nomad, start)
     rows = []
     for t, value in load:
         # each autoscaler decides on what it measured with the replicas it had
         hr, nr = h.step(t, value), n.step(t, value)
-        rows.append(Row(t, value, hr, utilisation(value, hr), nr, utilisation(value, nr), utilisation(value, start)))
+        rows.append(
+            Row(t, value, hr, utilisation(value, hr), nr, utilisation(value, nr), utilisation(value, start))
+        )
     return rows
 
 
@@ -140,7 +143,11 @@ def rendered_settings(root: Path, env: str, name: str) -> tuple[HpaSettings, Nom
     from caravan_workspace.render.checks import kustomize
     from caravan_workspace.render.jobspec import duration_ns
 
-    (hpa,) = [d for d in kustomize(root, env) if d["kind"] == "HorizontalPodAutoscaler" and d["metadata"]["name"] == name]
+    (hpa,) = [
+        d
+        for d in kustomize(root, env)
+        if d["kind"] == "HorizontalPodAutoscaler" and d["metadata"]["name"] == name
+    ]
     spec = hpa["spec"]
     hpa_settings = HpaSettings(
         min=spec["minReplicas"],

@@ -30,16 +30,68 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 # Nomad api struct keys (lower-cased: the decoder matches case-insensitively).
-JOB_KEYS = {"id", "name", "type", "namespace", "region", "datacenters", "meta", "update", "taskgroups", "priority",
-            "ui", "constraints", "affinities", "spreads", "nodepool", "allatonce", "periodic", "parameterized"}
-GROUP_KEYS = {"name", "count", "networks", "services", "restartpolicy", "reschedulepolicy", "scaling", "tasks", "meta",
-              "update", "shutdowndelay", "constraints", "volumes", "ephemeraldisk", "migrate", "spreads"}
-TASK_KEYS = {"name", "driver", "config", "env", "resources", "killtimeout", "killsignal", "templates", "meta",
-             "shutdowndelay", "user", "services", "artifacts", "vault", "lifecycle", "logconfig", "leader"}
+JOB_KEYS = {
+    "id",
+    "name",
+    "type",
+    "namespace",
+    "region",
+    "datacenters",
+    "meta",
+    "update",
+    "taskgroups",
+    "priority",
+    "ui",
+    "constraints",
+    "affinities",
+    "spreads",
+    "nodepool",
+    "allatonce",
+    "periodic",
+    "parameterized",
+}
+GROUP_KEYS = {
+    "name",
+    "count",
+    "networks",
+    "services",
+    "restartpolicy",
+    "reschedulepolicy",
+    "scaling",
+    "tasks",
+    "meta",
+    "update",
+    "shutdowndelay",
+    "constraints",
+    "volumes",
+    "ephemeraldisk",
+    "migrate",
+    "spreads",
+}
+TASK_KEYS = {
+    "name",
+    "driver",
+    "config",
+    "env",
+    "resources",
+    "killtimeout",
+    "killsignal",
+    "templates",
+    "meta",
+    "shutdowndelay",
+    "user",
+    "services",
+    "artifacts",
+    "vault",
+    "lifecycle",
+    "logconfig",
+    "leader",
+}
 DURATIONS = {"killtimeout", "shutdowndelay", "interval", "timeout", "delay", "maxdelay", "grace",
              "minhealthytime", "healthydeadline", "progressdeadline", "stagger"}  # fmt: skip
 CONFIG_FIELDS = {
-    "service-defaults": {"kind", "name", "protocol", "meta", "namespace", "partition", "mode", "transparentproxy",
+    "service-defaults": {"kind", "name", "protocol", "meta", "namespace", "partition", "mode",
+                         "transparentproxy",
                          "upstreamconfig", "expose", "meshgateway", "externalsni", "mutualtlsmode"},
     "service-intentions": {"kind", "name", "sources", "meta", "namespace", "partition", "jwt"},
 }  # fmt: skip
@@ -118,11 +170,17 @@ class FakeNomad:
         if update.get("minhealthytime", 0) >= update.get("healthydeadline", 1 << 62):
             errors.append("Minimum healthy time must be less than healthy deadline")
         for g in job.get("taskgroups", []):
-            ports = {_lower(p).get("label") for n in g.get("networks") or [] for p in _lower(n).get("dynamicports") or []}
+            ports = {
+                _lower(p).get("label")
+                for n in g.get("networks") or []
+                for p in _lower(n).get("dynamicports") or []
+            }
             for s in map(_lower, g.get("services") or []):
                 label = s.get("portlabel")
                 if label and label not in ports and not (s.get("connect") and str(label).isdigit()):
-                    errors.append(f'port label "{label}" referenced by services [{s.get("name")}] does not exist')
+                    errors.append(
+                        f'port label "{label}" referenced by services [{s.get("name")}] does not exist'
+                    )
                 for c in map(_lower, s.get("checks") or []):
                     if c.get("type") == "http" and not c.get("path"):
                         errors.append("http type must have http path")
@@ -142,7 +200,8 @@ class FakeNomad:
         count = job["taskgroups"][0].get("count", 1) if job["taskgroups"] else 0
         if old is None:
             diff = {"Type": "Added", "ID": job_id, "Fields": [], "Objects": [],
-                    "TaskGroups": [{"Type": "Added", "Name": g["name"], "Updates": {"create": g.get("count", 1)}}
+                    "TaskGroups": [{"Type": "Added", "Name": g["name"],
+                                    "Updates": {"create": g.get("count", 1)}}
                                    for g in job["taskgroups"]]}  # fmt: skip
         elif old == job:
             diff = {"Type": "None", "ID": job_id, "Fields": [], "Objects": [], "TaskGroups": []}
@@ -165,12 +224,15 @@ class FakeNomad:
             self.versions[job_id] = self.versions.get(job_id, -1) + 1
             dep_id = str(uuid.uuid4())
             self.deployments[job_id] = {"ID": dep_id, "JobID": job_id, "JobVersion": self.versions[job_id],
-                                        "Status": "running", "StatusDescription": "Deployment is running"}  # fmt: skip
+                                        "Status": "running",
+                                        "StatusDescription": "Deployment is running"}  # fmt: skip
             self.polls[job_id] = 0
-            self.allocs[job_id] = [{"ID": str(uuid.uuid4()), "DeploymentID": dep_id, "ClientStatus": "running",
+            self.allocs[job_id] = [{"ID": str(uuid.uuid4()), "DeploymentID": dep_id,
+                                    "ClientStatus": "running",
                                     "TaskStates": {job_id: {"State": "running", "Failed": False, "Events": [
                                         {"Type": "Received", "DisplayMessage": "Task received by client"},
-                                        {"Type": "Started", "DisplayMessage": "Task started by client"}]}}}]  # fmt: skip
+                                        {"Type": "Started",
+                                         "DisplayMessage": "Task started by client"}]}}}]  # fmt: skip
         return {"EvalID": str(uuid.uuid4()), "JobModifyIndex": 100 + self.versions[job_id], "Warnings": ""}
 
     def deployment(self, job_id: str) -> dict[str, Any] | None:
@@ -184,8 +246,14 @@ class FakeNomad:
                 state = self.allocs[job_id][0]["TaskStates"][job_id]
                 state.update(State="dead", Failed=True)
                 state["Events"] += [
-                    {"Type": "Driver Failure", "DisplayMessage": "Failed to pull `caravan/x`: manifest unknown"},
-                    {"Type": "Not Restarting", "DisplayMessage": "Exceeded allowed attempts 3 in interval 5m0s"},
+                    {
+                        "Type": "Driver Failure",
+                        "DisplayMessage": "Failed to pull `caravan/x`: manifest unknown",
+                    },
+                    {
+                        "Type": "Not Restarting",
+                        "DisplayMessage": "Exceeded allowed attempts 3 in interval 5m0s",
+                    },
                 ]
                 self.allocs[job_id][0]["ClientStatus"] = "failed"
             else:
@@ -208,7 +276,8 @@ class FakeConsul:
         self.index += 1
         self.instances[name] = [
             {"Node": {"Node": "node-1", "Address": "10.0.0.1"},
-             "Service": {"ID": f"_nomad-task-{name}-{i}", "Service": name, "Address": "10.0.0.1", "Port": 20000 + i,
+             "Service": {"ID": f"_nomad-task-{name}-{i}", "Service": name, "Address": "10.0.0.1",
+                         "Port": 20000 + i,
                          "Tags": [], "Meta": {}},
              "Checks": [{"CheckID": f"{name}-ready-{i}", "Name": f"{name} ready", "Status": status,
                          "Output": "HTTP GET /health/ready: 503" if status != "passing" else "200 OK"}]}
@@ -223,7 +292,9 @@ class FakeConsul:
             raise BadRequest(f"invalid config entry kind: {raw.get('Kind')}")
         bad = sorted(k for k in raw if k.lower() not in CONFIG_FIELDS[kind])
         if bad:
-            raise BadRequest(f"Request decode failed: 1 error(s) decoding: * '' has invalid keys: {', '.join(bad)}")
+            raise BadRequest(
+                f"Request decode failed: 1 error(s) decoding: * '' has invalid keys: {', '.join(bad)}"
+            )
         for source in raw.get("Sources") or []:
             bad = sorted(k for k in source if k.lower() not in SOURCE_FIELDS)
             if bad:
@@ -289,14 +360,18 @@ class _Server(ThreadingHTTPServer):
     daemon_threads = True
     agent: Any
 
-    def route(self, method: str, parts: list[str], query: dict[str, list[str]], h: _Handler) -> tuple[int, Any, dict[str, str]]:
+    def route(
+        self, method: str, parts: list[str], query: dict[str, list[str]], h: _Handler
+    ) -> tuple[int, Any, dict[str, str]]:
         raise NotImplementedError
 
 
 class _NomadServer(_Server):
     agent: FakeNomad
 
-    def route(self, method: str, parts: list[str], query: dict[str, list[str]], h: _Handler) -> tuple[int, Any, dict[str, str]]:
+    def route(
+        self, method: str, parts: list[str], query: dict[str, list[str]], h: _Handler
+    ) -> tuple[int, Any, dict[str, str]]:
         n = self.agent
         if parts[:1] != ["v1"]:
             return 404, b"Invalid URL", {}
@@ -332,7 +407,9 @@ class _NomadServer(_Server):
 class _ConsulServer(_Server):
     agent: FakeConsul
 
-    def route(self, method: str, parts: list[str], query: dict[str, list[str]], h: _Handler) -> tuple[int, Any, dict[str, str]]:
+    def route(
+        self, method: str, parts: list[str], query: dict[str, list[str]], h: _Handler
+    ) -> tuple[int, Any, dict[str, str]]:
         c = self.agent
         if method == "PUT" and parts == ["v1", "config"]:
             return 200, c.put_config(h._body()), {}

@@ -32,7 +32,9 @@ def agents():
 def run(repo_root: Path, agents: Agents, *, dry_run: bool = False, checks_s: float = 5.0) -> list[str]:
     lines: list[str] = []
     nomad, consul = clients(agents.env)
-    deployer = NomadDeploy(nomad, consul, lines.append, Waits(poll_s=0.01, deployment_s=10, checks_s=checks_s))
+    deployer = NomadDeploy(
+        nomad, consul, lines.append, Waits(poll_s=0.01, deployment_s=10, checks_s=checks_s)
+    )
     deploy(repo_root, "dev", tag=None, dry_run=dry_run, out=lines.append, deployer=deployer)
     return lines
 
@@ -47,7 +49,8 @@ def test_contract_deploys_entries_then_jobs_in_dependency_order(repo_root, agent
         assert log.index(f"validate {name}") < log.index(f"plan {name}") < log.index(f"register {name}")
     # intentions (and protocol http first: L7 permissions need it) before any job
     assert ("service-intentions", "*") in agents.consul.entries
-    assert [e for e in agents.consul.log if e.startswith("config")][0].startswith("config service-defaults")
+    first = next(e for e in agents.consul.log if e.startswith("config"))
+    assert first.startswith("config service-defaults")
     assert agents.consul.entries[("service-intentions", "svc-a")]["Sources"][0]["Name"] == "gateway"
     # svc-b registered only once svc-a and svc-c passed their checks
     health = agents.consul.log
@@ -92,7 +95,9 @@ def test_contract_dry_run_prints_plans_only(repo_root, agents):
     assert [line for line in lines if line.startswith("plan ")] == [
         f"plan {n}: added" for n in ("svc-a", "svc-c", "svc-b", "gateway")
     ]
-    assert "would write Consul config entry service-intentions * (service-intentions-default-deny.json)" in lines
+    assert (
+        "would write Consul config entry service-intentions * (service-intentions-default-deny.json)" in lines
+    )
 
 
 def test_contract_validation_errors_in_a_200_stop_the_deploy(repo_root, agents):
@@ -124,8 +129,13 @@ def test_contract_fake_consul_refuses_unknown_fields_and_l7_without_http(agents)
     import requests
 
     url = f"{agents.env['CONSUL_HTTP_ADDR']}/v1/config"
-    entry = {"Kind": "service-intentions", "Name": "svc-a", "Sources": [
-        {"Name": "gateway", "Permissions": [{"Action": "allow", "HTTP": {"PathPrefix": "/stock/"}}]}]}
+    entry = {
+        "Kind": "service-intentions",
+        "Name": "svc-a",
+        "Sources": [
+            {"Name": "gateway", "Permissions": [{"Action": "allow", "HTTP": {"PathPrefix": "/stock/"}}]}
+        ],
+    }
     assert requests.put(url, data=json.dumps(entry), timeout=5).status_code == 400  # protocol still tcp
     assert requests.put(url, data=json.dumps({"Kind": "service-defaults", "Name": "svc-a", "Protocol": "http",
                                               "Protcol": "http"}), timeout=5).status_code == 400  # fmt: skip

@@ -30,7 +30,8 @@ def test_each_overlay_is_valid_for_three_kubernetes_versions(overlay):
     assert len(checks.K8S_VERSIONS) >= 3
     assert checks.schema_problems(docs, env, checks.K8S_VERSIONS) == []
     kinds = {d["kind"] for d in docs}
-    assert kinds >= {"Namespace", "Deployment", "Service", "ServiceAccount", "ConfigMap", "HorizontalPodAutoscaler",
+    assert kinds >= {"Namespace", "Deployment", "Service", "ServiceAccount", "ConfigMap",
+                     "HorizontalPodAutoscaler",
                      "PodDisruptionBudget", "NetworkPolicy", "Ingress"}  # fmt: skip
     assert "Secret" not in kinds  # referenced only
 
@@ -80,14 +81,17 @@ def test_network_policies_allow_exactly_the_foundation_flows(overlay):
         ("gateway", "svc-c"), ("svc-b", "svc-c"), ("monitoring", "svc-c"),
     }  # fmt: skip
     assert egress == {
-        ("gateway", "svc-a"), ("gateway", "svc-b"), ("gateway", "svc-c"), ("svc-b", "svc-a"), ("svc-b", "svc-c"),
+        ("gateway", "svc-a"), ("gateway", "svc-b"), ("gateway", "svc-c"),
+        ("svc-b", "svc-a"), ("svc-b", "svc-c"),
         ("svc-a", "svc-a-db"), ("svc-b", "svc-b-db"), ("svc-c", "svc-c-db"),
         *((name, "dns") for name in ("gateway", "svc-a", "svc-b", "svc-c")),
     }  # fmt: skip
     # one more allowed peer, or one flow less, is caught
     wider = copy.deepcopy(policies)
     svc_c = next(p for p in wider if p["metadata"]["name"] == "svc-c")
-    svc_c["spec"]["ingress"].append({"from": [{"podSelector": {"matchLabels": {"app.kubernetes.io/name": "svc-a"}}}]})
+    svc_c["spec"]["ingress"].append(
+        {"from": [{"podSelector": {"matchLabels": {"app.kubernetes.io/name": "svc-a"}}}]}
+    )
     svc_c["spec"]["ingress"] = [r for r in svc_c["spec"]["ingress"] if "svc-b" not in str(r)]
     assert checks.network_flow_problems(wider, load_deployment(REPO), load_environment(REPO, env)) == [
         f"{env}: NetworkPolicy ingress svc-a → svc-c is not a foundation flow",
@@ -102,7 +106,11 @@ def test_graceful_stop_is_longer_than_the_drain(overlay):
         pod = dep["spec"]["template"]["spec"]
         assert pod["terminationGracePeriodSeconds"] > drain + 5
         assert pod["containers"][0]["lifecycle"]["preStop"]["exec"]["command"] == ["sleep", "5"]
-        config = next(d for d in docs if d["kind"] == "ConfigMap" and d["metadata"]["name"] == f"{dep['metadata']['name']}-config")
+        config = next(
+            d
+            for d in docs
+            if d["kind"] == "ConfigMap" and d["metadata"]["name"] == f"{dep['metadata']['name']}-config"
+        )
         assert config["data"]["CARAVAN_SHUTDOWN_TIMEOUT_S"] == str(drain)
 
 
@@ -115,12 +123,15 @@ contexts: [{name: none, context: {cluster: none, user: none}}]
 users: [{name: none, user: {}}]
 current-context: none
 """)
-    done = subprocess.run([str(INVOKE), "deploy", "--target", "k8s", "--env", "prod"], cwd=REPO, capture_output=True,
-                          text=True, timeout=300, env={**os.environ, "KUBECONFIG": str(kubeconfig)})  # fmt: skip
+    done = subprocess.run([str(INVOKE), "deploy", "--target", "k8s", "--env", "prod"], cwd=REPO,
+                          capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "KUBECONFIG": str(kubeconfig)})  # fmt: skip
     assert done.returncode == 1
     assert "would apply k8s/overlays/prod to namespace caravan (server-side), in this order:" in done.stdout
     lines = done.stdout.splitlines()
-    order = [line.split(":")[0].strip() for line in lines if line.startswith("  ") and not line.startswith("    ")]
+    order = [
+        line.split(":")[0].strip() for line in lines if line.startswith("  ") and not line.startswith("    ")
+    ]
     assert order == ["shared", "svc-a, svc-c", "svc-b", "gateway"]
     assert "then kubectl rollout status deployment/svc-b" in done.stdout
     assert done.stderr.strip().startswith("error: no Kubernetes cluster reachable (kubectl:")

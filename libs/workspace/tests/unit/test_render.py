@@ -16,7 +16,6 @@ from caravan_workspace.render import nomad as nomad_render
 from caravan_workspace.render.hcl import Attr, Block, dumps
 from caravan_workspace.render.model import RenderError, load_deployment, load_environment
 
-
 REPO = Path(__file__).resolve().parents[4]
 
 
@@ -32,7 +31,9 @@ def test_committed_files_equal_a_fresh_render(repo_root, fresh):
 def test_drift_is_reported_file_by_file(repo_root, fresh, tmp_path):
     copy = tmp_path / "ws"
     for folder in ("nomad", "k8s", "deploy", "foundation", "svc-a", "svc-b", "svc-c", "shared/gateway"):
-        shutil.copytree(repo_root / folder, copy / folder, ignore=shutil.ignore_patterns(".venv", "__pycache__"))
+        shutil.copytree(
+            repo_root / folder, copy / folder, ignore=shutil.ignore_patterns(".venv", "__pycache__")
+        )
     (copy / "nomad" / "dev" / "svc-a.nomad.hcl").write_text("# edited by hand\n")
     (copy / "k8s" / "base" / "stale.yaml").write_text("kind: Stale\n")
     (copy / "nomad" / "dev" / "json" / "svc-c.json").unlink()
@@ -42,7 +43,11 @@ def test_drift_is_reported_file_by_file(repo_root, fresh, tmp_path):
         "k8s/base/stale.yaml is no longer rendered",
     ]
     touched = render.write(copy, fresh)
-    assert set(map(str, touched)) == {"nomad/dev/svc-a.nomad.hcl", "nomad/dev/json/svc-c.json", "k8s/base/stale.yaml"}
+    assert set(map(str, touched)) == {
+        "nomad/dev/svc-a.nomad.hcl",
+        "nomad/dev/json/svc-c.json",
+        "k8s/base/stale.yaml",
+    }
     assert render.drift(copy, fresh) == []
 
 
@@ -66,7 +71,8 @@ def test_the_json_form_uses_nanoseconds_and_the_hcl_variables_resolve(repo_root,
     assert task["KillTimeout"] == 30 * 10**9 and task["ShutdownDelay"] == 5 * 10**9
     assert job["Update"]["HealthyDeadline"] == 180 * 10**9 and job["Update"]["AutoRevert"] is True
     assert group["Count"] == 2 and task["Config"]["image"] == "caravan/svc-b:0.1.0"
-    assert [u["DestinationName"] for u in group["Services"][0]["Connect"]["SidecarService"]["Proxy"]["Upstreams"]] == [
+    proxy = group["Services"][0]["Connect"]["SidecarService"]["Proxy"]
+    assert [u["DestinationName"] for u in proxy["Upstreams"]] == [
         "svc-a", "svc-c"]  # fmt: skip
     assert job["Meta"] == {"version": "0.1.0", "revision": "unset"}
     assert job["UI"]["Links"][0]["Label"] == "Runbook"
@@ -116,13 +122,13 @@ job "x" {
 }
 """)
     errors = jobspec.check_structure(job)
-    assert 'job "x": unknown attribute \'datacenter\'' in errors
+    assert "job \"x\": unknown attribute 'datacenter'" in errors
     assert 'job "x" > group "x": count = \'two\' is not a int' in errors
     assert 'job "x" > group "x" > task "x": kill_timeout = \'thirty seconds\' is not a dur' in errors
     assert 'job "x" > group "x" > task "x": unknown block \'resource\'' in errors
     assert 'job "x" > group "x" > scaling > policy > check "cpu": missing query' in errors
     assert 'job "x" > group "x" > scaling > policy > check "cpu": unknown strategy \'target-valu\'' in errors
-    assert 'job "x": block \'update\' given twice' in errors
+    assert "job \"x\": block 'update' given twice" in errors
     assert 'job "x" > ui > link "docs": takes 0 label(s), has 1' in errors
 
 
@@ -190,16 +196,20 @@ def test_intentions_deny_by_default_and_allow_exactly_the_flows_narrowed_by_path
 
 def test_config_entry_check_catches_what_consul_refuses():
     bad = {"Kind": "service-intentions", "Name": "svc-a", "Source": [], "Sources": [
-        {"Name": "gateway", "Action": "allow", "Permissions": [{"Action": "allow", "HTTP": {"PathPrefix": "x"}}]},
-        {"Name": "svc-b", "Permissions": [{"Action": "permit", "HTTP": {"PathExact": "/a", "PathPrefix": "/a/",
+        {"Name": "gateway", "Action": "allow",
+         "Permissions": [{"Action": "allow", "HTTP": {"PathPrefix": "x"}}]},
+        {"Name": "svc-b", "Permissions": [{"Action": "permit", "HTTP": {"PathExact": "/a",
+                                                                       "PathPrefix": "/a/",
                                                                        "Methods": ["FETCH"]}}]},
     ]}  # fmt: skip
     assert consul.check_entry(bad, {"svc-a": "tcp"}) == [
         "service-intentions svc-a: unknown field 'Source'",
         "service-intentions svc-a source gateway: exactly one of Action and Permissions must be set",
-        "service-intentions svc-a source gateway: L7 Permissions need protocol http for svc-a (service-defaults)",
+        "service-intentions svc-a source gateway: L7 Permissions need protocol http for svc-a "
+        "(service-defaults)",
         "service-intentions svc-a source gateway: PathPrefix must begin with '/'",
-        "service-intentions svc-a source svc-b: L7 Permissions need protocol http for svc-a (service-defaults)",
+        "service-intentions svc-a source svc-b: L7 Permissions need protocol http for svc-a "
+        "(service-defaults)",
         "service-intentions svc-a source svc-b: a permission's Action must be allow or deny",
         "service-intentions svc-a source svc-b: at most one of PathExact, PathPrefix, PathRegex",
         "service-intentions svc-a source svc-b: unknown methods ['FETCH']",
@@ -212,7 +222,9 @@ def test_config_entry_check_catches_what_consul_refuses():
 def test_a_bad_environment_file_is_one_line(repo_root, tmp_path):
     folder = tmp_path / "deploy" / "environments"
     folder.mkdir(parents=True)
-    (folder / "dev.toml").write_text("colour = 1\n" + (repo_root / "deploy/environments/dev.toml").read_text())
+    (folder / "dev.toml").write_text(
+        "colour = 1\n" + (repo_root / "deploy/environments/dev.toml").read_text()
+    )
     with pytest.raises(RenderError, match=r"^deploy/environments/dev.toml: unknown key 'colour'$"):
         load_environment(tmp_path, "dev")
     with pytest.raises(RenderError, match=r"^no environment 'staging' \(known: dev\)$"):

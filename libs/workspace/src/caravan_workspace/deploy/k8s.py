@@ -30,7 +30,9 @@ def kubectl(*args: str, stdin: str | None = None, timeout: float = 600) -> subpr
     binary = shutil.which("kubectl")
     if binary is None:
         raise DeployError("kubectl is not installed")
-    return subprocess.run([binary, *args], input=stdin, capture_output=True, text=True, check=False, timeout=timeout)
+    return subprocess.run(
+        [binary, *args], input=stdin, capture_output=True, text=True, check=False, timeout=timeout
+    )
 
 
 def cluster_unreachable() -> str | None:
@@ -41,7 +43,9 @@ def cluster_unreachable() -> str | None:
     return " ".join((done.stderr or done.stdout).split())[:300] or "kubectl version did not answer"
 
 
-def batches(docs: list[dict[str, Any]], levels: tuple[tuple[str, ...], ...]) -> list[tuple[str, list[dict[str, Any]]]]:
+def batches(
+    docs: list[dict[str, Any]], levels: tuple[tuple[str, ...], ...]
+) -> list[tuple[str, list[dict[str, Any]]]]:
     """The objects to apply, in order: what belongs to no deployable first (namespace, default
     deny), then each dependency level's objects."""
     member = {name: i for i, level in enumerate(levels) for name in level}
@@ -56,7 +60,9 @@ def batches(docs: list[dict[str, Any]], levels: tuple[tuple[str, ...], ...]) -> 
 def deploy(root: Path, env_name: str, *, tag: str | None, dry_run: bool, out: Out) -> None:
     stale = [p for p in render.drift(root) if p.startswith(str(render.K8S_DIR))]
     if stale:
-        raise DeployError(f"the rendered files are stale ({stale[0]}): run `invoke render` and review the diff")
+        raise DeployError(
+            f"the rendered files are stale ({stale[0]}): run `invoke render` and review the diff"
+        )
     deployment = load_deployment(root)
     env = load_environment(root, env_name)
     try:

@@ -57,12 +57,12 @@ def _nomad_error(exc: Exception) -> str:
 
 
 def _nomad(what: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-    import nomad
     import requests
+    from nomad.api.exceptions import BaseNomadException
 
     try:
         return fn(*args, **kwargs)
-    except (nomad.api.exceptions.BaseNomadException, requests.RequestException) as exc:
+    except (BaseNomadException, requests.RequestException) as exc:
         raise DeployError(f"nomad {what}: {_nomad_error(exc)}") from exc
 
 
@@ -111,14 +111,23 @@ class NomadDeploy:
     # -- Consul -------------------------------------------------------------------------------
     def apply_entries(self, entries: dict[str, dict[str, Any]], *, dry_run: bool) -> None:
         config = getattr(self.consul.client, "config", None)
-        if config is None and not dry_run:
-            raise DeployError(f"writing Consul config entries needs py-consul (installed: {self.consul.flavour})")
+        if config is None and not dry_run:  # python-consul2 has no config entries
+            raise DeployError(
+                f"writing Consul config entries needs py-consul (installed: {self.consul.flavour})"
+            )
         for file, entry in entries.items():
             if dry_run:
                 self.out(f"would write Consul config entry {entry['Kind']} {entry['Name']} ({file})")
                 continue
+            assert config is not None
             body = {k: v for k, v in entry.items() if k not in ("Kind", "Name")}
-            ok = _consul(f"config entry {entry['Kind']} {entry['Name']}", config.set, entry["Kind"], entry["Name"], body)
+            ok = _consul(
+                f"config entry {entry['Kind']} {entry['Name']}",
+                config.set,
+                entry["Kind"],
+                entry["Name"],
+                body,
+            )
             if ok is False:
                 raise DeployError(f"consul refused config entry {entry['Kind']} {entry['Name']}")
             self.out(f"consul: wrote {entry['Kind']} {entry['Name']}")
@@ -160,7 +169,9 @@ class NomadDeploy:
             for task, state in sorted((alloc.get("TaskStates") or {}).items()):
                 for event in state.get("Events") or []:
                     message = event.get("DisplayMessage") or event.get("Message") or ""
-                    lines.append(f"  alloc {str(alloc.get('ID'))[:8]} task {task}: {event.get('Type')}: {message}")
+                    lines.append(
+                        f"  alloc {str(alloc.get('ID'))[:8]} task {task}: {event.get('Type')}: {message}"
+                    )
         return lines
 
     def wait_deployment(self, name: str, version: int) -> None:
@@ -179,7 +190,8 @@ class NomadDeploy:
                     for line in self.task_events(name, deployment.get("ID")):
                         self.out(line)
                     raise DeployError(
-                        f"{name}: deployment {status}: {deployment.get('StatusDescription') or 'no description'}"
+                        f"{name}: deployment {status}: "
+                        f"{deployment.get('StatusDescription') or 'no description'}"
                     )
             if time.monotonic() > deadline:
                 for line in self.task_events(name, deployment.get("ID")):
@@ -196,8 +208,9 @@ class NomadDeploy:
                 self.out(f"{name}: {len(passing)} of {count} instances pass their Consul checks")
                 return
             if time.monotonic() > deadline:
-                raise DeployError(f"{name}: {len(passing)} of {count} instances pass their Consul checks after "
-                                  f"{self.waits.checks_s:g}s (see `consul catalog services`, the checks' output)")  # fmt: skip
+                waited = f"{self.waits.checks_s:g}s"
+                raise DeployError(f"{name}: {len(passing)} of {count} instances pass their Consul checks "
+                                  f"after {waited} (see the checks' output in Consul)")  # fmt: skip
             time.sleep(self.waits.poll_s)
 
     def run(self, levels: list[list[tuple[str, dict[str, Any]]]], entries: dict[str, dict[str, Any]],
@@ -221,7 +234,9 @@ def deploy(root: Path, env_name: str, *, tag: str | None, dry_run: bool, out: Ou
            deployer: NomadDeploy | None = None) -> None:  # fmt: skip
     stale = [p for p in render.drift(root) if p.startswith(str(render.NOMAD_DIR))]
     if stale:
-        raise DeployError(f"the rendered files are stale ({stale[0]}): run `invoke render` and review the diff")
+        raise DeployError(
+            f"the rendered files are stale ({stale[0]}): run `invoke render` and review the diff"
+        )
     deployment = load_deployment(root)
     env = load_environment(root, env_name)
     revision = git_revision(root)

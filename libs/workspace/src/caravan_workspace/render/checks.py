@@ -175,9 +175,13 @@ def schema_problems(docs: list[dict[str, Any]], overlay: str, versions: tuple[st
             try:
                 kubernetes_validate.validate(doc, version, strict=True)
             except kubernetes_validate.ValidationError as exc:
-                problems.append(f"{overlay}: {_name(doc)} invalid for Kubernetes {version}: {exc.message[:200]}")
+                problems.append(
+                    f"{overlay}: {_name(doc)} invalid for Kubernetes {version}: {exc.message[:200]}"
+                )
             except kubernetes_validate.utils.SchemaNotFoundError:
-                problems.append(f"{overlay}: {_name(doc)}: no {doc.get('apiVersion')} schema in Kubernetes {version}")
+                problems.append(
+                    f"{overlay}: {_name(doc)}: no {doc.get('apiVersion')} schema in Kubernetes {version}"
+                )
     return problems
 
 
@@ -221,13 +225,19 @@ def policy_problems(docs: list[dict[str, Any]], deployment: Deployment, env: Env
         if hpa is None or hpa.get("apiVersion") != "autoscaling/v2":
             problems.append(f"{env.name}: no autoscaling/v2 HorizontalPodAutoscaler for {name}")
         elif (hpa["spec"]["minReplicas"], hpa["spec"]["maxReplicas"]) != (d.scaling.min, d.scaling.max):
-            problems.append(f"{env.name}: HPA {name} bounds are not service.toml's {d.scaling.min}..{d.scaling.max}")
+            problems.append(
+                f"{env.name}: HPA {name} bounds are not service.toml's {d.scaling.min}..{d.scaling.max}"
+            )
         elif not d.scaling.min <= dep["spec"]["replicas"] <= d.scaling.max:
-            problems.append(f"{env.name}: Deployment {name} replicas outside {d.scaling.min}..{d.scaling.max}")
+            problems.append(
+                f"{env.name}: Deployment {name} replicas outside {d.scaling.min}..{d.scaling.max}"
+            )
         if name not in by_kind.get("PodDisruptionBudget", {}):
             problems.append(f"{env.name}: no PodDisruptionBudget for {name}")
     for kind in ("Secret",):
-        problems += [f"{env.name}: {kind} {n} is rendered (secrets are referenced only)" for n in by_kind.get(kind, {})]
+        problems += [
+            f"{env.name}: {kind} {n} is rendered (secrets are referenced only)" for n in by_kind.get(kind, {})
+        ]
     if "gateway" not in by_kind.get("Ingress", {}):
         problems.append(f"{env.name}: no Ingress in front of the gateway")
     problems += network_flow_problems(list(by_kind.get("NetworkPolicy", {}).values()), deployment, env)
@@ -271,7 +281,9 @@ def _peer(peer: dict[str, Any], owner: str = "") -> str:
     return f"anything ({json.dumps(peer, sort_keys=True)})"
 
 
-def network_flow_problems(policies: list[dict[str, Any]], deployment: Deployment, env: Environment) -> list[str]:
+def network_flow_problems(
+    policies: list[dict[str, Any]], deployment: Deployment, env: Environment
+) -> list[str]:
     ingress, egress, deny = network_flows(policies)
     want_in = {(c.source, d.name) for d in deployment.deployables.values() for c in d.callers}
     want_out = {(d.name, u) for d in deployment.deployables.values() for u in d.upstreams}
@@ -279,8 +291,13 @@ def network_flow_problems(policies: list[dict[str, Any]], deployment: Deployment
     want_out |= {(d.name, "dns") for d in deployment.deployables.values()}
     problems = [] if deny else [f"{env.name}: no default-deny NetworkPolicy"]
     for label, got, want in (("ingress", ingress, want_in), ("egress", egress, want_out)):
-        problems += [f"{env.name}: NetworkPolicy {label} {a} → {b} is not a foundation flow" for a, b in sorted(got - want)]
-        problems += [f"{env.name}: foundation flow {a} → {b} has no {label} rule" for a, b in sorted(want - got)]
+        problems += [
+            f"{env.name}: NetworkPolicy {label} {a} → {b} is not a foundation flow"
+            for a, b in sorted(got - want)
+        ]
+        problems += [
+            f"{env.name}: foundation flow {a} → {b} has no {label} rule" for a, b in sorted(want - got)
+        ]
     return problems
 
 
@@ -330,21 +347,34 @@ def parity_problems(root: Path, files: dict[Path, str], deployment: Deployment) 
             (c,) = dep["spec"]["template"]["spec"]["containers"]
             hpa = base[f"{name}/HorizontalPodAutoscaler"]["spec"]
             config = base[f"{name}-config/ConfigMap"]["data"]
-            nomad_port = (group["Networks"][0].get("DynamicPorts") or [{"To": int(service["PortLabel"])}])[0]["To"]
+            nomad_port = (group["Networks"][0].get("DynamicPorts") or [{"To": int(service["PortLabel"])}])[0][
+                "To"
+            ]
             if not nomad_port == c["ports"][0]["containerPort"] == PORT:
-                problems.append(f"{where}: ports differ (Nomad {nomad_port}, Kubernetes {c['ports'][0]['containerPort']})")
+                problems.append(
+                    f"{where}: ports differ (Nomad {nomad_port}, Kubernetes {c['ports'][0]['containerPort']})"
+                )
             nomad_paths = sorted(ch["Path"] for ch in service["Checks"])
-            k8s_paths = sorted([c["readinessProbe"]["httpGet"]["path"], c["livenessProbe"]["httpGet"]["path"]])
+            k8s_paths = sorted(
+                [c["readinessProbe"]["httpGet"]["path"], c["livenessProbe"]["httpGet"]["path"]]
+            )
             if not nomad_paths == k8s_paths == sorted([d.health_ready, d.health_live]):
                 problems.append(f"{where}: health paths differ (Nomad {nomad_paths}, Kubernetes {k8s_paths})")
-            bounds = {(group["Scaling"]["Min"], group["Scaling"]["Max"]), (hpa["minReplicas"], hpa["maxReplicas"])}
+            bounds = {
+                (group["Scaling"]["Min"], group["Scaling"]["Max"]),
+                (hpa["minReplicas"], hpa["maxReplicas"]),
+            }
             if bounds != {(d.scaling.min, d.scaling.max)}:
                 problems.append(f"{where}: scaling bounds differ: {sorted(bounds)} vs service.toml")
             if group["Count"] != replicas[name]:
-                problems.append(f"{where}: count {group['Count']} (Nomad) vs replicas {replicas[name]} (Kubernetes)")
+                problems.append(
+                    f"{where}: count {group['Count']} (Nomad) vs replicas {replicas[name]} (Kubernetes)"
+                )
             image, _, tag = task["Config"]["image"].rpartition(":")
             if (image, tag) != (c["image"], tags[c["image"]]):
-                problems.append(f"{where}: image {task['Config']['image']} (Nomad) vs {c['image']}:{tags[c['image']]}")
+                problems.append(
+                    f"{where}: image {task['Config']['image']} (Nomad) vs {c['image']}:{tags[c['image']]}"
+                )
             nomad_env = {k: v for k, v in task["Env"].items() if not k.startswith("CARAVAN_UPSTREAM_")}
             k8s_env = {k: v for k, v in config.items() if not k.startswith("CARAVAN_UPSTREAM_")}
             if env_name == "dev" and nomad_env != k8s_env:

@@ -58,7 +58,9 @@ def intentions(d: Deployable) -> dict[str, Any]:
 
 def entries(deployment: Deployment) -> dict[str, dict[str, Any]]:
     """File name → config entry, in the order they are applied."""
-    out = {f"service-defaults-{n}.json": service_defaults(deployment.deployables[n]) for n in deployment.order}
+    out = {
+        f"service-defaults-{n}.json": service_defaults(deployment.deployables[n]) for n in deployment.order
+    }
     out["service-intentions-default-deny.json"] = default_deny()
     for n in deployment.order:
         out[f"service-intentions-{n}.json"] = intentions(deployment.deployables[n])
@@ -71,7 +73,8 @@ ENTRY_FIELDS = {
     "service-defaults": {"Kind", "Name", "Namespace", "Partition", "Meta", "Protocol", "Mode",
                          "TransparentProxy", "MutualTLSMode", "UpstreamConfig", "Destination",
                          "MaxInboundConnections", "LocalConnectTimeoutMs", "LocalRequestTimeoutMs",
-                         "MeshGateway", "ExternalSNI", "Expose", "EnvoyExtensions", "BalanceInboundConnections",
+                         "MeshGateway", "ExternalSNI", "Expose", "EnvoyExtensions",
+                         "BalanceInboundConnections",
                          "RateLimits"},
     "service-intentions": {"Kind", "Name", "Namespace", "Partition", "Meta", "Sources", "JWT"},
 }  # fmt: skip
@@ -122,7 +125,9 @@ def check_entry(entry: dict[str, Any], protocols: dict[str, str] | None = None) 
             if protocols is not None and protocols.get(str(name)) not in ("http", "http2", "grpc"):
                 errors.append(f"{at}: L7 Permissions need protocol http for {name} (service-defaults)")
             for perm in perms:
-                errors += [f"{at}: unknown permission field {k!r}" for k in sorted(set(perm) - PERMISSION_FIELDS)]
+                errors += [
+                    f"{at}: unknown permission field {k!r}" for k in sorted(set(perm) - PERMISSION_FIELDS)
+                ]
                 if perm.get("Action") not in ("allow", "deny"):
                     errors.append(f"{at}: a permission's Action must be allow or deny")
                 http = perm.get("HTTP") or {}

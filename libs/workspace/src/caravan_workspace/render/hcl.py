@@ -7,6 +7,7 @@ dict (an attribute map), or :class:`Var` (a reference to an HCL2 variable, ``var
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Union
 
@@ -86,7 +87,7 @@ def value(v: Any, indent: int) -> str:
     raise TypeError(f"cannot write {v!r} as HCL")
 
 
-def dumps(body: list[Item], indent: int = 0) -> str:
+def dumps(body: Sequence[Item], indent: int = 0) -> str:
     out: list[str] = []
     pad = "  " * indent
     attrs = [i for i in body if isinstance(i, Attr)]

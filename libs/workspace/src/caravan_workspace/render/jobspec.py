@@ -78,9 +78,11 @@ SPECS: dict[str, Spec] = {
                                               max_delay="MaxDelay:dur", unlimited="Unlimited:bool")),
     "scaling": Spec("Scaling", _a(enabled="Enabled:bool", min="Min:int", max="Max:int"), ("policy",)),
     "policy": Spec("Policy", free="policy"),
-    "task": Spec("Tasks", _a(driver="Driver:str", kill_timeout="KillTimeout:dur", kill_signal="KillSignal:str",
-                             shutdown_delay="ShutdownDelay:dur", user="User:str"),
-                 ("config", "env", "resources", "template", "meta"), labels=1, label_key="Name", repeated=True),
+    "task": Spec("Tasks", _a(driver="Driver:str", kill_timeout="KillTimeout:dur",
+                             kill_signal="KillSignal:str", shutdown_delay="ShutdownDelay:dur",
+                             user="User:str"),
+                 ("config", "env", "resources", "template", "meta"),
+                 labels=1, label_key="Name", repeated=True),
     "config": Spec("Config", free="any"),
     "env": Spec("Env", free="map"),
     "resources": Spec("Resources", _a(cpu="CPU:int", memory="MemoryMB:int", memory_max="MemoryMaxMB:int")),
@@ -94,7 +96,15 @@ CHECK_ATTRS = {"source": "str", "query": "str", "query_window": "dur", "on_error
 STRATEGIES = {"target-value": {"target": "num", "threshold": "num"}}
 
 _DURATION = re.compile(r"^(\d+(\.\d+)?(ns|us|µs|ms|s|m|h))+$")
-_UNIT_NS = {"ns": 1, "us": 1_000, "µs": 1_000, "ms": 1_000_000, "s": 10**9, "m": 60 * 10**9, "h": 3600 * 10**9}
+_UNIT_NS = {
+    "ns": 1,
+    "us": 1_000,
+    "µs": 1_000,
+    "ms": 1_000_000,
+    "s": 10**9,
+    "m": 60 * 10**9,
+    "h": 3600 * 10**9,
+}
 
 
 def duration_ns(text: str) -> int:
@@ -233,7 +243,9 @@ def _items(raw: dict[str, Any], variables: dict[str, Any]) -> list[Item]:
     return items
 
 
-def from_hcl2(parsed: dict[str, Any], overrides: dict[str, Any] | None = None) -> tuple[Block, dict[str, Any]]:
+def from_hcl2(
+    parsed: dict[str, Any], overrides: dict[str, Any] | None = None
+) -> tuple[Block, dict[str, Any]]:
     """The job block and the variables' values (defaults, then ``overrides``) of a parsed file."""
     variables: dict[str, Any] = {}
     for var in _blocks("variable", parsed.get("variable", []), {}):
@@ -268,8 +280,11 @@ def check_structure(block: Block, type_: str = "job", where: str = "") -> list[s
     if len(block.labels) != spec.labels:
         errors.append(f"{here}: takes {spec.labels} label(s), has {len(block.labels)}")
     if spec.free == "map":
-        errors += [f"{here}: {a.name} must be a string" for a in block.body
-                   if not isinstance(a, Attr) or not isinstance(a.value, str)]  # fmt: skip
+        for a in block.body:
+            if not isinstance(a, Attr):
+                errors.append(f"{here}: nested block {a.type!r} not expected")
+            elif not isinstance(a.value, str):
+                errors.append(f"{here}: {a.name} must be a string")
         return errors
     if spec.free == "any":
         return [f"{here}: nested block {b.type!r} not expected" for b in block.body if isinstance(b, Block)]
@@ -307,7 +322,7 @@ def check_policy(block: Block, here: str) -> list[str]:
             elif not _KINDS[kind](item.value):
                 errors.append(f"{here}: {item.name} = {item.value!r} is not a {kind}")
         elif item.type != "check" or len(item.labels) != 1:
-            errors.append(f"{here}: unknown policy block {item.type!r} (checks are `check \"name\"`)")
+            errors.append(f'{here}: unknown policy block {item.type!r} (checks are `check "name"`)')
         else:
             at = f'{here} > check "{item.labels[0]}"'
             attrs = item.attrs()
@@ -346,21 +361,26 @@ def check_semantics(job: Block, *, drain_s: float) -> list[str]:
     update = (job.block("update") or Block("update")).attrs()
     if update.get("auto_promote") and not update.get("canary"):
         errors.append(f"job {name}: Auto Promote requires a Canary count greater than zero")
-    if "min_healthy_time" in update and "healthy_deadline" in update:
-        if duration_ns(update["min_healthy_time"]) >= duration_ns(update["healthy_deadline"]):
-            errors.append(f"job {name}: Minimum healthy time must be less than healthy deadline")
+    if (
+        "min_healthy_time" in update
+        and "healthy_deadline" in update
+        and (duration_ns(update["min_healthy_time"]) >= duration_ns(update["healthy_deadline"]))
+    ):
+        errors.append(f"job {name}: Minimum healthy time must be less than healthy deadline")
     for group in groups:
         g = f"group {group.labels[0] if group.labels else '?'}"
         ports = {p.labels[0] for n in group.blocks("network") for p in n.blocks("port")}
         providers = {s.attrs().get("provider", "consul") for s in group.blocks("service")}
         if len(providers) > 1:
-            errors.append(f"{g}: Multiple service providers used: task group services must use the same provider")
+            errors.append(
+                f"{g}: Multiple service providers used: task group services must use the same provider"
+            )
         for service in group.blocks("service"):
             label = service.attrs().get("port")
             connect = service.block("connect") is not None
             if label is not None and label not in ports and not (connect and str(label).isdigit()):
-                errors.append(f'{g}: port label "{label}" referenced by services [{service.attrs().get("name")}] '
-                              "does not exist")  # fmt: skip
+                named = service.attrs().get("name")
+                errors.append(f'{g}: port label "{label}" referenced by services [{named}] does not exist')
             for check in service.blocks("check"):
                 c = check.attrs()
                 if c.get("type") == "http" and not c.get("path"):
@@ -377,7 +397,10 @@ def check_semantics(job: Block, *, drain_s: float) -> list[str]:
             t = task.attrs()
             if not t.get("driver"):
                 errors.append(f"{g}: Missing task driver")
-            if t.get("driver") == "docker" and "image" not in (task.block("config") or Block("config")).attrs():
+            if (
+                t.get("driver") == "docker"
+                and "image" not in (task.block("config") or Block("config")).attrs()
+            ):
                 errors.append(f"{g}: docker task {task.labels[0]} has no image")
             kill = duration_ns(t.get("kill_timeout", "5s")) / 1e9
             if kill <= drain_s:

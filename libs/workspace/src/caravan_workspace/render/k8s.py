@@ -57,12 +57,27 @@ def resources(env: Environment) -> dict[str, Any]:
 
 def deployment_manifest(d: Deployable, env: Environment) -> dict[str, Any]:
     secret_sources: list[dict[str, Any]] = [
-        {"secret": {"name": f"{d.name}-identity", "items": [{"key": "identity.key", "path": "identity.key"}]}},
-        {"secret": {"name": "caravan-public-keys", "items": [{"key": PUBLIC_KEYS_FILE, "path": PUBLIC_KEYS_FILE}]}},
+        {
+            "secret": {
+                "name": f"{d.name}-identity",
+                "items": [{"key": "identity.key", "path": "identity.key"}],
+            }
+        },
+        {
+            "secret": {
+                "name": "caravan-public-keys",
+                "items": [{"key": PUBLIC_KEYS_FILE, "path": PUBLIC_KEYS_FILE}],
+            }
+        },
     ]
     if d.name == "gateway":
         secret_sources.append(
-            {"secret": {"name": "gateway-api-keys", "items": [{"key": "api-keys.json", "path": "api-keys.json"}]}}
+            {
+                "secret": {
+                    "name": "gateway-api-keys",
+                    "items": [{"key": "api-keys.json", "path": "api-keys.json"}],
+                }
+            }
         )
     env_vars = []
     if d.database:
@@ -70,14 +85,15 @@ def deployment_manifest(d: Deployable, env: Environment) -> dict[str, Any]:
             "name": "CARAVAN_DATABASE_URL",
             "valueFrom": {"secretKeyRef": {"name": f"{d.name}-database", "key": "url"}},
         })  # fmt: skip
-    probe = {"httpGet": {"port": "http"}, "periodSeconds": 5, "timeoutSeconds": 2}
-    container = {
+    probe: dict[str, Any] = {"periodSeconds": 5, "timeoutSeconds": 2}
+    container: dict[str, Any] = {
         "name": d.name,
         "image": d.image_name(env),
         "ports": [{"name": "http", "containerPort": PORT, "protocol": "TCP"}],
         "envFrom": [{"configMapRef": {"name": f"{d.name}-config"}}],
         **({"env": env_vars} if env_vars else {}),
-        "readinessProbe": {**probe, "httpGet": {"path": d.health_ready, "port": "http"}, "failureThreshold": 2},
+        "readinessProbe": {**probe, "httpGet": {"path": d.health_ready, "port": "http"},
+                           "failureThreshold": 2},
         "livenessProbe": {**probe, "httpGet": {"path": d.health_live, "port": "http"}, "failureThreshold": 3,
                           "initialDelaySeconds": 10},
         "resources": resources(env),
@@ -158,12 +174,16 @@ def network_policy(d: Deployable, env: Environment) -> dict[str, Any]:
         elif caller.source == "monitoring":
             ingress.append({"from": [{"podSelector": {"matchLabels": MONITORING_LABELS}}], "ports": port})
         else:
-            ingress.append({"from": [{"podSelector": {"matchLabels": {NAME_LABEL: caller.source}}}], "ports": port})
+            ingress.append(
+                {"from": [{"podSelector": {"matchLabels": {NAME_LABEL: caller.source}}}], "ports": port}
+            )
     egress: list[dict[str, Any]] = [
         {"to": [{"podSelector": {"matchLabels": {NAME_LABEL: u}}}], "ports": port} for u in d.upstreams
     ]
     if d.database:
-        egress.append({"to": [{"ipBlock": {"cidr": env.database_cidr}}], "ports": [{"protocol": "TCP", "port": 5432}]})
+        egress.append(
+            {"to": [{"ipBlock": {"cidr": env.database_cidr}}], "ports": [{"protocol": "TCP", "port": 5432}]}
+        )
     egress.append({
         "to": [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "kube-system"}},
                 "podSelector": {"matchLabels": {"k8s-app": "kube-dns"}}}],
@@ -205,7 +225,8 @@ def ingress(env: Environment) -> dict[str, Any]:
 
 def manifests(d: Deployable, deployment: Deployment, env: Environment) -> list[dict[str, Any]]:
     docs: list[dict[str, Any]] = [
-        {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": meta(d.name), "automountServiceAccountToken": False},
+        {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": meta(d.name),
+         "automountServiceAccountToken": False},
         {"apiVersion": "v1", "kind": "ConfigMap", "metadata": meta(f"{d.name}-config", d.name),
          "data": config_data(d, deployment, env)},
         deployment_manifest(d, env),

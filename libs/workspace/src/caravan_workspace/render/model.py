@@ -219,7 +219,12 @@ def load_deployment(root: Path) -> Deployment:
             )
         )
         if name == GATEWAY:
-            folder, title, health, scaling = root / GATEWAY_FOLDER, "API gateway", GATEWAY_HEALTH, GATEWAY_SCALING
+            folder, title, health, scaling = (
+                root / GATEWAY_FOLDER,
+                "API gateway",
+                GATEWAY_HEALTH,
+                GATEWAY_SCALING,
+            )
             env = {
                 "CARAVAN_GATEWAY_ROUTES": _routes_json(services),
                 "CARAVAN_API_KEYS_FILE": f"{SECRETS_DIR}/api-keys.json",
@@ -231,7 +236,9 @@ def load_deployment(root: Path) -> Deployment:
             env = {}
             missing = set(svc.depends_on) - set(upstreams)
             if missing:
-                raise RenderError(f"{name}/service.toml: depends on {sorted(missing)} with no foundation flow")
+                raise RenderError(
+                    f"{name}/service.toml: depends on {sorted(missing)} with no foundation flow"
+                )
         deployables[name] = Deployable(
             name=name,
             title=title,

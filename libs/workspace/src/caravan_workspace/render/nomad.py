@@ -54,7 +54,8 @@ def secret_templates(d: Deployable) -> list[Block]:
     ]  # fmt: skip
     if d.database:
         blocks.append(Block("template", body=[
-            Attr("data", f'CARAVAN_DATABASE_URL={{{{ with nomadVar "{path}" }}}}{{{{ .database_url }}}}{{{{ end }}}}'),
+            Attr("data", "CARAVAN_DATABASE_URL="
+                         f'{{{{ with nomadVar "{path}" }}}}{{{{ .database_url }}}}{{{{ end }}}}'),
             Attr("destination", "secrets/database.env"),
             Attr("env", True),
             Attr("perms", "0600"),
@@ -79,12 +80,14 @@ def job(d: Deployable, deployment: Deployment, env: Environment) -> Block:
         Block("check", body=[
             Attr("name", f"{d.name} {kind}"), Attr("type", "http"), Attr("path", path),
             Attr("interval", "5s"), Attr("timeout", "2s"), Attr("expose", True),
-            *([Block("check_restart", body=[Attr("limit", 3), Attr("grace", "30s")])] if kind == "live" else []),
+            *([Block("check_restart", body=[Attr("limit", 3), Attr("grace", "30s")])]
+              if kind == "live" else []),
         ])
         for kind, path in (("ready", d.health_ready), ("live", d.health_live))
     ]  # fmt: skip
     proxy = Block("proxy", body=[
-        Block("upstreams", body=[Attr("destination_name", u), Attr("local_bind_port", d.upstream_port(u, order))])
+        Block("upstreams", body=[Attr("destination_name", u),
+                                 Attr("local_bind_port", d.upstream_port(u, order))])
         for u in d.upstreams
     ])  # fmt: skip
     service = Block("service", body=[
@@ -146,7 +149,8 @@ def job(d: Deployable, deployment: Deployment, env: Environment) -> Block:
         Attr("type", "service"),
         Block("meta", body=[Attr("version", d.version), Attr("revision", Var("revision"))]),
         Block("ui", body=[
-            Attr("description", f"Caravan {d.title} ({d.name} {d.version}): rendered from {d.name}'s declaration"),
+            Attr("description",
+                 f"Caravan {d.title} ({d.name} {d.version}): rendered from {d.name}'s declaration"),
             Block("link", body=[Attr("label", "Runbook"), Attr("url", RUNBOOK_URL)]),
             Block("link", body=[Attr("label", "Deployment docs"), Attr("url", DOCS_URL)]),
         ]),
@@ -166,7 +170,8 @@ def variables(d: Deployable, env: Environment) -> list[Block]:
             Attr("type", Expr("string")), Attr("default", d.tag(env)),
         ]),
         Block("variable", ("count",), [
-            Attr("description", f"instances at deploy time ({d.scaling.min}..{d.scaling.max}; the autoscaler moves it)"),
+            Attr("description",
+                 f"instances at deploy time ({d.scaling.min}..{d.scaling.max}; the autoscaler moves it)"),
             Attr("type", Expr("number")), Attr("default", d.count(env)),
         ]),
         Block("variable", ("revision",), [

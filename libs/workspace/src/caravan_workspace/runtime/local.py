@@ -299,7 +299,9 @@ class LocalRuntime:
             raise RuntimeError_(f"no service {name!r} (services: {', '.join(sorted(self.services))})")
         low, high = service.scaling.min, service.scaling.max
         if not low <= count <= high:
-            raise RuntimeError_(f"{name} scales between {low} and {high} instances (service.toml), not {count}")
+            raise RuntimeError_(
+                f"{name} scales between {low} and {high} instances (service.toml), not {count}"
+            )
         if not self.supervisor.is_running() or f"{name}-1" not in self.supervisor_names():
             raise RuntimeError_(f"{name} is not running here: bring its stage up first (invoke up)")
         try:

@@ -28,7 +28,10 @@ def nomad_jobs_valid(ctx: Context) -> str:
     except (RenderError, DeclarationError, FoundationError) as exc:
         raise GateFailure(f"cannot render: {exc}") from exc
     _report(problems, "Nomad jobs")
-    return f"{detail}: parse, fit the jobspec, HCL = JSON, scaling bounds and target-value policy, intentions = flows"
+    return (
+        f"{detail}: parse, fit the jobspec, HCL = JSON, scaling bounds and target-value policy, "
+        "intentions = flows"
+    )
 
 
 @gate("deploy.k8s")

@@ -29,7 +29,9 @@ def render_files(c: Context, check: bool = False) -> None:
         if check:
             stale = render.drift(ws.root, files)
             if stale:
-                raise Exit("\n".join(stale) + "\nerror: rendered files are stale: run `invoke render`", code=FAILED)
+                raise Exit(
+                    "\n".join(stale) + "\nerror: rendered files are stale: run `invoke render`", code=FAILED
+                )
             print(f"{len(files)} rendered files match the source")
             return
         touched = render.write(ws.root, files)
@@ -54,7 +56,9 @@ def deploy(c: Context, target: str, env: str = "dev", tag: str = "", dry_run: bo
     if target not in TARGETS:
         raise Exit(f"error: unknown target {target!r} (targets: {', '.join(TARGETS)})", code=BAD_INPUT)
     if env not in environment_names(ws.root):
-        raise Exit(f"error: unknown environment {env!r} ({', '.join(environment_names(ws.root))})", code=BAD_INPUT)
+        raise Exit(
+            f"error: unknown environment {env!r} ({', '.join(environment_names(ws.root))})", code=BAD_INPUT
+        )
     try:
         module = importlib.import_module(f"caravan_workspace.deploy.{TARGETS[target]}")
     except ModuleNotFoundError as exc:
@@ -80,4 +84,6 @@ def scale(c: Context, name: str, count: str) -> None:
     except RuntimeError_ as exc:
         raise Exit(f"error: {exc}", code=BAD_INPUT if "scales between" in str(exc) or "no service" in str(exc)
                    else FAILED) from exc  # fmt: skip
-    print(f"{name}: {count} instance{'s' if count != '1' else ''} ready ({', '.join(changed) or 'unchanged'})")
+    print(
+        f"{name}: {count} instance{'s' if count != '1' else ''} ready ({', '.join(changed) or 'unchanged'})"
+    )
