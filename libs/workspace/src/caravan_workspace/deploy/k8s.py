@@ -17,10 +17,9 @@ from typing import Any
 import yaml
 
 from caravan_workspace import render
-from caravan_workspace.deploy import DeployError
+from caravan_workspace.deploy import DeployError, prepare
 from caravan_workspace.render import checks
 from caravan_workspace.render.k8s import NAME_LABEL
-from caravan_workspace.render.model import load_deployment, load_environment
 
 Out = Callable[[str], None]
 FIELD_MANAGER = "caravan"
@@ -58,13 +57,7 @@ def batches(
 
 
 def deploy(root: Path, env_name: str, *, tag: str | None, dry_run: bool, out: Out) -> None:
-    stale = [p for p in render.drift(root) if p.startswith(str(render.K8S_DIR))]
-    if stale:
-        raise DeployError(
-            f"the rendered files are stale ({stale[0]}): run `invoke render` and review the diff"
-        )
-    deployment = load_deployment(root)
-    env = load_environment(root, env_name)
+    deployment, env = prepare(root, env_name, render.K8S_DIR)
     try:
         docs = checks.kustomize(root, env_name)
     except RuntimeError as exc:

@@ -22,10 +22,9 @@ from typing import Any
 from caravan_commons.discovery_consul import ConsulAdapter, ConsulConfig, ConsulError
 from caravan_commons.discovery_nomad import NomadAdapter, NomadConfig
 from caravan_workspace import render
-from caravan_workspace.deploy import DeployError, git_revision
+from caravan_workspace.deploy import DeployError, git_revision, prepare
 from caravan_workspace.render import consul as consul_entries
 from caravan_workspace.render import nomad as nomad_render
-from caravan_workspace.render.model import load_deployment, load_environment
 
 Out = Callable[[str], None]
 SETTLED = {"successful"}
@@ -232,13 +231,7 @@ class NomadDeploy:
 
 def deploy(root: Path, env_name: str, *, tag: str | None, dry_run: bool, out: Out,
            deployer: NomadDeploy | None = None) -> None:  # fmt: skip
-    stale = [p for p in render.drift(root) if p.startswith(str(render.NOMAD_DIR))]
-    if stale:
-        raise DeployError(
-            f"the rendered files are stale ({stale[0]}): run `invoke render` and review the diff"
-        )
-    deployment = load_deployment(root)
-    env = load_environment(root, env_name)
+    deployment, env = prepare(root, env_name, render.NOMAD_DIR)
     revision = git_revision(root)
     levels = []
     for level in deployment.levels:

@@ -7,6 +7,8 @@ that talks to them.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from caravan_workspace.foundation import FoundationError
 from caravan_workspace.registry import Context, GateFailure, gate
 from caravan_workspace.render import checks
@@ -14,20 +16,25 @@ from caravan_workspace.render.model import RenderError
 from caravan_workspace.services import DeclarationError
 
 
-def _report(problems: list[str], what: str) -> None:
+def _run(check: Callable[[], tuple[list[str], str]], what: str) -> str:
+    """Run a check on a fresh render; its first problem (and how many more) fails the gate."""
+    try:
+        problems, detail = check()
+    except (RenderError, DeclarationError, FoundationError) as exc:
+        raise GateFailure(f"cannot render: {exc}") from exc
     if problems:
         more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
-        fix = "invoke render" if any("fresh render" in p or "missing" in p for p in problems) else None
-        raise GateFailure(f"{what}: {problems[0]}{more}", fix=fix or "fix the source, then invoke render")
+        stale = any("fresh render" in p or "missing" in p for p in problems)
+        raise GateFailure(
+            f"{what}: {problems[0]}{more}",
+            fix="invoke render" if stale else "fix the source, then invoke render",
+        )
+    return detail
 
 
 @gate("deploy.nomad")
 def nomad_jobs_valid(ctx: Context) -> str:
-    try:
-        problems, detail = checks.nomad_problems(ctx.root)
-    except (RenderError, DeclarationError, FoundationError) as exc:
-        raise GateFailure(f"cannot render: {exc}") from exc
-    _report(problems, "Nomad jobs")
+    detail = _run(lambda: checks.nomad_problems(ctx.root), "Nomad jobs")
     return (
         f"{detail}: parse, fit the jobspec, HCL = JSON, scaling bounds and target-value policy, "
         "intentions = flows"
@@ -36,9 +43,5 @@ def nomad_jobs_valid(ctx: Context) -> str:
 
 @gate("deploy.k8s")
 def k8s_manifests_valid(ctx: Context) -> str:
-    try:
-        problems, detail = checks.k8s_problems(ctx.root)
-    except (RenderError, DeclarationError, FoundationError) as exc:
-        raise GateFailure(f"cannot render: {exc}") from exc
-    _report(problems, "Kubernetes manifests")
+    detail = _run(lambda: checks.k8s_problems(ctx.root), "Kubernetes manifests")
     return f"{detail} (strict); probes, limits, non-root, HPA bounds, NetworkPolicies = flows"
