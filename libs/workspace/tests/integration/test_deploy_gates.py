@@ -31,7 +31,7 @@ def test_both_gates_pass_on_the_committed_tree(tmp_path):
 
 def test_a_hand_edit_fails_the_gate_with_the_fix(copy, tmp_path):
     job = copy / "nomad" / "dev" / "svc-b.nomad.hcl"
-    job.write_text(job.read_text().replace('max     = 3', 'max     = 30'))
+    job.write_text(job.read_text().replace("max     = 3", "max     = 30"))
     with pytest.raises(GateFailure) as failed:
         deploy_manifests.nomad_jobs_valid(Context(root=copy, state_dir=tmp_path))
     assert failed.value.reason.startswith("Nomad jobs: nomad/dev/svc-b.nomad.hcl differs from a fresh render")
