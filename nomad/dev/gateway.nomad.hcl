@@ -202,21 +202,27 @@ job "gateway" {
       template {
         data        = "{{ with nomadVar \"nomad/jobs/gateway\" }}{{ .identity_key }}{{ end }}"
         destination = "secrets/identity.key"
-        perms       = "0600"
+        perms       = "0400"
+        uid         = 10001
+        gid         = 10001
         change_mode = "restart"
       }
 
       template {
         data        = "{{ with nomadVar \"nomad/jobs/gateway\" }}{{ .public_keys }}{{ end }}"
         destination = "secrets/public-keys.json"
-        perms       = "0600"
+        perms       = "0400"
+        uid         = 10001
+        gid         = 10001
         change_mode = "restart"
       }
 
       template {
         data        = "{{ with nomadVar \"nomad/jobs/gateway\" }}{{ .api_keys }}{{ end }}"
         destination = "secrets/api-keys.json"
-        perms       = "0600"
+        perms       = "0400"
+        uid         = 10001
+        gid         = 10001
         change_mode = "restart"
       }
     }

@@ -178,14 +178,18 @@ job "svc-a" {
       template {
         data        = "{{ with nomadVar \"nomad/jobs/svc-a\" }}{{ .identity_key }}{{ end }}"
         destination = "secrets/identity.key"
-        perms       = "0600"
+        perms       = "0400"
+        uid         = 10001
+        gid         = 10001
         change_mode = "restart"
       }
 
       template {
         data        = "{{ with nomadVar \"nomad/jobs/svc-a\" }}{{ .public_keys }}{{ end }}"
         destination = "secrets/public-keys.json"
-        perms       = "0600"
+        perms       = "0400"
+        uid         = 10001
+        gid         = 10001
         change_mode = "restart"
       }
 
@@ -193,7 +197,9 @@ job "svc-a" {
         data        = "CARAVAN_DATABASE_URL={{ with nomadVar \"nomad/jobs/svc-a\" }}{{ .database_url }}{{ end }}"
         destination = "secrets/database.env"
         env         = true
-        perms       = "0600"
+        perms       = "0400"
+        uid         = 10001
+        gid         = 10001
         change_mode = "restart"
       }
     }

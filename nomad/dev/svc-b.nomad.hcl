@@ -189,14 +189,18 @@ job "svc-b" {
       template {
         data        = "{{ with nomadVar \"nomad/jobs/svc-b\" }}{{ .identity_key }}{{ end }}"
         destination = "secrets/identity.key"
-        perms       = "0600"
+        perms       = "0400"
+        uid         = 10001
+        gid         = 10001
         change_mode = "restart"
       }
 
       template {
         data        = "{{ with nomadVar \"nomad/jobs/svc-b\" }}{{ .public_keys }}{{ end }}"
         destination = "secrets/public-keys.json"
-        perms       = "0600"
+        perms       = "0400"
+        uid         = 10001
+        gid         = 10001
         change_mode = "restart"
       }
 
@@ -204,7 +208,9 @@ job "svc-b" {
         data        = "CARAVAN_DATABASE_URL={{ with nomadVar \"nomad/jobs/svc-b\" }}{{ .database_url }}{{ end }}"
         destination = "secrets/database.env"
         env         = true
-        perms       = "0600"
+        perms       = "0400"
+        uid         = 10001
+        gid         = 10001
         change_mode = "restart"
       }
     }

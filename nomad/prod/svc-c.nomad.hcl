@@ -178,14 +178,18 @@ job "svc-c" {
       template {
         data        = "{{ with nomadVar \"nomad/jobs/svc-c\" }}{{ .identity_key }}{{ end }}"
         destination = "secrets/identity.key"
-        perms       = "0600"
+        perms       = "0400"
+        uid         = 10001
+        gid         = 10001
         change_mode = "restart"
       }
 
       template {
         data        = "{{ with nomadVar \"nomad/jobs/svc-c\" }}{{ .public_keys }}{{ end }}"
         destination = "secrets/public-keys.json"
-        perms       = "0600"
+        perms       = "0400"
+        uid         = 10001
+        gid         = 10001
         change_mode = "restart"
       }
 
@@ -193,7 +197,9 @@ job "svc-c" {
         data        = "CARAVAN_DATABASE_URL={{ with nomadVar \"nomad/jobs/svc-c\" }}{{ .database_url }}{{ end }}"
         destination = "secrets/database.env"
         env         = true
-        perms       = "0600"
+        perms       = "0400"
+        uid         = 10001
+        gid         = 10001
         change_mode = "restart"
       }
     }

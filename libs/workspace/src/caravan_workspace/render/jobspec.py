@@ -87,7 +87,8 @@ SPECS: dict[str, Spec] = {
     "env": Spec("Env", free="map"),
     "resources": Spec("Resources", _a(cpu="CPU:int", memory="MemoryMB:int", memory_max="MemoryMaxMB:int")),
     "template": Spec("Templates", _a(data="EmbeddedTmpl:str", destination="DestPath:str", env="Envvars:bool",
-                                     change_mode="ChangeMode:str", perms="Perms:str"), repeated=True),
+                                     change_mode="ChangeMode:str", perms="Perms:str",
+                                     uid="Uid:int", gid="Gid:int"), repeated=True),
 }  # fmt: skip
 
 #: The Nomad Autoscaler's policy block (its free-form ``policy``), checked the same way.

@@ -133,7 +133,7 @@ def deployment_manifest(d: Deployable, env: Environment) -> dict[str, Any]:
                     },
                     "containers": [container],
                     "volumes": [
-                        {"name": "secrets", "projected": {"defaultMode": 0o400, "sources": secret_sources}},
+                        {"name": "secrets", "projected": {"defaultMode": 0o440, "sources": secret_sources}},
                         {"name": "tmp", "emptyDir": {"sizeLimit": "64Mi"}},
                     ],
                 },

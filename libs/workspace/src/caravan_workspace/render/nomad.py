@@ -23,7 +23,8 @@ HEADER = "# Rendered by `invoke render` from service.toml, foundation/foundation
          "# deploy/environments/{env}.toml. Do not edit: change the source and render again.\n"  # fmt: skip
 GRACE_S = 10  # a stopping task gets its drain plus this before it is killed
 SHUTDOWN_DELAY_S = 5
-UNSET_REVISION = "unset"  # deregistered from Consul this long before the signal
+UNSET_REVISION = "unset"
+IMAGE_UID = 10001  # the images run as this user (Dockerfile USER); it must read its secrets  # deregistered from Consul this long before the signal
 
 
 def kill_timeout_s(env: Environment) -> int:
@@ -47,7 +48,7 @@ def secret_templates(d: Deployable) -> list[Block]:
         Block("template", body=[
             Attr("data", f'{{{{ with nomadVar "{path}" }}}}{{{{ .{key} }}}}{{{{ end }}}}'),
             Attr("destination", f"secrets/{file}"),
-            Attr("perms", "0600"),
+            Attr("perms", "0400"), Attr("uid", IMAGE_UID), Attr("gid", IMAGE_UID),
             Attr("change_mode", "restart"),
         ])
         for key, file in files
@@ -58,7 +59,7 @@ def secret_templates(d: Deployable) -> list[Block]:
                          f'{{{{ with nomadVar "{path}" }}}}{{{{ .database_url }}}}{{{{ end }}}}'),
             Attr("destination", "secrets/database.env"),
             Attr("env", True),
-            Attr("perms", "0600"),
+            Attr("perms", "0400"), Attr("uid", IMAGE_UID), Attr("gid", IMAGE_UID),
             Attr("change_mode", "restart"),
         ]))  # fmt: skip
     return blocks
