@@ -22,9 +22,9 @@ from caravan_workspace.render.model import (
 HEADER = "# Rendered by `invoke render` from service.toml, foundation/foundation.toml and\n" \
          "# deploy/environments/{env}.toml. Do not edit: change the source and render again.\n"  # fmt: skip
 GRACE_S = 10  # a stopping task gets its drain plus this before it is killed
-SHUTDOWN_DELAY_S = 5
+SHUTDOWN_DELAY_S = 5  # deregistered from Consul this long before the signal
 UNSET_REVISION = "unset"
-IMAGE_UID = 10001  # the images run as this user (Dockerfile USER); it must read its secrets  # deregistered from Consul this long before the signal
+IMAGE_UID = 10001  # the images run as this user (Dockerfile USER); it must read its secrets
 
 
 def kill_timeout_s(env: Environment) -> int:
