@@ -239,3 +239,22 @@ def test_hcl_and_api_forms_agree_on_every_variable_value(repo_root):
     job, _ = jobspec.from_hcl2(hcl2.loads(nomad_render.hcl_text(d, deployment, env)),
                                {"image_tag": "9.9.9", "count": 4, "revision": "r"})  # fmt: skip
     assert jobspec.to_api(job) == api
+
+
+def test_parity_nomad_jobs_kubernetes_manifests_and_service_toml_agree(repo_root, fresh):
+    deployment = load_deployment(repo_root)
+    assert checks.parity_problems(repo_root, fresh, deployment) == []
+    # a manifest that drifted from the declaration is named, field by field
+    broken = dict(fresh)
+    base = Path("k8s/base/svc-c.yaml")
+    broken[base] = (
+        fresh[base]
+        .replace("maxReplicas: 3", "maxReplicas: 5")
+        .replace("path: /health/live", "path: /healthz")
+        .replace("CARAVAN_SHUTDOWN_TIMEOUT_S: '20'", "CARAVAN_SHUTDOWN_TIMEOUT_S: '5'")
+    )
+    problems = checks.parity_problems(repo_root, broken, deployment)
+    assert "dev svc-c: scaling bounds differ: [(1, 3), (1, 5)] vs service.toml" in problems
+    assert "dev svc-c: health paths differ (Nomad ['/health/live', '/health/ready'], Kubernetes " \
+        "['/health/ready', '/healthz'])" in problems  # fmt: skip
+    assert any(p.startswith("dev svc-c: environment differs") for p in problems)
