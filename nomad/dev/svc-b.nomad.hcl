@@ -33,12 +33,12 @@ job "svc-b" {
 
     link {
       label = "Runbook"
-      url   = "https://github.com/caravan/caravan/blob/main/docs/runbooks.md"
+      url   = "https://docs.caravan.example/runbooks"
     }
 
     link {
       label = "Deployment docs"
-      url   = "https://github.com/caravan/caravan/blob/main/docs/deploy.md"
+      url   = "https://docs.caravan.example/deploy"
     }
   }
 

@@ -27,8 +27,6 @@ GATEWAY_SCALING = Scaling(min=1, max=4, instances=1)
 GATEWAY_HEALTH = ("/health/live", "/health/ready")
 #: A service's upstream is reached at 127.0.0.1:<port> through its Connect sidecar on Nomad.
 UPSTREAM_BIND_BASE = 9100
-DOCS_URL = "https://github.com/caravan/caravan/blob/main/docs/deploy.md"
-RUNBOOK_URL = "https://github.com/caravan/caravan/blob/main/docs/runbooks.md"
 
 
 class RenderError(Exception):
@@ -45,7 +43,8 @@ class Environment:
     drain_s: int
     ingress_host: str
     database_cidr: str
-    prometheus_address: str
+    docs_url: str  # where the Nomad UI's links point (the repository's docs as published)
+    runbook_url: str
     cpu: int
     memory: int
     target_cpu_percent: int
@@ -56,7 +55,7 @@ class Environment:
 
 _ENV_KEYS = {
     "name", "namespace", "datacenters", "image_registry", "image_tag", "drain_s", "ingress_host",
-    "database_cidr", "prometheus_address", "resources", "autoscaling", "counts",
+    "database_cidr", "links", "resources", "autoscaling", "counts",
 }  # fmt: skip
 
 
@@ -74,7 +73,7 @@ def load_environment(root: Path, name: str) -> Environment:
     if unknown:
         raise RenderError(f"{where}: unknown key {unknown[0]!r}")
     try:
-        resources, scaling = raw["resources"], raw["autoscaling"]
+        resources, scaling, links = raw["resources"], raw["autoscaling"], raw["links"]
         env = Environment(
             name=str(raw["name"]),
             namespace=str(raw["namespace"]),
@@ -84,7 +83,8 @@ def load_environment(root: Path, name: str) -> Environment:
             drain_s=int(raw["drain_s"]),
             ingress_host=str(raw["ingress_host"]),
             database_cidr=str(raw["database_cidr"]),
-            prometheus_address=str(raw["prometheus_address"]),
+            docs_url=str(links["docs"]),
+            runbook_url=str(links["runbook"]),
             cpu=int(resources["cpu"]),
             memory=int(resources["memory"]),
             target_cpu_percent=int(scaling["target_cpu_percent"]),

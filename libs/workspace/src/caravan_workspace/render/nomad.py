@@ -9,9 +9,7 @@ from __future__ import annotations
 from caravan_workspace.render.hcl import Attr, Block, Expr, Template, Var, dumps
 from caravan_workspace.render.jobspec import to_api
 from caravan_workspace.render.model import (
-    DOCS_URL,
     PORT,
-    RUNBOOK_URL,
     SECRETS_DIR,
     Deployable,
     Deployment,
@@ -152,8 +150,8 @@ def job(d: Deployable, deployment: Deployment, env: Environment) -> Block:
         Block("ui", body=[
             Attr("description",
                  f"Caravan {d.title} ({d.name} {d.version}): rendered from {d.name}'s declaration"),
-            Block("link", body=[Attr("label", "Runbook"), Attr("url", RUNBOOK_URL)]),
-            Block("link", body=[Attr("label", "Deployment docs"), Attr("url", DOCS_URL)]),
+            Block("link", body=[Attr("label", "Runbook"), Attr("url", env.runbook_url)]),
+            Block("link", body=[Attr("label", "Deployment docs"), Attr("url", env.docs_url)]),
         ]),
         Block("update", body=[
             Attr("max_parallel", 1), Attr("canary", 1), Attr("auto_promote", True), Attr("auto_revert", True),
