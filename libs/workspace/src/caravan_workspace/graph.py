@@ -45,7 +45,10 @@ def to_dot(
             status = records.get(n, StageRecord()).status
             status = status if status in FILL else "not run"
             label = f"{n}. {plan.stages[n].name}\n{status}"
-            link = f", URL={_quote(links[n])}, target=\"_top\", id=\"stage-{n}\"" if links and n in links else ""
+            link = ""
+            if links and n in links:
+                tip = f"stage {n}: {status} (click for its gates)"
+                link = f', URL={_quote(links[n])}, target="_top", id="stage_{n}", tooltip={_quote(tip)}'
             lines.append(f"    s{n} [label={_quote(label)}, fillcolor={_quote(FILL[status])}{link}];")
         lines.append("  }")
     for n, stage in plan.stages.items():

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from litestar import Request
 
-from caravan_workspace import paths, registry
+from caravan_workspace import paths
 from caravan_workspace.console_web.readers.plan import GraphCache
 from caravan_workspace.console_web.readers.traces import SpanCache
 from caravan_workspace.console_web.runs import Runs
@@ -32,7 +32,6 @@ class Console:
 
     @classmethod
     def load(cls, settings: ConsoleSettings) -> Console:
-        registry.load_all()
         plan = load_plan(settings.root / paths.PLAN_FILE)
         return cls(settings, plan, load_services(settings.root))
 

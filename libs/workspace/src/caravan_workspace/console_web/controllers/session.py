@@ -14,8 +14,8 @@ from caravan_workspace.console_web.auth import PUBLIC, SESSION_COOKIE, safe_next
 from caravan_workspace.console_web.context import Console
 
 
-def _logged_in(console: Console, target: str | None) -> Redirect:
-    response = Redirect(path=safe_next(target))
+def _logged_in(console: Console, target: str | None, status: int = 302) -> Redirect:
+    response = Redirect(path=safe_next(target), status_code=status)
     response.set_cookie(
         SESSION_COOKIE, session_value(console.settings.token), httponly=True, samesite="strict", path="/"
     )
@@ -40,7 +40,7 @@ class SessionController(Controller):
     ) -> Redirect:
         if not token_matches(console.settings.token, data.get("token", "")):
             raise NotAuthorizedException("that token is not this console's: use the one `invoke console` printed")
-        return _logged_in(console, data.get("next"))
+        return _logged_in(console, data.get("next"), status=303)
 
     @get("/", sync_to_thread=False)
     def index(self) -> Redirect:

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from caravan_workspace.traces import TRACE_ID, SpanRecord, Trace, find_trace, read_spans
 
-_ORDER_PATH = re.compile(r"/orders/([0-9A-Za-z-]{8,})")
+_ORDER_PATH = re.compile(r"/(?:orders|reservations)/([0-9A-Za-z-]{8,})")
 
 
 @dataclass(frozen=True)
@@ -68,7 +68,7 @@ def recent(spans: list[SpanRecord], limit: int = 50, *, orders_only: bool = Fals
         ids = {s.span_id for s in members}
         roots = [s for s in members if s.parent_span_id not in ids]
         root = min(roots or members, key=lambda s: s.start_ns)
-        order = next((m.group(1) for s in members for m in [_order_in(s)] if m), "")
+        order = next((found for s in members if (found := _order_in(s))), "")
         if orders_only and not order:
             continue
         start = min(s.start_ns for s in members)
@@ -88,14 +88,18 @@ def recent(spans: list[SpanRecord], limit: int = 50, *, orders_only: bool = Fals
     return summaries[:limit]
 
 
-def _order_in(span: SpanRecord) -> re.Match[str] | None:
-    for key in ("url.path", "http.target", "http.url", "url.full", "http.route"):
-        value = span.attributes.get(key)
-        if isinstance(value, str) and "{" not in value:
-            match = _ORDER_PATH.search(value)
-            if match:
-                return match
-    return None
+def _order_in(span: SpanRecord) -> str:
+    """The order a span is about: the ``{order_id}`` segment of its route (a server span), or an
+    ``/orders/<id>`` or ``/reservations/<id>`` path (a client span calling one)."""
+    path, route = span.attributes.get("url.path"), span.attributes.get("http.route")
+    if not isinstance(path, str):
+        return ""
+    if isinstance(route, str) and "{order_id" in route:
+        for template, value in zip(route.split("/"), path.split("/"), strict=False):
+            if template.startswith("{order_id"):
+                return value
+    match = _ORDER_PATH.search(path)
+    return match.group(1) if match else ""
 
 
 def is_trace_id(text: str) -> bool:
