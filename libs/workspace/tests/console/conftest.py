@@ -3,32 +3,16 @@ runtime writes (state file, supervisor logs, span files, the console's token) â€
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from console_support import ORDER, TRACE, log, span
 from litestar.testing import TestClient
 
 from caravan_workspace.console_web.app import create_app
 from caravan_workspace.console_web.settings import ConsoleSettings, ensure_token
-from caravan_workspace.state import GateRecord, StageRecord, StateStore
-
-TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"
-ORDER = "0f3c2a9e-5b7d-4c1e-9a8b-2d6e4f1a3c5b"
-
-
-def span(sid: str, parent: str | None, service: str, name: str, start: int, end: int, **attrs: object) -> str:
-    line: dict[str, object] = {"trace_id": TRACE, "span_id": sid, "name": name, "kind": "SERVER",
-                               "service": service, "start_ns": start, "end_ns": end, "attributes": attrs}  # fmt: skip
-    if parent:
-        line["parent_span_id"] = parent
-    return json.dumps(line)
-
-
-def log(level: str, message: str, trace_id: str | None = None) -> str:
-    return json.dumps({"time": "2026-12-07T10:00:00.000000+00:00", "level": level, "message": message,
-                       "service": "svc-b", "trace_id": trace_id, "span_id": None})  # fmt: skip
+from caravan_workspace.state import GateRecord, StateStore
 
 
 @pytest.fixture
@@ -81,8 +65,3 @@ def client(anonymous: TestClient, settings: ConsoleSettings) -> TestClient:
     assert answer.status_code in (302, 303), answer.text
     anonymous.headers["accept"] = "text/html"
     return anonymous
-
-
-def csrf(client: TestClient) -> dict[str, str]:
-    client.get("/plan")
-    return {"x-csrftoken": client.cookies.get("caravan_console_csrf", "")}

@@ -5,7 +5,7 @@ from __future__ import annotations
 import stat
 
 import pytest
-from conftest import csrf
+from console_support import csrf
 from litestar.testing import TestClient
 
 from caravan_workspace.console_web.auth import safe_next

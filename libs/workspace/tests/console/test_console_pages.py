@@ -8,7 +8,7 @@ import re
 from pathlib import Path
 
 import pytest
-from conftest import ORDER, TRACE, csrf
+from console_support import ORDER, TRACE, csrf
 from litestar.testing import TestClient
 
 from caravan_workspace.console_web.context import Console
