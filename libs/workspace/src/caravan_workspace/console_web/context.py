@@ -9,6 +9,7 @@ from pathlib import Path
 from litestar import Request
 
 from caravan_workspace import paths
+from caravan_workspace.console_web.readers.metrics import MetricsCache
 from caravan_workspace.console_web.readers.plan import GraphCache
 from caravan_workspace.console_web.readers.traces import SpanCache
 from caravan_workspace.console_web.runs import Runs
@@ -23,6 +24,7 @@ class Console:
     plan: Plan
     services: dict[str, Service]
     graphs: GraphCache = field(default_factory=GraphCache)
+    metrics: MetricsCache = field(default_factory=MetricsCache)
     spans: SpanCache = field(init=False)
     runs: Runs = field(init=False)
 

@@ -10,7 +10,7 @@ from litestar.response import Template
 from caravan_workspace.console_web.context import Console
 from caravan_workspace.console_web.readers.alerts import alerts_view, runbook_path
 from caravan_workspace.console_web.readers.deployments import DEPLOYMENT_STAGE, deployments_view
-from caravan_workspace.console_web.readers.metrics import PrometheusDown, prometheus_url, route_metrics, sparkline
+from caravan_workspace.console_web.readers.metrics import PrometheusDown, prometheus_url, sparkline
 from caravan_workspace.console_web.readers.plan import read_records
 from caravan_workspace.state import StageRecord
 
@@ -19,7 +19,7 @@ class ObserveController(Controller):
     @get("/metrics", sync_to_thread=True)
     def metrics(self, console: Console) -> Template:
         try:
-            rows, problem = route_metrics(console.state_dir), ""
+            rows, problem = console.metrics.rows(console.state_dir), ""
         except PrometheusDown as exc:
             rows, problem = [], str(exc)
         context = {

@@ -16,6 +16,7 @@ from caravan_workspace.runtime.supervisor import Supervisor
 LEVELS = ("TRACE", "DEBUG", "INFO", "SUCCESS", "WARNING", "ERROR", "CRITICAL")
 _RANK = {name: i for i, name in enumerate(LEVELS)} | {"WARN": 4, "FATAL": 6}
 TAIL_BYTES = 1 << 20  # a page shows the matching lines among the log's last megabyte
+CHUNK = 64 << 10
 _TRACE_ID = re.compile(r"^[0-9a-f]{32}$")
 _PROGRAM = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
@@ -39,6 +40,12 @@ class LogFilter:
         if trace_id and not _TRACE_ID.match(trace_id):
             raise LogQueryError(f"{trace_id!r} is not a trace id (32 hexadecimal digits)")
         return cls(level, (text or "").strip()[:200], trace_id)
+
+    def may_keep(self, raw: bytes) -> bool:
+        """A cheap test on the raw line before it is parsed (trace id and text are in it)."""
+        if self.trace_id and self.trace_id.encode() not in raw:
+            return False
+        return not self.text or self.text.lower().encode() in raw.lower()
 
     def keeps(self, line: LogLine) -> bool:
         if self.level and _RANK.get(line.level, 2) < _RANK[self.level]:
@@ -90,19 +97,29 @@ def log_programs(state_dir: Path) -> list[str]:
     return sorted(p.stem for p in Supervisor(state_dir).logs_dir.glob("*.log"))
 
 
-def read_tail(path: Path, wanted: LogFilter, limit: int = 500) -> tuple[list[LogLine], int]:
-    """The last ``limit`` lines that pass the filter, and the file's size (where a live tail
-    goes on from)."""
+def read_tail(path: Path, wanted: LogFilter, limit: int = 200) -> tuple[list[LogLine], int]:
+    """The last ``limit`` lines that pass the filter (reading backwards, at most the log's last
+    megabyte), and the file's size (where a live tail goes on from)."""
+    kept: list[LogLine] = []
     with path.open("rb") as fh:
         size = fh.seek(0, os.SEEK_END)
-        start = max(size - TAIL_BYTES, 0)
-        fh.seek(start)
-        data = fh.read(size - start)
-    lines = data.decode("utf-8", errors="replace").splitlines()
-    if start:
-        lines = lines[1:]  # the first line was cut
-    kept = [line for line in map(parse_line, lines) if wanted.keeps(line)]
-    return kept[-limit:], size
+        position, carry = size, b""
+        while position > 0 and len(kept) < limit and size - position < TAIL_BYTES:
+            step = min(CHUNK, position)
+            position -= step
+            fh.seek(position)
+            block = fh.read(step) + carry
+            lines = block.split(b"\n")
+            carry = lines.pop(0) if position > 0 else b""  # maybe cut: joined with the next block
+            for raw in reversed(lines):
+                if raw and wanted.may_keep(raw):
+                    line = parse_line(raw.decode("utf-8", errors="replace"))
+                    if wanted.keeps(line):
+                        kept.append(line)
+                        if len(kept) == limit:
+                            break
+    kept.reverse()
+    return kept, size
 
 
 def read_from(path: Path, offset: int, wanted: LogFilter) -> tuple[list[LogLine], int]:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import math
+import threading
 import time
 import urllib.error
 import urllib.parse
@@ -64,11 +65,30 @@ def query_range(base: str, query: str, start: float, end: float, step: int) -> l
     return list(body.get("data", {}).get("result", []))
 
 
-def route_metrics(state_dir: Path, *, now: float | None = None) -> list[RouteMetrics]:
-    base = prometheus_url(state_dir)
-    if base is None:
-        raise PrometheusDown("Prometheus has no port yet: the monitoring stage (2) has not run")
-    end = math.floor((now or time.time()) / STEP_S) * STEP_S
+class MetricsCache:
+    """The points fall on whole minutes, so one minute's answer serves every view within it:
+    Prometheus evaluates the hour's histogram once a minute, not once per page view."""
+
+    def __init__(self) -> None:
+        self._key: tuple[str, float] | None = None
+        self._rows: list[RouteMetrics] = []
+        self._lock = threading.Lock()
+
+    def rows(self, state_dir: Path, *, now: float | None = None) -> list[RouteMetrics]:
+        base = prometheus_url(state_dir)
+        if base is None:
+            raise PrometheusDown("Prometheus has no port yet: the monitoring stage (2) has not run")
+        end = math.floor((now or time.time()) / STEP_S) * STEP_S
+        with self._lock:
+            if self._key == (base, end):
+                return self._rows
+            rows = route_metrics(base, end)
+            self._key, self._rows = (base, end), rows
+            return rows
+
+
+def route_metrics(base: str, end: float) -> list[RouteMetrics]:
+    """Each service and route's series over the hour up to ``end`` (a whole minute)."""
     start = end - WINDOW_S
     steps = [start + i * STEP_S for i in range(WINDOW_S // STEP_S + 1)]
     with ThreadPoolExecutor(max_workers=len(QUERIES)) as pool:
