@@ -38,8 +38,19 @@ BASELINE = "/healthz"
 
 def pages(state_dir: Path) -> list[str]:
     """Every page, with the demo order's trace (and its log lines) when there is one."""
-    found = [BASELINE, "/static/console.css", "/plan", "/plan/stages/13", "/programs", "/logs/svc-b-1",
-             "/traces", "/traces?orders=true", "/metrics", "/alerts", "/deployments"]  # fmt: skip
+    found = [
+        BASELINE,
+        "/static/console.css",
+        "/plan",
+        "/plan/stages/13",
+        "/programs",
+        "/logs/svc-b-1",
+        "/traces",
+        "/traces?orders=true",
+        "/metrics",
+        "/alerts",
+        "/deployments",
+    ]
     try:
         order = json.loads((state_dir / "integration" / "demo-order.json").read_text())["id"]
     except (OSError, ValueError, KeyError):
@@ -54,8 +65,11 @@ def serve(state_dir: Path, port: int) -> subprocess.Popen[bytes]:
     env = {**os.environ, "CARAVAN_STATE_DIR": str(state_dir)}
     process = subprocess.Popen(
         [sys.executable, "-m", "invoke", "console", "--port", str(port)],
-        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     deadline = time.monotonic() + 60
     while True:
         try:
@@ -101,28 +115,48 @@ def main() -> int:
     console = serve(state_dir, port)
     results: dict[str, dict[str, float]] = {}
     try:
-        with httpx.Client(base_url=f"http://127.0.0.1:{port}", headers={"authorization": f"Bearer {token}"}) as client:
+        with httpx.Client(
+            base_url=f"http://127.0.0.1:{port}", headers={"authorization": f"Bearer {token}"}
+        ) as client:
             for path in pages(state_dir):
                 results[path] = measure(client, path, args.requests)
     finally:
         console.terminate()
         console.wait(timeout=20)
     base = results[BASELINE]["median_ms"] or 0.01
-    print(f"{'page':<52} {'median':>9} {'p95':>9} {'max':>9} {'× base':>8} {'KiB':>7}  goal p95 ≤ {GOAL_MS:.0f} ms")
+    print(
+        f"{'page':<52} {'median':>9} {'p95':>9} {'max':>9} {'× base':>8} {'KiB':>7}"
+        f"  goal p95 ≤ {GOAL_MS:.0f} ms"
+    )
     for path, r in results.items():
         mark = "ok" if r["p95_ms"] <= GOAL_MS else "SLOW"
-        print(f"{path[:52]:<52} {r['median_ms']:>7.1f}ms {r['p95_ms']:>7.1f}ms {r['max_ms']:>7.1f}ms"
-              f" {r['median_ms'] / base:>7.1f}× {r['bytes'] / 1024:>7.1f}  {mark}")  # fmt: skip
+        print(
+            f"{path[:52]:<52} {r['median_ms']:>7.1f}ms {r['p95_ms']:>7.1f}ms {r['max_ms']:>7.1f}ms"
+            f" {r['median_ms'] / base:>7.1f}× {r['bytes'] / 1024:>7.1f}  {mark}"
+        )
     slow = [p for p, r in results.items() if r["p95_ms"] > GOAL_MS]
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps({
-        "date": datetime.now(UTC).isoformat(timespec="seconds"),
-        "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
-        "requests_per_page": args.requests, "goal_p95_ms": GOAL_MS, "baseline": BASELINE,
-        "pages": {p: {**r, "x_baseline": round(r["median_ms"] / base, 2)} for p, r in results.items()},
-        "slow_pages": slow,
-    }, indent=2) + "\n")  # fmt: skip
-    print(f"results: {RESULTS.relative_to(ROOT)}" + (f" — over the goal: {', '.join(slow)}" if slow else " — every page within the goal"))
+    RESULTS.write_text(
+        json.dumps(
+            {
+                "date": datetime.now(UTC).isoformat(timespec="seconds"),
+                "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
+                "requests_per_page": args.requests,
+                "goal_p95_ms": GOAL_MS,
+                "baseline": BASELINE,
+                "pages": {
+                    p: {**r, "x_baseline": round(r["median_ms"] / base, 2)} for p, r in results.items()
+                },
+                "slow_pages": slow,
+            },
+            indent=2,
+        )
+        + "\n"
+    )
+    print(
+        f"results: {RESULTS.relative_to(ROOT)}"
+        + (f" — over the goal: {', '.join(slow)}" if slow else " — every page within the goal")
+    )
     return 0
 
 

@@ -25,7 +25,9 @@ CHROMIUM_ARGS = [
     "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
     "--disable-background-networking", "--disable-component-update", "--disable-sync",
 ]  # fmt: skip
-SCREENSHOTS = Path(os.environ.get("CARAVAN_CONSOLE_SCREENSHOTS", paths.state_dir(ROOT) / "reports" / "console"))
+SCREENSHOTS = Path(
+    os.environ.get("CARAVAN_CONSOLE_SCREENSHOTS", paths.state_dir(ROOT) / "reports" / "console")
+)
 
 
 @pytest.fixture(scope="session")

@@ -66,7 +66,11 @@ def test_a_program_restarted_from_the_page_comes_back(page: Page) -> None:
     while True:  # back: running, a new pid, ready
         page.goto(base(page) + "/programs")
         row = page.locator('tr[data-program="svc-a-1"]')
-        state, pid, ready = row.locator(".state").inner_text(), row.locator("td").nth(3).inner_text(), row.locator("td").nth(8).inner_text()
+        state, pid, ready = (
+            row.locator(".state").inner_text(),
+            row.locator("td").nth(3).inner_text(),
+            row.locator("td").nth(8).inner_text(),
+        )
         if state == "RUNNING" and pid != before and ready == "ready":
             break
         assert time.monotonic() < deadline, f"svc-a-1 did not come back: {state}, pid {pid}, {ready}"
@@ -103,7 +107,9 @@ def test_a_log_filter_by_trace_id_finds_the_orders_lines(page: Page, order: dict
     expect(lines.first).to_be_visible()
     links = page.locator("#log-lines a.trace")
     assert links.count() == lines.count() >= 1  # every line shown is the order's
-    assert {links.nth(i).get_attribute("href") for i in range(links.count())} == {f"/traces/{order['trace_id']}"}
+    assert {links.nth(i).get_attribute("href") for i in range(links.count())} == {
+        f"/traces/{order['trace_id']}"
+    }
     screenshot(page, "logs")
     links.first.click()  # a line's trace id leads to its trace
     expect(page).to_have_url(re.compile(f"/traces/{order['trace_id']}$"))
@@ -133,7 +139,9 @@ def _alert_rules_exist() -> bool:
     return any(Path(ROOT, "observability").rglob("*rules*.y*ml"))
 
 
-@pytest.mark.skipif(not _alert_rules_exist(), reason="stage 15 not built: no alert rules under observability/")
+@pytest.mark.skipif(
+    not _alert_rules_exist(), reason="stage 15 not built: no alert rules under observability/"
+)
 def test_a_stopped_service_shows_up_as_an_alert(page: Page, system: System) -> None:
     page.goto(base(page) + "/programs")
     page.once("dialog", lambda dialog: dialog.accept())

@@ -30,9 +30,7 @@ def _quote(text: str) -> str:
     return f'"{escaped}"'
 
 
-def to_dot(
-    plan: Plan, records: Mapping[int, StageRecord], links: Mapping[int, str] | None = None
-) -> str:
+def to_dot(plan: Plan, records: Mapping[int, StageRecord], links: Mapping[int, str] | None = None) -> str:
     """The plan as DOT; ``links`` (stage → URL) makes each stage's box a link (the console's)."""
     lines = [
         "digraph caravan {",

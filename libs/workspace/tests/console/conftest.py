@@ -21,29 +21,52 @@ def state_dir(tmp_path: Path) -> Path:
     store = StateStore(state)
     with store.updating(1) as record:
         record.status = "passed"
-        record.gates["network"] = GateRecord("network plan valid and applied", True, "3 tiers", "2026-12-07T10:00:00+00:00", 0.5)
+        record.gates["network"] = GateRecord(
+            "network plan valid and applied", True, "3 tiers", "2026-12-07T10:00:00+00:00", 0.5
+        )
     with store.updating(2) as record:
         record.status = "failed"
         record.reason = "1 gate failed"
-        record.gates["gateway"] = GateRecord("API gateway routing works", False, "no route answers", "2026-12-07T10:01:00+00:00", 1.2, fix="invoke stage 2")
+        record.gates["gateway"] = GateRecord(
+            "API gateway routing works",
+            False,
+            "no route answers",
+            "2026-12-07T10:01:00+00:00",
+            1.2,
+            fix="invoke stage 2",
+        )
     logs = state / "supervisor" / "logs"
     logs.mkdir(parents=True)
     (logs / "svc-b-1.log").write_text(
-        "\n".join([
-            log("INFO", "serving svc-b"),
-            log("INFO", f"order {ORDER} placed", TRACE),
-            log("ERROR", "payment declined", "0" * 32),
-            "a plain text line",
-        ]) + "\n"
-    )  # fmt: skip
+        "\n".join(
+            [
+                log("INFO", "serving svc-b"),
+                log("INFO", f"order {ORDER} placed", TRACE),
+                log("ERROR", "payment declined", "0" * 32),
+                "a plain text line",
+            ]
+        )
+        + "\n"
+    )
     traces = state / "traces"
     traces.mkdir()
-    (traces / "gateway-1.jsonl").write_text(span("g1", None, "gateway", "POST /api/svc-b/orders", 0, 10_000_000) + "\n")
+    (traces / "gateway-1.jsonl").write_text(
+        span("g1", None, "gateway", "POST /api/svc-b/orders", 0, 10_000_000) + "\n"
+    )
     (traces / "svc-b-1.jsonl").write_text(
-        span("b1", "g1", "svc-b", "POST /orders", 1_000_000, 9_000_000, **{"url.path": "/orders"}) + "\n"
-        + span("b2", "b1", "svc-b", "POST svc-a", 2_000_000, 3_000_000, **{"url.path": f"/reservations/{ORDER}/commit"})
+        span("b1", "g1", "svc-b", "POST /orders", 1_000_000, 9_000_000, **{"url.path": "/orders"})
+        + "\n"
+        + span(
+            "b2",
+            "b1",
+            "svc-b",
+            "POST svc-a",
+            2_000_000,
+            3_000_000,
+            **{"url.path": f"/reservations/{ORDER}/commit"},
+        )
         + "\n{torn"
-    )  # fmt: skip
+    )
     return state
 
 

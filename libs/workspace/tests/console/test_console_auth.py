@@ -31,13 +31,17 @@ def test_every_page_asks_for_the_token(anonymous: TestClient, path: str) -> None
 
 
 def test_a_wrong_token_is_refused_and_buys_no_session(anonymous: TestClient) -> None:
-    answer = anonymous.get("/login?token=not-the-token", headers={"accept": "text/html"}, follow_redirects=False)
+    answer = anonymous.get(
+        "/login?token=not-the-token", headers={"accept": "text/html"}, follow_redirects=False
+    )
     assert answer.status_code == 401
     assert "caravan_console_session" not in answer.cookies
     assert anonymous.get("/plan", headers={"authorization": "Bearer not-the-token"}).status_code == 401
 
 
-def test_the_printed_link_logs_in_and_goes_where_asked(anonymous: TestClient, settings: ConsoleSettings) -> None:
+def test_the_printed_link_logs_in_and_goes_where_asked(
+    anonymous: TestClient, settings: ConsoleSettings
+) -> None:
     answer = anonymous.get(f"/login?token={settings.token}&next=/traces", follow_redirects=False)
     assert answer.status_code == 302 and answer.headers["location"] == "/traces"
     cookie = answer.headers["set-cookie"]
@@ -51,7 +55,9 @@ def test_the_login_form_needs_its_csrf_token(anonymous: TestClient, settings: Co
     bare = anonymous.post("/login", data={"token": settings.token}, follow_redirects=False)
     assert bare.status_code == 403
     field = anonymous.cookies.get("caravan_console_csrf")
-    ok = anonymous.post("/login", data={"token": settings.token, "_csrf_token": field}, follow_redirects=False)
+    ok = anonymous.post(
+        "/login", data={"token": settings.token, "_csrf_token": field}, follow_redirects=False
+    )
     assert ok.status_code == 303
 
 
@@ -72,7 +78,13 @@ def test_actions_need_a_login_even_with_a_csrf_token(anonymous: TestClient) -> N
 
 @pytest.mark.parametrize(
     ("target", "expected"),
-    [("/traces", "/traces"), ("//evil.example/x", "/"), ("https://evil.example", "/"), (None, "/"), ("/\\evil", "/")],
+    [
+        ("/traces", "/traces"),
+        ("//evil.example/x", "/"),
+        ("https://evil.example", "/"),
+        (None, "/"),
+        ("/\\evil", "/"),
+    ],
 )
 def test_after_login_the_console_only_goes_to_its_own_pages(target: str | None, expected: str) -> None:
     assert safe_next(target) == expected

@@ -29,7 +29,12 @@ def test_a_stage_shows_its_gates_with_result_time_detail_and_fix(client: TestCli
     page = client.get("/plan/stages/2")
     assert page.status_code == 200
     gate = page.text[page.text.index('data-gate="gateway"') :]
-    assert "failed" in gate and "2026-12-07 10:01:00" in gate and "no route answers" in gate and "invoke stage 2" in gate
+    assert (
+        "failed" in gate
+        and "2026-12-07 10:01:00" in gate
+        and "no route answers" in gate
+        and "invoke stage 2" in gate
+    )
     assert "1.20 s" in gate
     assert 'hx-post="/plan/stages/2/run"' in page.text
 
@@ -154,11 +159,21 @@ def test_alerts_and_deployments_say_their_stage_is_not_built(client: TestClient)
 def test_received_alerts_show_firing_and_resolved_with_their_runbooks(client: TestClient, settings) -> None:  # type: ignore[no-untyped-def]
     folder = settings.state_dir / "alerts"
     folder.mkdir()
-    firing = {"status": "firing", "fingerprint": "f1", "startsAt": "2026-12-07T10:00:00Z",
-              "labels": {"alertname": "InstanceDown", "severity": "critical", "program": "svc-a-1"},
-              "annotations": {"summary": "svc-a-1 is down", "runbook_url": "https://runbooks.example/InstanceDown"}}  # fmt: skip
-    resolved = {**firing, "fingerprint": "f2", "status": "resolved", "endsAt": "2026-12-07T10:05:00Z",
-                "labels": {"alertname": "HighErrorRatio", "severity": "warning"}, "annotations": {"summary": "5xx"}}  # fmt: skip
+    firing = {
+        "status": "firing",
+        "fingerprint": "f1",
+        "startsAt": "2026-12-07T10:00:00Z",
+        "labels": {"alertname": "InstanceDown", "severity": "critical", "program": "svc-a-1"},
+        "annotations": {"summary": "svc-a-1 is down", "runbook_url": "https://runbooks.example/InstanceDown"},
+    }
+    resolved = {
+        **firing,
+        "fingerprint": "f2",
+        "status": "resolved",
+        "endsAt": "2026-12-07T10:05:00Z",
+        "labels": {"alertname": "HighErrorRatio", "severity": "warning"},
+        "annotations": {"summary": "5xx"},
+    }
     (folder / "received.jsonl").write_text(json.dumps({"version": "4", "alerts": [firing, resolved]}) + "\n")
     page = client.get("/alerts")
     assert 'data-alert="InstanceDown" class="firing"' in page.text
@@ -169,8 +184,13 @@ def test_received_alerts_show_firing_and_resolved_with_their_runbooks(client: Te
 def test_deployments_show_what_each_target_runs(client: TestClient, settings) -> None:  # type: ignore[no-untyped-def]
     folder = settings.state_dir / "deploy"
     folder.mkdir()
-    doc = {"target": "docker", "deployed_at": "2026-12-07T10:00:00Z",
-           "programs": [{"name": "svc-a", "version": "0.1.0", "image": "caravan/svc-a:0.1.0-abc", "state": "running"}]}  # fmt: skip
+    doc = {
+        "target": "docker",
+        "deployed_at": "2026-12-07T10:00:00Z",
+        "programs": [
+            {"name": "svc-a", "version": "0.1.0", "image": "caravan/svc-a:0.1.0-abc", "state": "running"}
+        ],
+    }
     (folder / "docker.json").write_text(json.dumps(doc))
     page = client.get("/deployments")
     assert "caravan/svc-a:0.1.0-abc" in page.text and "stage 14 not built" not in page.text
@@ -178,7 +198,9 @@ def test_deployments_show_what_each_target_runs(client: TestClient, settings) ->
 
 def test_a_run_streams_its_output_then_its_outcome(client: TestClient) -> None:
     console: Console = client.app.state.console
-    run = StageRun("r1", 1, "deps", ["python", "-m", "invoke", "stage", "1"], lines=["▶ stage 1 — Foundation", "<b>"])
+    run = StageRun(
+        "r1", 1, "deps", ["python", "-m", "invoke", "stage", "1"], lines=["▶ stage 1 — Foundation", "<b>"]
+    )
     run.returncode = 0
     console.runs._runs[run.id] = run
     with client.stream("GET", "/plan/runs/r1/events") as stream:
@@ -193,7 +215,11 @@ def test_the_shipped_front_end_files_match_their_record() -> None:
     import caravan_workspace.console_web as package
 
     vendor = Path(package.__file__).parent / "static" / "vendor"
-    rows = [line.split("|") for line in (vendor / "VENDOR.md").read_text().splitlines() if line.startswith("| ") and ".js" in line]
+    rows = [
+        line.split("|")
+        for line in (vendor / "VENDOR.md").read_text().splitlines()
+        if line.startswith("| ") and ".js" in line
+    ]
     assert len(rows) == 2
     for row in rows:
         name, digest = row[1].strip(), row[6].strip()

@@ -35,10 +35,14 @@ def create_app(settings: ConsoleSettings) -> Litestar:
     csrf_secret = hmac.new(settings.token.encode(), b"caravan-console-csrf", hashlib.sha256).hexdigest()
     return Litestar(
         route_handlers=[
-            SessionController, PlanController, ProgramsController, LogsController, TracesController,
+            SessionController,
+            PlanController,
+            ProgramsController,
+            LogsController,
+            TracesController,
             ObserveController,
             create_static_files_router("/static", directories=[HERE / "static"], opt={PUBLIC: True}),
-        ],  # fmt: skip
+        ],
         dependencies={"console": Provide(provide_console, sync_to_thread=False)},
         guards=[require_login],
         csrf_config=CSRFConfig(secret=csrf_secret, cookie_name=CSRF_COOKIE, cookie_samesite="strict"),

@@ -13,6 +13,7 @@ from caravan_workspace.console_web.context import Console
 from caravan_workspace.console_web.readers.logs import (
     LEVELS,
     LogFilter,
+    LogLine,
     LogQueryError,
     log_path,
     log_programs,
@@ -36,7 +37,7 @@ class LogsController(Controller):
         programs = log_programs(console.state_dir)
         if trace is not None:  # every program's lines of one trace
             wanted = _filter(None, None, trace)
-            found = []
+            found: list[tuple[str, LogLine]] = []
             for program in programs:
                 path = log_path(console.state_dir, program)
                 if path is not None:
@@ -47,13 +48,20 @@ class LogsController(Controller):
                 context={"page": "logs", "programs": programs, "trace": wanted.trace_id, "found": found},
             )
         if not programs:
-            return Template(template_name="logs.html.j2", context={"page": "logs", "programs": [], "program": None})
+            return Template(
+                template_name="logs.html.j2", context={"page": "logs", "programs": [], "program": None}
+            )
         first = next((p for p in programs if p.startswith("svc-")), programs[0])
         return Redirect(path=f"/logs/{first}")
 
     @get("/{name:str}", sync_to_thread=True)
     def program_log(
-        self, console: Console, name: str, level: str | None = None, q: str | None = None, trace: str | None = None
+        self,
+        console: Console,
+        name: str,
+        level: str | None = None,
+        q: str | None = None,
+        trace: str | None = None,
     ) -> Template:
         path = log_path(console.state_dir, name)
         if path is None:
@@ -84,7 +92,9 @@ class LogsController(Controller):
             while True:
                 lines, position = await asyncio.to_thread(read_from, path, position, wanted)
                 for line in lines:
-                    yield ServerSentEventMessage(event="line", data=template.render(line=line).replace("\n", " "))
+                    yield ServerSentEventMessage(
+                        event="line", data=template.render(line=line).replace("\n", " ")
+                    )
                 await asyncio.sleep(0.5)
 
         return ServerSentEvent(stream())

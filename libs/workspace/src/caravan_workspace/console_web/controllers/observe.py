@@ -37,7 +37,9 @@ class ObserveController(Controller):
     def runbook(self, console: Console, name: str) -> Template:
         path = runbook_path(console.root, name)
         if path is None:
-            raise NotFoundException(f"no runbook for alert {name!r} (runbooks live in observability/runbooks/)")
+            raise NotFoundException(
+                f"no runbook for alert {name!r} (runbooks live in observability/runbooks/)"
+            )
         context = {"page": "alerts", "name": name, "text": path.read_text(encoding="utf-8")}
         return Template(template_name="runbook.html.j2", context=context)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from typing import Annotated
 
 from litestar import Controller, Request, get, post
@@ -38,7 +39,9 @@ class PlanController(Controller):
     @get("/stages/{number:int}", sync_to_thread=True)
     def stage(self, console: Console, request: Request, number: int) -> Template:
         if number not in console.plan.stages:
-            raise NotFoundException(f"there is no stage {number}: the plan has stages 1–{max(console.plan.stages)}")
+            raise NotFoundException(
+                f"there is no stage {number}: the plan has stages 1–{max(console.plan.stages)}"
+            )
         return self._page(console, request, number)
 
     @post("/stages/{number:int}/run", sync_to_thread=False, status_code=202)
@@ -54,7 +57,9 @@ class PlanController(Controller):
             run = console.runs.start(number, data.get("mode", "deps"))
         except RunRefused as exc:
             status = 400 if "unknown mode" in str(exc) else 409
-            raise (ClientException(str(exc)) if status == 400 else HTTPException(str(exc), status_code=409)) from exc
+            raise (
+                ClientException(str(exc)) if status == 400 else HTTPException(str(exc), status_code=409)
+            ) from exc
         return Template(template_name="run.html.j2", context={"run": run})
 
     @get("/runs/{run_id:str}/events", sync_to_thread=False)
@@ -63,14 +68,16 @@ class PlanController(Controller):
         if run is None:
             raise NotFoundException(f"no run {run_id!r} (the console keeps its last runs only)")
 
-        async def stream():  # type: ignore[no-untyped-def]
+        async def stream() -> AsyncIterator[ServerSentEventMessage]:
             async for event, data in follow(run):
                 if event == "line":
                     yield ServerSentEventMessage(event="line", data=f"<div>{escape(data)}</div>")
                 else:
                     cls = "ok" if data == "passed" else "bad"
                     link = f'<a href="/plan/stages/{run.stage}">see stage {run.stage}</a>'
-                    yield ServerSentEventMessage(event="done", data=f'<p class="{cls}">{escape(run.title)}: {data} — {link}</p>')
+                    yield ServerSentEventMessage(
+                        event="done", data=f'<p class="{cls}">{escape(run.title)}: {data} — {link}</p>'
+                    )
             yield ServerSentEventMessage(event="close", data="")
 
         return ServerSentEvent(stream())

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
 from litestar import Controller, Request, get, post
 from litestar.enums import RequestEncodingType
@@ -14,7 +14,7 @@ from caravan_workspace.console_web.auth import PUBLIC, SESSION_COOKIE, safe_next
 from caravan_workspace.console_web.context import Console
 
 
-def _logged_in(console: Console, target: str | None, status: int = 302) -> Redirect:
+def _logged_in(console: Console, target: str | None, status: Literal[302, 303] = 302) -> Redirect:
     response = Redirect(path=safe_next(target), status_code=status)
     response.set_cookie(
         SESSION_COOKIE, session_value(console.settings.token), httponly=True, samesite="strict", path="/"
@@ -24,11 +24,15 @@ def _logged_in(console: Console, target: str | None, status: int = 302) -> Redir
 
 class SessionController(Controller):
     @get("/login", opt={PUBLIC: True}, sync_to_thread=False)
-    def login_page(self, console: Console, token: str | None = None, next: str | None = None) -> Template | Redirect:
+    def login_page(
+        self, console: Console, token: str | None = None, next: str | None = None
+    ) -> Template | Redirect:
         """The Jupyter pattern: the URL `invoke console` prints carries the token."""
         if token is not None:
             if not token_matches(console.settings.token, token):
-                raise NotAuthorizedException("that token is not this console's: use the one `invoke console` printed")
+                raise NotAuthorizedException(
+                    "that token is not this console's: use the one `invoke console` printed"
+                )
             return _logged_in(console, next)
         return Template(template_name="login.html.j2", context={"next": safe_next(next), "page": "login"})
 
@@ -39,7 +43,9 @@ class SessionController(Controller):
         data: Annotated[dict[str, str], Body(media_type=RequestEncodingType.URL_ENCODED)],
     ) -> Redirect:
         if not token_matches(console.settings.token, data.get("token", "")):
-            raise NotAuthorizedException("that token is not this console's: use the one `invoke console` printed")
+            raise NotAuthorizedException(
+                "that token is not this console's: use the one `invoke console` printed"
+            )
         return _logged_in(console, data.get("next"), status=303)
 
     @get("/", sync_to_thread=False)

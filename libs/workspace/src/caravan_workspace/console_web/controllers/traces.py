@@ -22,7 +22,9 @@ class TracesController(Controller):
                 raise ClientException("search for an order id or a trace id (at most 200 characters)")
             found = lookup(spans, needle)
             if found is None:
-                raise NotFoundException(f"no trace mentions {needle!r} (traces are read from the runtime's span files)")
+                raise NotFoundException(
+                    f"no trace mentions {needle!r} (traces are read from the runtime's span files)"
+                )
             return Redirect(path=f"/traces/{found.trace_id}")
         context = {"page": "traces", "traces": recent(spans, orders_only=orders), "orders": orders}
         return Template(template_name="traces.html.j2", context=context)

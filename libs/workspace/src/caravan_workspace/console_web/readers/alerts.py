@@ -106,7 +106,8 @@ def received_alerts(state_dir: Path, root: Path) -> tuple[list[Alert], bool]:
         return [], False
     latest: dict[str, Alert] = {}
     for doc in _documents(folder):
-        for raw in doc.get("alerts", [doc]) if isinstance(doc.get("alerts", []), list) else []:  # type: ignore[union-attr]
+        listed = doc.get("alerts", [doc])
+        for raw in listed if isinstance(listed, list) else []:
             if isinstance(raw, dict) and "labels" in raw:
                 alert = _alert(raw, root)
                 key = str(raw.get("fingerprint") or sorted(alert.labels.items()))

@@ -40,7 +40,9 @@ def _target(path: Path) -> TargetView:
         return TargetView(path.stem, "", [], f"unreadable: {exc}")
     if not isinstance(doc, dict):
         return TargetView(path.stem, "", [], "not a JSON object")
-    listed = next((doc[k] for k in ("programs", "jobs", "workloads", "items") if isinstance(doc.get(k), list)), [])
+    listed: list[object] = next(
+        (doc[k] for k in ("programs", "jobs", "workloads", "items") if isinstance(doc.get(k), list)), []
+    )
     items = [{str(k): str(v) for k, v in item.items()} for item in listed if isinstance(item, dict)]
     return TargetView(str(doc.get("target", path.stem)), str(doc.get("deployed_at", "")), items)
 

@@ -93,7 +93,11 @@ def route_metrics(base: str, end: float) -> list[RouteMetrics]:
     steps = [start + i * STEP_S for i in range(WINDOW_S // STEP_S + 1)]
     with ThreadPoolExecutor(max_workers=len(QUERIES)) as pool:
         results = dict(
-            zip(QUERIES, pool.map(lambda q: query_range(base, q, start, end, STEP_S), QUERIES.values()))
+            zip(
+                QUERIES,
+                pool.map(lambda q: query_range(base, q, start, end, STEP_S), QUERIES.values()),
+                strict=True,
+            )
         )
     rows: dict[tuple[str, str], RouteMetrics] = {}
     for name, result in results.items():
@@ -102,7 +106,8 @@ def route_metrics(base: str, end: float) -> list[RouteMetrics]:
             assert isinstance(labels, dict)
             key = (str(labels.get("service", "?")), str(labels.get("route", "?")))
             row = rows.setdefault(key, RouteMetrics(*key))
-            values = {float(t): _number(v) for t, v in entry.get("values", [])}  # type: ignore[union-attr]
+            points = entry.get("values", [])
+            values = {float(t): _number(v) for t, v in points} if isinstance(points, list) else {}
             row.series[name] = [values.get(float(t), math.nan) for t in steps]
     return sorted(rows.values(), key=lambda r: (r.service, r.route))
 

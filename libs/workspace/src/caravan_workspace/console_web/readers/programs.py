@@ -105,6 +105,8 @@ def _instances(services: dict[str, Service], running: set[str]) -> list[Instance
 
 def known_program(state_dir: Path, name: str) -> bool:
     """Whether the supervisor (or the runtime's records) knows a program of that name."""
-    return name in read_programs(state_dir) or name in read_ports(state_dir) or any(
-        s.name == name for s in Supervisor(state_dir).status()
+    return (
+        name in read_programs(state_dir)
+        or name in read_ports(state_dir)
+        or any(s.name == name for s in Supervisor(state_dir).status())
     )
