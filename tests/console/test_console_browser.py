@@ -54,6 +54,19 @@ def test_the_plan_graph_shows_every_stages_status(page: Page) -> None:
     screenshot(page, "plan")
 
 
+def test_a_stage_run_from_the_page_streams_its_progress(page: Page) -> None:
+    page.goto(base(page) + "/plan/stages/1")
+    before = page.locator("#stage-gates td.at").first.inner_text()
+    page.select_option('select[name="mode"]', "gates-only")
+    page.get_by_role("button", name="Run").click()
+    expect(page.locator("#run-lines")).to_contain_text("stage 1", timeout=60_000)
+    expect(page.locator("#run-done")).to_contain_text("invoke stage 1 --gates-only:", timeout=180_000)
+    assert re.search(r"[✓✗] gate", page.locator("#run-lines").inner_text())  # each gate as it finished
+    screenshot(page, "plan-run")
+    # the gates table is refreshed from what the run recorded (where `invoke plan` reads it)
+    expect(page.locator("#stage-gates td.at").first).not_to_have_text(before)
+
+
 def test_a_program_restarted_from_the_page_comes_back(page: Page) -> None:
     page.goto(base(page) + "/programs")
     row = page.locator('tr[data-program="svc-a-1"]')

@@ -75,6 +75,11 @@ class PlanController(Controller):
                 else:
                     cls = "ok" if data == "passed" else "bad"
                     link = f'<a href="/plan/stages/{run.stage}">see stage {run.stage}</a>'
+                    # the gates table in the page is refreshed from the state the run recorded
+                    link += (
+                        f'<span hx-get="/plan/stages/{run.stage}" hx-trigger="load" hx-target="#stage-gates"'
+                        ' hx-select="#stage-gates" hx-swap="outerHTML"></span>'
+                    )
                     yield ServerSentEventMessage(
                         event="done", data=f'<p class="{cls}">{escape(run.title)}: {data} — {link}</p>'
                     )
