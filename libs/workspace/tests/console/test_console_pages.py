@@ -14,6 +14,7 @@ from litestar.testing import TestClient
 from caravan_workspace.console_web.context import Console
 from caravan_workspace.console_web.readers.logs import LogFilter, read_from
 from caravan_workspace.console_web.runs import StageRun
+from caravan_workspace.console_web.settings import ConsoleSettings
 
 
 def test_the_plan_graph_shows_every_stage_with_its_status(client: TestClient) -> None:
@@ -107,7 +108,7 @@ def test_one_trace_lines_across_programs(client: TestClient) -> None:
     assert page.status_code == 200 and f"order {ORDER} placed" in page.text
 
 
-def test_the_live_tail_reads_the_lines_written_since_the_page(settings) -> None:  # type: ignore[no-untyped-def]
+def test_the_live_tail_reads_the_lines_written_since_the_page(settings: ConsoleSettings) -> None:
     log = settings.state_dir / "supervisor" / "logs" / "svc-b-1.log"
     offset = log.stat().st_size
     with log.open("a") as fh:
@@ -156,7 +157,9 @@ def test_alerts_and_deployments_say_their_stage_is_not_built(client: TestClient)
     assert deployments.status_code == 200 and "stage 14 not built" in deployments.text
 
 
-def test_received_alerts_show_firing_and_resolved_with_their_runbooks(client: TestClient, settings) -> None:  # type: ignore[no-untyped-def]
+def test_received_alerts_show_firing_and_resolved_with_their_runbooks(
+    client: TestClient, settings: ConsoleSettings
+) -> None:
     folder = settings.state_dir / "alerts"
     folder.mkdir()
     firing = {
@@ -181,7 +184,7 @@ def test_received_alerts_show_firing_and_resolved_with_their_runbooks(client: Te
     assert "https://runbooks.example/InstanceDown" in page.text
 
 
-def test_deployments_show_what_each_target_runs(client: TestClient, settings) -> None:  # type: ignore[no-untyped-def]
+def test_deployments_show_what_each_target_runs(client: TestClient, settings: ConsoleSettings) -> None:
     folder = settings.state_dir / "deploy"
     folder.mkdir()
     doc = {
