@@ -116,7 +116,9 @@ def up(c: Context) -> None:
     _print_demo_order(ws)
     from caravan_workspace.tasks.console import console_url
 
-    print(f"\nconsole: `invoke console` serves {console_url(ws)}/ (it prints the login link)")
+    url = console_url(ws)
+    if url:
+        print(f"\nconsole: `invoke console` serves {url}/ (it prints the login link)")
     if not result.ok:
         failed = [n for n, r in result.records.items() if r.status != "passed"]
         raise Exit(f"invoke up: stages not passing: {compact_numbers(failed)} (see invoke plan)", code=FAILED)
