@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from litestar import Request
+from litestar.di import NamedDependency
 
 from caravan_workspace import paths
 from caravan_workspace.console_web.readers.metrics import MetricsCache
@@ -48,6 +49,9 @@ class Console:
     def running_stages(self) -> set[int]:
         run = self.runs.active()
         return {run.stage} if run else set()
+
+
+ConsoleDep = NamedDependency[Console]
 
 
 def provide_console(request: Request) -> Console:

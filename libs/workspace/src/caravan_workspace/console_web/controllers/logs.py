@@ -7,9 +7,10 @@ from collections.abc import AsyncIterator
 
 from litestar import Controller, Request, get
 from litestar.exceptions import ClientException, NotFoundException
+from litestar.params import FromPath, FromQuery
 from litestar.response import Redirect, ServerSentEvent, ServerSentEventMessage, Template
 
-from caravan_workspace.console_web.context import Console
+from caravan_workspace.console_web.context import ConsoleDep
 from caravan_workspace.console_web.readers.logs import (
     LEVELS,
     LogFilter,
@@ -33,7 +34,7 @@ class LogsController(Controller):
     path = "/logs"
 
     @get("", sync_to_thread=True)
-    def logs(self, console: Console, trace: str | None = None) -> Template | Redirect:
+    def logs(self, console: ConsoleDep, trace: FromQuery[str | None] = None) -> Template | Redirect:
         programs = log_programs(console.state_dir)
         if trace is not None:  # every program's lines of one trace
             wanted = _filter(None, None, trace)
@@ -57,11 +58,11 @@ class LogsController(Controller):
     @get("/{name:str}", sync_to_thread=True)
     def program_log(
         self,
-        console: Console,
-        name: str,
-        level: str | None = None,
-        q: str | None = None,
-        trace: str | None = None,
+        console: ConsoleDep,
+        name: FromPath[str],
+        level: FromQuery[str | None] = None,
+        q: FromQuery[str | None] = None,
+        trace: FromQuery[str | None] = None,
     ) -> Template:
         path = log_path(console.state_dir, name)
         if path is None:
@@ -76,9 +77,15 @@ class LogsController(Controller):
 
     @get("/{name:str}/tail", sync_to_thread=False)
     def tail(
-        self, request: Request, console: Console, name: str, offset: int = 0,
-        level: str | None = None, q: str | None = None, trace: str | None = None,
-    ) -> ServerSentEvent:  # fmt: skip
+        self,
+        request: Request,
+        console: ConsoleDep,
+        name: FromPath[str],
+        offset: FromQuery[int] = 0,
+        level: FromQuery[str | None] = None,
+        q: FromQuery[str | None] = None,
+        trace: FromQuery[str | None] = None,
+    ) -> ServerSentEvent:
         path = log_path(console.state_dir, name)
         if path is None:
             raise NotFoundException(f"no log for program {name!r}")

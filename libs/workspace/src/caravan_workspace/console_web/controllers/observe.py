@@ -5,9 +5,10 @@ from __future__ import annotations
 
 from litestar import Controller, get
 from litestar.exceptions import NotFoundException
+from litestar.params import FromPath
 from litestar.response import Template
 
-from caravan_workspace.console_web.context import Console
+from caravan_workspace.console_web.context import ConsoleDep
 from caravan_workspace.console_web.readers.alerts import alerts_view, runbook_path
 from caravan_workspace.console_web.readers.deployments import DEPLOYMENT_STAGE, deployments_view
 from caravan_workspace.console_web.readers.metrics import PrometheusDown, prometheus_url, sparkline
@@ -17,7 +18,7 @@ from caravan_workspace.state import StageRecord
 
 class ObserveController(Controller):
     @get("/metrics", sync_to_thread=True)
-    def metrics(self, console: Console) -> Template:
+    def metrics(self, console: ConsoleDep) -> Template:
         try:
             rows, problem = console.metrics.rows(console.state_dir), ""
         except PrometheusDown as exc:
@@ -29,12 +30,12 @@ class ObserveController(Controller):
         return Template(template_name="metrics.html.j2", context=context)
 
     @get("/alerts", sync_to_thread=True)
-    def alerts(self, console: Console) -> Template:
+    def alerts(self, console: ConsoleDep) -> Template:
         view = alerts_view(console.state_dir, console.root)
         return Template(template_name="alerts.html.j2", context={"page": "alerts", "view": view})
 
     @get("/alerts/runbooks/{name:str}", sync_to_thread=True)
-    def runbook(self, console: Console, name: str) -> Template:
+    def runbook(self, console: ConsoleDep, name: FromPath[str]) -> Template:
         path = runbook_path(console.root, name)
         if path is None:
             raise NotFoundException(
@@ -44,7 +45,7 @@ class ObserveController(Controller):
         return Template(template_name="runbook.html.j2", context=context)
 
     @get("/deployments", sync_to_thread=True)
-    def deployments(self, console: Console) -> Template:
+    def deployments(self, console: ConsoleDep) -> Template:
         records, _ = read_records(console.state_dir)
         view = deployments_view(console.state_dir, records.get(DEPLOYMENT_STAGE, StageRecord()))
         stage = console.plan.stages.get(DEPLOYMENT_STAGE)

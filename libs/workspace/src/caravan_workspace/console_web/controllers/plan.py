@@ -8,12 +8,12 @@ from typing import Annotated
 from litestar import Controller, Request, get, post
 from litestar.enums import RequestEncodingType
 from litestar.exceptions import ClientException, HTTPException, NotFoundException
-from litestar.params import Body
+from litestar.params import Body, FromPath
 from litestar.response import ServerSentEvent, ServerSentEventMessage, Template
 from markupsafe import escape
 
 from caravan_workspace.console import STATUS_STYLE
-from caravan_workspace.console_web.context import Console, is_fragment
+from caravan_workspace.console_web.context import Console, ConsoleDep, is_fragment
 from caravan_workspace.console_web.readers.plan import plan_view
 from caravan_workspace.console_web.runs import MODES, RunRefused, follow
 
@@ -33,11 +33,11 @@ class PlanController(Controller):
         return Template(template_name="plan.html.j2", context=context)
 
     @get("", sync_to_thread=True)
-    def plan(self, console: Console, request: Request) -> Template:
+    def plan(self, console: ConsoleDep, request: Request) -> Template:
         return self._page(console, request, None)
 
     @get("/stages/{number:int}", sync_to_thread=True)
-    def stage(self, console: Console, request: Request, number: int) -> Template:
+    def stage(self, console: ConsoleDep, request: Request, number: FromPath[int]) -> Template:
         if number not in console.plan.stages:
             raise NotFoundException(
                 f"there is no stage {number}: the plan has stages 1–{max(console.plan.stages)}"
@@ -47,8 +47,8 @@ class PlanController(Controller):
     @post("/stages/{number:int}/run", sync_to_thread=False, status_code=202)
     def run(
         self,
-        console: Console,
-        number: int,
+        console: ConsoleDep,
+        number: FromPath[int],
         data: Annotated[dict[str, str], Body(media_type=RequestEncodingType.URL_ENCODED)],
     ) -> Template:
         if number not in console.plan.stages:
@@ -63,7 +63,7 @@ class PlanController(Controller):
         return Template(template_name="run.html.j2", context={"run": run})
 
     @get("/runs/{run_id:str}/events", sync_to_thread=False)
-    def events(self, console: Console, run_id: str) -> ServerSentEvent:
+    def events(self, console: ConsoleDep, run_id: FromPath[str]) -> ServerSentEvent:
         run = console.runs.get(run_id)
         if run is None:
             raise NotFoundException(f"no run {run_id!r} (the console keeps its last runs only)")

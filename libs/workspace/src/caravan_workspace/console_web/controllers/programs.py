@@ -5,9 +5,10 @@ from __future__ import annotations
 
 from litestar import Controller, Request, get, post
 from litestar.exceptions import ClientException, HTTPException, NotFoundException
+from litestar.params import FromPath
 from litestar.response import Redirect, Template
 
-from caravan_workspace.console_web.context import Console, is_fragment
+from caravan_workspace.console_web.context import Console, ConsoleDep, is_fragment
 from caravan_workspace.console_web.readers.programs import ACTIONS, known_program, programs_view
 from caravan_workspace.runtime.supervisor import Supervisor, SupervisorError
 
@@ -21,11 +22,13 @@ class ProgramsController(Controller):
         return Template(template_name=name, context={"page": "programs", "view": view, "notice": notice})
 
     @get("", sync_to_thread=True)
-    def programs(self, console: Console, request: Request) -> Template:
+    def programs(self, console: ConsoleDep, request: Request) -> Template:
         return self._render(console, request)
 
     @post("/{name:str}/{action:str}", sync_to_thread=True, status_code=200)
-    def act(self, console: Console, request: Request, name: str, action: str) -> Template | Redirect:
+    def act(
+        self, console: ConsoleDep, request: Request, name: FromPath[str], action: FromPath[str]
+    ) -> Template | Redirect:
         if action not in ACTIONS:
             raise ClientException(f"unknown action {action!r}: use {', '.join(ACTIONS)}")
         supervisor = Supervisor(console.state_dir)

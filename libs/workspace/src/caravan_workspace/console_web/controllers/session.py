@@ -7,11 +7,11 @@ from typing import Annotated, Literal
 from litestar import Controller, Request, get, post
 from litestar.enums import RequestEncodingType
 from litestar.exceptions import NotAuthorizedException
-from litestar.params import Body
+from litestar.params import Body, FromQuery
 from litestar.response import Redirect, Template
 
 from caravan_workspace.console_web.auth import PUBLIC, SESSION_COOKIE, safe_next, session_value, token_matches
-from caravan_workspace.console_web.context import Console
+from caravan_workspace.console_web.context import Console, ConsoleDep
 
 
 def _logged_in(console: Console, target: str | None, status: Literal[302, 303] = 302) -> Redirect:
@@ -25,7 +25,7 @@ def _logged_in(console: Console, target: str | None, status: Literal[302, 303] =
 class SessionController(Controller):
     @get("/login", opt={PUBLIC: True}, sync_to_thread=False)
     def login_page(
-        self, console: Console, token: str | None = None, next: str | None = None
+        self, console: ConsoleDep, token: FromQuery[str | None] = None, next: FromQuery[str | None] = None
     ) -> Template | Redirect:
         """The Jupyter pattern: the URL `invoke console` prints carries the token."""
         if token is not None:
@@ -39,7 +39,7 @@ class SessionController(Controller):
     @post("/login", opt={PUBLIC: True}, sync_to_thread=False, status_code=303)
     def login(
         self,
-        console: Console,
+        console: ConsoleDep,
         data: Annotated[dict[str, str], Body(media_type=RequestEncodingType.URL_ENCODED)],
     ) -> Redirect:
         if not token_matches(console.settings.token, data.get("token", "")):

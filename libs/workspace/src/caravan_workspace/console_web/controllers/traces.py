@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from litestar import Controller, get
 from litestar.exceptions import ClientException, NotFoundException
+from litestar.params import FromPath, FromQuery
 from litestar.response import Redirect, Template
 
-from caravan_workspace.console_web.context import Console
+from caravan_workspace.console_web.context import ConsoleDep
 from caravan_workspace.console_web.readers.traces import is_trace_id, lookup, recent, waterfall
 
 
@@ -14,7 +15,9 @@ class TracesController(Controller):
     path = "/traces"
 
     @get("", sync_to_thread=True)
-    def traces(self, console: Console, find: str | None = None, orders: bool = False) -> Template | Redirect:
+    def traces(
+        self, console: ConsoleDep, find: FromQuery[str | None] = None, orders: FromQuery[bool] = False
+    ) -> Template | Redirect:
         spans = console.spans.spans()
         needle = (find or "").strip()
         if needle:
@@ -30,7 +33,7 @@ class TracesController(Controller):
         return Template(template_name="traces.html.j2", context=context)
 
     @get("/{trace_id:str}", sync_to_thread=True)
-    def trace(self, console: Console, trace_id: str) -> Template:
+    def trace(self, console: ConsoleDep, trace_id: FromPath[str]) -> Template:
         if not is_trace_id(trace_id):
             raise ClientException(f"{trace_id[:64]!r} is not a trace id (32 lowercase hexadecimal digits)")
         found = lookup(console.spans.spans(), trace_id)
