@@ -88,3 +88,10 @@ def test_actions_need_a_login_even_with_a_csrf_token(anonymous: TestClient) -> N
 )
 def test_after_login_the_console_only_goes_to_its_own_pages(target: str | None, expected: str) -> None:
     assert safe_next(target) == expected
+
+
+def test_another_host_name_is_refused(client: TestClient, settings: ConsoleSettings) -> None:
+    """DNS rebinding: a page elsewhere whose name now points at 127.0.0.1 sends its own Host."""
+    assert client.get("/plan", headers={"host": "evil.example"}).status_code == 400
+    assert client.get("/plan", headers={"host": "evil.example:80"}).status_code == 400
+    assert client.get("/plan", headers={"host": "localhost"}).status_code == 200

@@ -7,6 +7,7 @@ import hmac
 from pathlib import Path
 
 from litestar import Litestar
+from litestar.config.allowed_hosts import AllowedHostsConfig
 from litestar.config.csrf import CSRFConfig
 from litestar.datastructures import State
 from litestar.di import Provide
@@ -30,6 +31,11 @@ HERE = Path(__file__).parent
 CSRF_COOKIE = "caravan_console_csrf"
 
 
+def local_hosts(port: int) -> list[str]:
+    names = ("127.0.0.1", "localhost")
+    return [*names, *(f"{name}:{port}" for name in names)]
+
+
 def create_app(settings: ConsoleSettings) -> Litestar:
     console = Console.load(settings)
     csrf_secret = hmac.new(settings.token.encode(), b"caravan-console-csrf", hashlib.sha256).hexdigest()
@@ -45,6 +51,8 @@ def create_app(settings: ConsoleSettings) -> Litestar:
         ],
         dependencies={"console": Provide(provide_console, sync_to_thread=False)},
         guards=[require_login],
+        # A page elsewhere that rebinds its name to 127.0.0.1 still sends its own Host: refused.
+        allowed_hosts=AllowedHostsConfig(allowed_hosts=local_hosts(settings.port)),
         csrf_config=CSRFConfig(secret=csrf_secret, cookie_name=CSRF_COOKIE, cookie_samesite="strict"),
         template_config=TemplateConfig(directory=HERE / "templates", engine=JinjaTemplateEngine),
         exception_handlers={HTTPException: errors.http_error, Exception: errors.internal_error},
