@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from html import escape
 from typing import Annotated
 
 from litestar import Controller, Request, get, post
@@ -10,7 +11,6 @@ from litestar.enums import RequestEncodingType
 from litestar.exceptions import ClientException, HTTPException, NotFoundException
 from litestar.params import Body, FromPath
 from litestar.response import ServerSentEvent, ServerSentEventMessage, Template
-from markupsafe import escape
 
 from caravan_workspace.console import STATUS_STYLE
 from caravan_workspace.console_web.context import Console, ConsoleDep, is_fragment
