@@ -39,3 +39,40 @@ def test_a_missing_prometheus_is_said_plainly(tmp_path: Path) -> None:
         metrics.MetricsCache().rows(tmp_path)
     with pytest.raises(metrics.PrometheusDown, match="does not answer"):
         metrics.route_metrics("http://127.0.0.1:9", 3600.0)
+
+
+def test_a_stage_run_is_the_cli_in_a_child_its_output_followed_one_run_at_a_time(tmp_path: Path) -> None:
+    import asyncio
+    from caravan_workspace.console_web.runs import RunRefused, Runs, StageRun, follow
+
+    root = tmp_path / "workspace"
+    root.mkdir()
+    (root / "tasks.py").write_text(
+        "import time\nfrom invoke import task\n\n"
+        "@task\ndef stage(c, selector, with_deps=False, gates_only=False):\n"
+        "    print(f'stage {selector} gates_only={gates_only}', flush=True)\n"
+        "    time.sleep(1.0)\n    print('last line without a newline', end='')\n    raise SystemExit(3)\n"
+    )
+    runs = Runs(root, tmp_path / "state")
+    run = runs.start(7, "gates-only")
+    with pytest.raises(RunRefused, match="still running"):
+        runs.start(8, "deps")
+    with pytest.raises(RunRefused, match="unknown mode"):
+        Runs(root, tmp_path / "state").start(7, "fast")
+
+    async def collect_of(run: StageRun) -> list[tuple[str, str]]:
+        return [pair async for pair in follow(run, poll=0.05)]
+
+    events = asyncio.run(asyncio.wait_for(collect_of(run), timeout=60))
+    assert events == [
+        ("line", "stage 7 gates_only=True"),
+        ("line", "last line without a newline"),
+        ("done", "failed (exit 3)"),
+    ]
+    assert (tmp_path / "state" / "console" / "runs" / f"{run.id}.log").is_file()
+    assert runs.active() is None
+    following = runs.start(8, "deps")  # the next run may start
+    assert asyncio.run(asyncio.wait_for(collect_of(following), timeout=60))[0] == (
+        "line",
+        "stage 8 gates_only=False",
+    )

@@ -1,6 +1,6 @@
 """Stage runs started from the console: `invoke stage N` as a child process (the CLI itself, so a
-run from the page is the run from the terminal), one at a time, its output kept for the page to
-stream over server-sent events."""
+run from the page is the run from the terminal), one at a time, its output written to
+``<state>/console/runs/<id>.log`` and streamed to the page over server-sent events."""
 
 from __future__ import annotations
 
@@ -70,21 +70,43 @@ class Runs:
             run = StageRun(uuid.uuid4().hex[:12], stage, mode, command)
             self._runs[run.id] = run
             while len(self._runs) > self._keep:
-                self._runs.pop(next(iter(self._runs)))
+                gone = self._runs.pop(next(iter(self._runs)))
+                (self.runs_dir / f"{gone.id}.log").unlink(missing_ok=True)
         env = {**os.environ, "CARAVAN_STATE_DIR": str(self.state_dir), "COLUMNS": "140", "NO_COLOR": "1"}
-        process = subprocess.Popen(
-            command, cwd=self.root, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL, text=True, errors="replace",
-        )  # fmt: skip
-        threading.Thread(target=self._pump, args=(run, process), daemon=True).start()
+        output = self.runs_dir / f"{run.id}.log"
+        output.parent.mkdir(parents=True, exist_ok=True)
+        with output.open("wb") as sink:
+            # Its own session and a file for its output: stopping the console (Ctrl-C, a closed
+            # pipe) never interrupts a stage half-way; the run finishes and records its result.
+            process = subprocess.Popen(
+                command, cwd=self.root, env=env, stdout=sink, stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL, start_new_session=True,
+            )  # fmt: skip
+        threading.Thread(target=self._pump, args=(run, process, output), daemon=True).start()
         return run
 
+    @property
+    def runs_dir(self) -> Path:
+        return self.state_dir / "console" / "runs"
+
     @staticmethod
-    def _pump(run: StageRun, process: subprocess.Popen[str]) -> None:
-        assert process.stdout is not None
-        for line in process.stdout:
-            run.lines.append(line.rstrip("\n"))
-        run.returncode = process.wait()
+    def _pump(run: StageRun, process: subprocess.Popen[bytes], output: Path, poll: float = 0.1) -> None:
+        """Follow the run's output file into ``run.lines`` until the run has ended."""
+        with output.open("rb") as fh:
+            partial = b""
+            while True:
+                ended = process.poll() is not None
+                chunk = fh.read()
+                if chunk:
+                    *complete, partial = (partial + chunk).split(b"\n")
+                    run.lines.extend(line.decode("utf-8", errors="replace") for line in complete)
+                elif ended:
+                    if partial:
+                        run.lines.append(partial.decode("utf-8", errors="replace"))
+                    run.returncode = process.returncode
+                    return
+                else:
+                    time.sleep(poll)
 
 
 async def follow(run: StageRun, *, poll: float = 0.2) -> AsyncIterator[tuple[str, str]]:
