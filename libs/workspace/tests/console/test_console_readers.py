@@ -43,6 +43,7 @@ def test_a_missing_prometheus_is_said_plainly(tmp_path: Path) -> None:
 
 def test_a_stage_run_is_the_cli_in_a_child_its_output_followed_one_run_at_a_time(tmp_path: Path) -> None:
     import asyncio
+
     from caravan_workspace.console_web.runs import RunRefused, Runs, StageRun, follow
 
     root = tmp_path / "workspace"
