@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 from litestar import Controller, Request, get
 from litestar.exceptions import ClientException, NotFoundException
@@ -28,6 +29,16 @@ def _filter(level: str | None, q: str | None, trace: str | None) -> LogFilter:
         return LogFilter.parse(level, q, trace)
     except LogQueryError as exc:
         raise ClientException(str(exc)) from exc
+
+
+def _log_of(
+    state_dir: Path, name: str, level: str | None, q: str | None, trace: str | None
+) -> tuple[Path, LogFilter]:
+    """The program's log file and the filter asked for (404 / 400 when either is wrong)."""
+    path = log_path(state_dir, name)
+    if path is None:
+        raise NotFoundException(f"no log for program {name!r} (the logs page lists the programs)")
+    return path, _filter(level, q, trace)
 
 
 class LogsController(Controller):
@@ -64,10 +75,7 @@ class LogsController(Controller):
         q: FromQuery[str | None] = None,
         trace: FromQuery[str | None] = None,
     ) -> Template:
-        path = log_path(console.state_dir, name)
-        if path is None:
-            raise NotFoundException(f"no log for program {name!r} (the logs page lists the programs)")
-        wanted = _filter(level, q, trace)
+        path, wanted = _log_of(console.state_dir, name, level, q, trace)
         lines, offset = read_tail(path, wanted)
         context = {
             "page": "logs", "programs": log_programs(console.state_dir), "program": name, "lines": lines,
@@ -86,10 +94,7 @@ class LogsController(Controller):
         q: FromQuery[str | None] = None,
         trace: FromQuery[str | None] = None,
     ) -> ServerSentEvent:
-        path = log_path(console.state_dir, name)
-        if path is None:
-            raise NotFoundException(f"no log for program {name!r}")
-        wanted = _filter(level, q, trace)
+        path, wanted = _log_of(console.state_dir, name, level, q, trace)
         engine = request.app.template_engine
         assert engine is not None
         template = engine.get_template("log_line.html.j2")
