@@ -82,7 +82,18 @@ def integration(session: nox.Session) -> None:
     if not any((ROOT / "tests").rglob("test_*.py")):
         session.skip("no cross-service tests under tests/ yet")
     session.install("-e", "libs/workspace", "pytest", "hypothesis", "httpx", "asyncpg", "schemathesis>=4.0")
-    session.run("pytest", "tests", "-q", "-rs", *session.posargs)
+    session.run("pytest", "tests", "-q", "-rs", "--ignore=tests/console", *session.posargs)
+
+
+@nox.session(python=PYTHON, tags=["system"])
+def console(session: nox.Session) -> None:
+    """The console (`invoke console`) in a real browser against a running system (tests/console):
+    Debian's Chromium driven by Playwright for Python (never a downloaded browser), on SQLite.
+    Needs `chromium` (Debian package) and the workspace index up. Screenshots of each page land in
+    the state folder's reports/console/."""
+    session.install("-e", "libs/workspace", "pytest", "httpx", "asyncpg", "playwright>=1.49")
+    env = {"CARAVAN_IT_DATABASES": "sqlite"}
+    session.run("pytest", "tests/console", "-q", "-rs", *session.posargs, env=env)
 
 
 @nox.session(python=PYTHON, tags=["static"])

@@ -30,7 +30,8 @@ def _quote(text: str) -> str:
     return f'"{escaped}"'
 
 
-def to_dot(plan: Plan, records: Mapping[int, StageRecord]) -> str:
+def to_dot(plan: Plan, records: Mapping[int, StageRecord], links: Mapping[int, str] | None = None) -> str:
+    """The plan as DOT; ``links`` (stage → URL) makes each stage's box a link (the console's)."""
     lines = [
         "digraph caravan {",
         '  rankdir=LR; node [shape=box, style="rounded,filled", fontname="Helvetica"];',
@@ -42,7 +43,11 @@ def to_dot(plan: Plan, records: Mapping[int, StageRecord]) -> str:
             status = records.get(n, StageRecord()).status
             status = status if status in FILL else "not run"
             label = f"{n}. {plan.stages[n].name}\n{status}"
-            lines.append(f"    s{n} [label={_quote(label)}, fillcolor={_quote(FILL[status])}];")
+            link = ""
+            if links and n in links:
+                tip = f"stage {n}: {status} (click for its gates)"
+                link = f', URL={_quote(links[n])}, target="_top", id="stage_{n}", tooltip={_quote(tip)}'
+            lines.append(f"    s{n} [label={_quote(label)}, fillcolor={_quote(FILL[status])}{link}];")
         lines.append("  }")
     for n, stage in plan.stages.items():
         # Draw only the edges not implied by others (transitive reduction) so the picture stays legible.
@@ -54,10 +59,23 @@ def to_dot(plan: Plan, records: Mapping[int, StageRecord]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def render(plan: Plan, records: Mapping[int, StageRecord], out_dir: Path) -> tuple[Path, Path]:
+def _dot_binary() -> str:
     dot = shutil.which("dot")
     if dot is None:
         raise GraphError("Graphviz `dot` is not installed: install it with `sudo apt-get install graphviz`")
+    return dot
+
+
+def svg(dot_source: str) -> str:
+    """The SVG document for ``dot_source`` (rendered in memory; the console inlines it)."""
+    done = subprocess.run([_dot_binary(), "-Tsvg"], input=dot_source, capture_output=True, text=True)
+    if done.returncode != 0:
+        raise GraphError(f"dot failed to render svg: {(done.stderr.strip().splitlines() or ['?'])[0]}")
+    return done.stdout
+
+
+def render(plan: Plan, records: Mapping[int, StageRecord], out_dir: Path) -> tuple[Path, Path]:
+    dot = _dot_binary()
     out_dir.mkdir(parents=True, exist_ok=True)
     source = out_dir / "plan.dot"
     source.write_text(to_dot(plan, records), encoding="utf-8")

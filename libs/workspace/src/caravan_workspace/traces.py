@@ -28,6 +28,8 @@ class SpanRecord(msgspec.Struct, frozen=True):
     status: str = "UNSET"
     parent_span_id: str | None = None
     attributes: dict[str, object] = {}
+    status_message: str | None = None
+    events: list[dict[str, object]] = []
 
     @property
     def duration_ms(self) -> float:

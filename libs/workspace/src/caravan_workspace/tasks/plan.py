@@ -114,6 +114,11 @@ def up(c: Context) -> None:
 
     print_status(workspace())
     _print_demo_order(ws)
+    from caravan_workspace.tasks.console import console_url
+
+    url = console_url(ws)
+    if url:
+        print(f"\nconsole: `invoke console` serves {url}/ (it prints the login link)")
     if not result.ok:
         failed = [n for n, r in result.records.items() if r.status != "passed"]
         raise Exit(f"invoke up: stages not passing: {compact_numbers(failed)} (see invoke plan)", code=FAILED)

@@ -12,31 +12,14 @@ from rich.table import Table
 from rich.text import Text
 
 from caravan_workspace.console import STATUS_STYLE, lanes_line, stage_status
-from caravan_workspace.runtime.local import http_json, http_status, read_programs
+from caravan_workspace.runtime.inspect import format_uptime, probe_program
+from caravan_workspace.runtime.local import read_programs
 from caravan_workspace.runtime.ports import read_ports
 from caravan_workspace.runtime.supervisor import Supervisor, SupervisorError
 from caravan_workspace.tasks.common import BAD_INPUT, FAILED, Workspace, console, workspace
 from caravan_workspace.traces import find_trace, read_spans, waterfall
 
 PROGRAM_STYLE = {"RUNNING": "green", "STARTING": "cyan", "BACKOFF": "yellow", "STOPPED": "dim"}
-
-
-def _uptime(seconds: float) -> str:
-    if seconds <= 0:
-        return "–"
-    minutes, secs = divmod(int(seconds), 60)
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours}h{minutes:02d}m" if hours else f"{minutes}m{secs:02d}s"
-
-
-def _probe_program(port: int | None, info: dict[str, object]) -> tuple[str, str]:
-    """(version, readiness) of a program, from its health endpoints as the runtime recorded them."""
-    if not port or not info.get("ready_path"):
-        return "–", "–"
-    live = http_json(port, "/health/live") if info.get("kind") in ("service", "gateway", "probe") else {}
-    version = str(live.get("version", "–")) if live else "–"
-    ready = http_status(port, str(info["ready_path"]), timeout=1.0)
-    return version, ("ready" if ready == 200 else f"not ready ({ready or 'no answer'})")
 
 
 def print_status(ws: Workspace) -> None:
@@ -52,12 +35,12 @@ def print_status(ws: Workspace) -> None:
         for p in supervisor.status():
             port = ports.get(p.name)
             running = p.state == "RUNNING"
-            version, ready = _probe_program(port, recorded.get(p.name, {})) if running else ("–", "–")
+            version, ready = probe_program(port, recorded.get(p.name, {})) if running else ("–", "–")
             programs.add_row(
                 p.name,
                 Text(p.state, style=PROGRAM_STYLE.get(p.state, "red")),
                 str(p.pid or "–"),
-                _uptime(p.uptime),
+                format_uptime(p.uptime),
                 f"127.0.0.1:{port}" if port else "–",
                 version,
                 Text(ready, style="green" if ready == "ready" else "yellow"),

@@ -1,0 +1,1 @@
+"""One controller per page of the console."""
