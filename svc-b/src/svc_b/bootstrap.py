@@ -28,6 +28,7 @@ from caravan_commons.discovery_config import resolver_from_env
 from caravan_commons.idempotency import IdempotencyStore
 from caravan_commons.piccolo_app import APP_CONFIG as COMMONS_APP
 from svc_b.api.controllers import InfoController, OrderController
+from svc_b import metrics
 from svc_b.api.placing import OrderDesk
 from svc_b.config import Settings
 from svc_b.infrastructure.clients import HttpCatalog, HttpPayments, payments_client_config
@@ -146,9 +147,17 @@ def build_app(
         },
         readiness_checks={"database": database.readiness_check},
         # in order: the database opens first and closes last
-        lifespan=[database.lifespan, wiring.clients, wiring.idempotency_sweeper, wiring.recovery_loop],
+        lifespan=[
+            database.lifespan,
+            wiring.clients,
+            wiring.idempotency_sweeper,
+            wiring.recovery_loop,
+            metrics.sampler(lambda: wiring.saga, interval=settings.metrics_sample_interval_s),
+        ],
         openapi_title="Orders",
     )
     wiring.connect(app.state.signer)
+    for collector in metrics.COLLECTORS:
+        app.state.metrics_registry.register(collector)
     app.state.wiring = wiring
     return app
