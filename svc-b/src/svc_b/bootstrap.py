@@ -31,7 +31,7 @@ from svc_b.api.controllers import InfoController, OrderController
 from svc_b import metrics
 from svc_b.api.placing import OrderDesk
 from svc_b.config import Settings
-from svc_b.infrastructure.clients import HttpCatalog, HttpPayments, payments_client_config
+from svc_b.infrastructure.clients import CATALOG, PAYMENTS, HttpCatalog, HttpPayments, payments_client_config
 from svc_b.infrastructure.db.piccolo_app import APP_CONFIG
 from svc_b.infrastructure.db.unit_of_work import PiccoloUnitOfWork
 from svc_b.service_layer.recovery import recover
@@ -64,6 +64,7 @@ class Wiring:
         self.payments_client = ServiceClient(
             self.resolver, payments_client_config(config), headers_provider=signer
         )
+        metrics.export_circuits({CATALOG: self.catalog_client, PAYMENTS: self.payments_client})
         self.saga = Saga(
             uow=lambda: PiccoloUnitOfWork(self.database),
             catalog=HttpCatalog(self.catalog_client),

@@ -11,11 +11,13 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
+from caravan_commons.client import ServiceClient
 from caravan_commons.service_metrics import EventCounter, SampledGauge, sampling
+from svc_b.domain.model import CancelReason
 
 if TYPE_CHECKING:  # the saga counts its compensations here
     from svc_b.service_layer.saga import Saga
@@ -45,5 +47,15 @@ def sampler(saga: Callable[[], Saga | None], *, interval: float) -> Callable[[ob
 
     return sampling("order metrics", sample, interval=interval)
 
+
+def export_circuits(clients: Mapping[str, ServiceClient]) -> None:
+    """Create each upstream's circuit breaker now, so its metrics (commons' CircuitMetrics) exist
+    from the start rather than from the first call."""
+    for upstream, client in clients.items():
+        client.circuit(upstream)
+
+
+for _reason in CancelReason:  # every reason's count exists from the start (at 0)
+    COMPENSATIONS.inc(_reason.value, amount=0)
 
 COLLECTORS = (NOT_TERMINAL, OLDEST_NOT_TERMINAL, COMPENSATIONS)
