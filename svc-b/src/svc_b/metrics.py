@@ -27,14 +27,19 @@ COUNT_LIMIT = 1_000
 
 NOT_TERMINAL = SampledGauge("orders_not_terminal", "Orders neither confirmed nor cancelled.")
 OLDEST_NOT_TERMINAL = SampledGauge(
-    "orders_not_terminal_oldest_age_seconds", "Age of the oldest order neither confirmed nor cancelled (0: none)."
+    "orders_not_terminal_oldest_age_seconds",
+    "Age of the oldest order neither confirmed nor cancelled (0: none).",
 )
 COMPENSATIONS = EventCounter(
-    "saga_compensations_total", "Orders the saga compensated (cancelled after a failure), by reason.", ("reason",)
+    "saga_compensations_total",
+    "Orders the saga compensated (cancelled after a failure), by reason.",
+    ("reason",),
 )
 
 
-def sampler(saga: Callable[[], Saga | None], *, interval: float) -> Callable[[object], contextlib.AbstractAsyncContextManager[None]]:
+def sampler(
+    saga: Callable[[], Saga | None], *, interval: float
+) -> Callable[[object], contextlib.AbstractAsyncContextManager[None]]:
     async def sample() -> None:
         current = saga()
         if current is None:
@@ -43,7 +48,9 @@ def sampler(saga: Callable[[], Saga | None], *, interval: float) -> Callable[[ob
             unfinished = await uow.orders.unfinished(COUNT_LIMIT)
         now = datetime.now(UTC)
         NOT_TERMINAL.set(len(unfinished))
-        OLDEST_NOT_TERMINAL.set(max(((now - created).total_seconds() for _, created in unfinished), default=0.0))
+        OLDEST_NOT_TERMINAL.set(
+            max(((now - created).total_seconds() for _, created in unfinished), default=0.0)
+        )
 
     return sampling("order metrics", sample, interval=interval)
 

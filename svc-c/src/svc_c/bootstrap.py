@@ -41,7 +41,9 @@ def build_app(settings: Settings) -> Litestar:
         lifespan=[
             db.lifespan,
             partial(store.sweeper, interval=settings.idempotency_sweep_interval_s),
-            metrics.sampler(uow_factory=partial(PiccoloUnitOfWork, db), interval=settings.metrics_sample_interval_s),
+            metrics.sampler(
+                uow_factory=partial(PiccoloUnitOfWork, db), interval=settings.metrics_sample_interval_s
+            ),
         ],
         openapi_title="Payments",
     )

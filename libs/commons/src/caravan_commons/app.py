@@ -35,9 +35,9 @@ from caravan_commons.deadline import DeadlineMiddleware
 from caravan_commons.errors import UpstreamUnavailableError
 from caravan_commons.logging import AccessLogMiddleware, RequestIdMiddleware
 from caravan_commons.metrics import HttpMetrics, MetricsMiddleware, create_registry, render
-from caravan_commons.service_metrics import CircuitMetrics
 from caravan_commons.problems import document_problems, problem_details_plugin, problem_responses
 from caravan_commons.schemas import WireStruct
+from caravan_commons.service_metrics import CircuitMetrics
 from caravan_commons.tracing import Tracing, setup_tracing
 
 if TYPE_CHECKING:

@@ -26,7 +26,9 @@ def log_path(state_dir: Path) -> Path:
     return state_dir / LOG
 
 
-def append_alerts(state_dir: Path, route: str, alerts: Iterable[Mapping[str, Any]], *, received_at: float) -> None:
+def append_alerts(
+    state_dir: Path, route: str, alerts: Iterable[Mapping[str, Any]], *, received_at: float
+) -> None:
     """Append one line per alert in a single write (O_APPEND), so readers never see half a line."""
     lines = "".join(
         json.dumps(

@@ -147,7 +147,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--state-dir", required=True, type=Path)
     parser.add_argument("--port", required=True, type=int)
-    parser.add_argument("--index-url", required=True, help="the workspace package index, e.g. http://127.0.0.1:18900")
+    parser.add_argument(
+        "--index-url", required=True, help="the workspace package index, e.g. http://127.0.0.1:18900"
+    )
     args = parser.parse_args(argv)
     if not args.state_dir.is_dir():
         parser.error(f"--state-dir {args.state_dir} is not a folder")

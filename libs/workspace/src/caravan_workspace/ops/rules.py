@@ -17,7 +17,21 @@ SEVERITIES = ("critical", "warning")
 REQUIRED_ANNOTATIONS = ("summary", "description", "runbook_url")
 
 _KEYWORDS = frozenset(
-    "by without on ignoring group_left group_right and or unless bool offset inf nan".split()
+    [
+        "by",
+        "without",
+        "on",
+        "ignoring",
+        "group_left",
+        "group_right",
+        "and",
+        "or",
+        "unless",
+        "bool",
+        "offset",
+        "inf",
+        "nan",
+    ]
 )
 _STRING = re.compile(r'"(?:[^"\\]|\\.)*"|\'(?:[^\'\\]|\\.)*\'')
 _MATCHERS = re.compile(r"\{[^}]*\}")

@@ -72,10 +72,14 @@ def check(root: Path) -> list[str]:
     folder = root / RUNBOOKS_DIR
     names = set(alerts(root))
     books = {p.stem: p for p in folder.glob("*.md")}
-    found = [f"alert {n} has no runbook ({RUNBOOKS_DIR.as_posix()}/{n}.md)" for n in sorted(names - set(books))]
-    found += [f"runbook {RUNBOOKS_DIR.as_posix()}/{n}.md belongs to no alert" for n in sorted(set(books) - names)]
+    found = [
+        f"alert {n} has no runbook ({RUNBOOKS_DIR.as_posix()}/{n}.md)" for n in sorted(names - set(books))
+    ]
+    found += [
+        f"runbook {RUNBOOKS_DIR.as_posix()}/{n}.md belongs to no alert" for n in sorted(set(books) - names)
+    ]
     flags = cli_flags(root)
-    for name, path in sorted(books.items()):
+    for path in sorted(books.values()):
         text = path.read_text(encoding="utf-8")
         headings = set(re.findall(r"^##\s+(.+?)\s*$", text, re.M))
         found += [f"{path.name}: no '## {s}' section" for s in SECTIONS if s not in headings]

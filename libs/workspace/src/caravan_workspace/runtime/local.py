@@ -37,8 +37,12 @@ IDENTITY_DIR = "identity"
 POSTGRES_DSN_ENV = "CARAVAN_RUNTIME_POSTGRES_DSN"
 #: Prometheus job of each kind of program that serves /metrics.
 JOBS = {
-    "service": "services", "gateway": "gateway", "probe": "runtime", "catalog": "runtime", "receiver": "runtime",
-}  # fmt: skip
+    "service": "services",
+    "gateway": "gateway",
+    "probe": "runtime",
+    "catalog": "runtime",
+    "receiver": "runtime",
+}
 #: Kinds of program that discovery lists (as their ``discovery_name``, else their member). The
 #: security probe is not among them: it stands in for svc-a and must never receive its traffic.
 DISCOVERABLE = ("service", "gateway", "discovery-probe")

@@ -135,7 +135,9 @@ def check_rules(path: Path) -> None:
     promtool = shutil.which("promtool")
     if promtool is None:
         raise MonitoringError("promtool is not installed: apt-get install prometheus")
-    done = subprocess.run([promtool, "check", "rules", str(path)], capture_output=True, text=True, check=False)
+    done = subprocess.run(
+        [promtool, "check", "rules", str(path)], capture_output=True, text=True, check=False
+    )
     if done.returncode != 0:
         lines = (done.stderr or done.stdout).strip().splitlines()
         raise MonitoringError(f"promtool rejects {path.name}: {lines[-1] if lines else '?'}")

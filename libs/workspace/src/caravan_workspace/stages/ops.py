@@ -66,7 +66,10 @@ def metrics_collected(ctx: Context) -> str:
     pattern = "|".join(sorted(needed))
     deadline = time.monotonic() + SERIES_WAIT_S
     while True:
-        found = {r["metric"].get("__name__") for r in _query(port, f'count by (__name__) ({{__name__=~"{pattern}"}})')}
+        found = {
+            r["metric"].get("__name__")
+            for r in _query(port, f'count by (__name__) ({{__name__=~"{pattern}"}})')
+        }
         missing = needed - found
         if not missing or time.monotonic() > deadline:
             break

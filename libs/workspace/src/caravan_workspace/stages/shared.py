@@ -82,7 +82,9 @@ def sync_rules(state_dir: Path, root: Path) -> bool:
     sources = rule_files(root)
     changed = False
     for source in sources:
-        changed |= _write_checked(folder / source.name, source.read_text(encoding="utf-8"), monitoring.check_rules)
+        changed |= _write_checked(
+            folder / source.name, source.read_text(encoding="utf-8"), monitoring.check_rules
+        )
     for stale in set(folder.glob("*.yml")) - {folder / s.name for s in sources}:
         stale.unlink()
         changed = True

@@ -49,14 +49,16 @@ def alerts(c: Context, all: bool = False, format: str = "table") -> None:
         return
     out = console()
     if not states:
-        out.print("No alert received yet (the receiver keeps what Alertmanager sends; `invoke stage 15` proves the path).")
+        out.print("No alert received yet (`invoke stage 15` proves the path to the receiver).")
         return
     now = time.time()
     table = Table(title=f"Alerts: {len(firing)} firing, {len(resolved)} resolved")
     for column in ("status", "alert", "severity", "concerns", "summary", "since", "runbook"):
         table.add_column(column, overflow="fold")
     for s in firing + shown_resolved:
-        since = _ago(s.first_received, now) + ("" if s.status == "firing" else f", resolved {_ago(s.last_received, now)}")
+        since = _ago(s.first_received, now) + (
+            "" if s.status == "firing" else f", resolved {_ago(s.last_received, now)}"
+        )
         runbook = ws.root / s.runbook if s.runbook and not s.runbook.startswith("http") else None
         table.add_row(
             Text(s.status, style=STATUS_STYLE.get(s.status, "yellow")),
@@ -69,4 +71,6 @@ def alerts(c: Context, all: bool = False, format: str = "table") -> None:
         )
     out.print(table)
     if len(shown_resolved) < len(resolved):
-        out.print(f"{len(resolved) - len(shown_resolved)} older resolved alert(s) not shown: `invoke alerts --all`")
+        out.print(
+            f"{len(resolved) - len(shown_resolved)} older resolved alert(s) not shown: `invoke alerts --all`"
+        )
