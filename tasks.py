@@ -14,6 +14,7 @@ ns = Collection(
     runtime.status,
     runtime.down,
     runtime.logs,
+    runtime.restart,
     runtime.trace,
     ops.alerts,
     service.new_service,
