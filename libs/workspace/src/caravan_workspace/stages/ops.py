@@ -18,7 +18,7 @@ from typing import Any
 from caravan_workspace.ops import alert_log, rules, runbooks
 from caravan_workspace.registry import Context, GateFailure, gate
 from caravan_workspace.runtime import monitoring
-from caravan_workspace.runtime.local import LocalRuntime, RuntimeError_, http_status
+from caravan_workspace.runtime.local import LocalRuntime, Program, RuntimeError_, http_status
 from caravan_workspace.runtime.supervisor import SupervisorError
 from caravan_workspace.stages import shared
 
@@ -119,9 +119,17 @@ def alerts_reach_receiver(ctx: Context, program: str = "svc-c-1") -> str:
             raise GateFailure(f"{name} is not running", fix="invoke stage 2")
     if not _prometheus_has_rule(port, ALERT):
         raise GateFailure(f"Prometheus has not loaded the alert {ALERT}", fix="invoke stage 2")
-    victim = next((p for p in rt.running_service_programs() if p.name == program), None)
-    if victim is None:
+    info = rt.recorded_programs().get(program)
+    if info is None or not info.get("port") or program not in rt.running_names():
         raise GateFailure(f"{program} is not running", fix="invoke up")
+    victim = Program(
+        name=program,
+        member=str(info["member"]),
+        kind=str(info["kind"]),
+        command=(),
+        port=int(str(info["port"])),
+        ready_path=str(info["ready_path"]) if info.get("ready_path") else None,
+    )
     if _query(port, f'ALERTS{{alertname="{ALERT}", program="{program}"}}'):
         raise GateFailure(f"{ALERT} is already pending or firing for {program}", fix="invoke alerts")
     severity = next(r.labels["severity"] for r in rules.alerts(ctx.root)[ALERT])

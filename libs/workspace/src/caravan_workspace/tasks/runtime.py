@@ -155,6 +155,8 @@ def restart(c: Context, name: str) -> None:
     ready_path = info.get("ready_path")
     while port and ready_path and http_status(port, str(ready_path), timeout=1.0) != 200:
         if time.monotonic() - started > 60:
-            raise Exit(f"error: {name} runs but is not ready after 60s (see `invoke logs {name}`)", code=FAILED)
+            raise Exit(
+                f"error: {name} runs but is not ready after 60s (see `invoke logs {name}`)", code=FAILED
+            )
         time.sleep(0.2)
     print(f"{name} running{' and ready' if ready_path else ''} after {time.monotonic() - started:.1f}s")
