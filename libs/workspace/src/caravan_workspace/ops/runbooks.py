@@ -7,6 +7,7 @@ runbook gives are run by someone under pressure: they must work).
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import re
 import shlex
@@ -22,6 +23,7 @@ _CODE = re.compile(r"```[a-z]*\n(.*?)```|`([^`\n]+)`", re.S)
 _INVOKE = re.compile(r"(?:^|[\s;&|(])invoke\s+([^\n;&|)]*)")
 
 
+@functools.cache
 def cli_flags(root: Path) -> dict[str, set[str]]:
     """Task name (as typed, e.g. ``commons.release``) → the flags it takes, from the root tasks.py."""
     spec = importlib.util.spec_from_file_location("_caravan_tasks", root / "tasks.py")
