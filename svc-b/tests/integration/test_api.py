@@ -5,6 +5,7 @@ their own tests (test_clients.py) and the real cross-service proof is tests/gate
 from __future__ import annotations
 
 import shutil
+import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -407,6 +408,12 @@ def _samples(api: Api) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
 def test_metrics_count_compensations_by_reason_and_show_unfinished_orders_and_circuits(api: Api) -> None:
     unavailable_reason = ("saga_compensations_total", frozenset({("reason", "upstream_unavailable")}))
     before = _samples(api)
+    deadline = (
+        time.monotonic() + 10
+    )  # the gauges are sampled in the background: the first round may still run
+    while ("orders_not_terminal", frozenset()) not in before and time.monotonic() < deadline:
+        time.sleep(0.05)
+        before = _samples(api)
     assert before[unavailable_reason] >= 0  # every reason exists from the start
     assert ("orders_not_terminal", frozenset()) in before
     assert ("orders_not_terminal_oldest_age_seconds", frozenset()) in before
