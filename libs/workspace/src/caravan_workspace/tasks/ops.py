@@ -53,8 +53,9 @@ def alerts(c: Context, all: bool = False, format: str = "table") -> None:
         return
     now = time.time()
     table = Table(title=f"Alerts: {len(firing)} firing, {len(resolved)} resolved")
-    for column in ("status", "alert", "severity", "concerns", "summary", "since", "runbook"):
+    for column in ("status", "alert", "severity", "concerns", "summary", "since"):
         table.add_column(column, overflow="fold")
+    table.add_column("runbook", no_wrap=True)
     for s in firing + shown_resolved:
         since = _ago(s.first_received, now) + (
             "" if s.status == "firing" else f", resolved {_ago(s.last_received, now)}"
