@@ -16,22 +16,10 @@ RUNBOOKS_DIR = Path("observability") / "runbooks"
 SEVERITIES = ("critical", "warning")
 REQUIRED_ANNOTATIONS = ("summary", "description", "runbook_url")
 
+#: PromQL words that look like metric names: operators, modifiers, grouping, literals.
 _KEYWORDS = frozenset(
-    [
-        "by",
-        "without",
-        "on",
-        "ignoring",
-        "group_left",
-        "group_right",
-        "and",
-        "or",
-        "unless",
-        "bool",
-        "offset",
-        "inf",
-        "nan",
-    ]
+    {"by", "without", "on", "ignoring", "group_left", "group_right", "and", "or", "unless", "bool"}
+    | {"offset", "inf", "nan"}
 )
 _STRING = re.compile(r'"(?:[^"\\]|\\.)*"|\'(?:[^\'\\]|\\.)*\'')
 _MATCHERS = re.compile(r"\{[^}]*\}")

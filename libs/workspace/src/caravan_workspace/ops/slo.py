@@ -20,6 +20,8 @@ from pathlib import Path
 
 import yaml
 
+from caravan_workspace.ops.rules import RUNBOOKS_DIR
+
 SLOS_FILE = Path("observability") / "slos.toml"
 RULES_FILE = Path("observability") / "rules" / "slo.yml"
 WINDOWS = ("5m", "30m", "1h", "6h")
@@ -28,7 +30,6 @@ BURNS = (
     ("fast", "1h", "5m", 14.4, "critical", "2m"),
     ("slow", "6h", "30m", 6.0, "warning", "15m"),
 )
-RUNBOOK_DIR = "observability/runbooks"
 _NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 _ALERT = re.compile(r"^[A-Z][A-Za-z0-9]*$")
 
@@ -120,7 +121,7 @@ def _alert_rules(slo: Slo) -> list[dict[str, object]]:
                         f"(and over {short}): at {factor:g}x the budget it is spent "
                         f"{'in about two days' if burn == 'fast' else 'in about five days'}."
                     ),
-                    "runbook_url": f"{RUNBOOK_DIR}/{slo.alert}.md",
+                    "runbook_url": f"{RUNBOOKS_DIR.as_posix()}/{slo.alert}.md",
                 },
             }
         )

@@ -132,15 +132,7 @@ def render_alertmanager_config(receiver_port: int | None = None) -> str:
 
 
 def check_rules(path: Path) -> None:
-    promtool = shutil.which("promtool")
-    if promtool is None:
-        raise MonitoringError("promtool is not installed: apt-get install prometheus")
-    done = subprocess.run(
-        [promtool, "check", "rules", str(path)], capture_output=True, text=True, check=False
-    )
-    if done.returncode != 0:
-        lines = (done.stderr or done.stdout).strip().splitlines()
-        raise MonitoringError(f"promtool rejects {path.name}: {lines[-1] if lines else '?'}")
+    _promtool("rules", path, what=path.name)
 
 
 def check_alertmanager_config(config_path: Path) -> None:
@@ -189,15 +181,18 @@ def write_targets(state_dir: Path, targets: Iterable[Target], jobs: Iterable[str
 
 
 def check_config(config_path: Path) -> None:
+    _promtool("config", config_path, what="the generated config")
+
+
+def _promtool(kind: str, path: Path, *, what: str) -> None:
+    """``promtool check <kind> <path>``; MonitoringError with promtool's last line when it fails."""
     promtool = shutil.which("promtool")
     if promtool is None:
         raise MonitoringError("promtool is not installed: apt-get install prometheus")
-    done = subprocess.run(
-        [promtool, "check", "config", str(config_path)], capture_output=True, text=True, check=False
-    )
+    done = subprocess.run([promtool, "check", kind, str(path)], capture_output=True, text=True, check=False)
     if done.returncode != 0:
         lines = (done.stderr or done.stdout).strip().splitlines()
-        raise MonitoringError(f"promtool rejects the generated config: {lines[-1] if lines else '?'}")
+        raise MonitoringError(f"promtool rejects {what}: {lines[-1] if lines else '?'}")
 
 
 def prometheus_command(state_dir: Path, port: int) -> tuple[str, ...]:
