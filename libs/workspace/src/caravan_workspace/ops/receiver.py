@@ -96,8 +96,12 @@ def handler_for(receiver: Receiver) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         server_version = "caravan-alert-receiver"
 
-        def log_message(self, format: str, *args: Any) -> None:  # one JSON line per request
-            print(json.dumps({"request": self.requestline, "status": args[1] if len(args) > 1 else ""}))
+        def log_message(self, format: str, *args: Any) -> None:
+            """One JSON line per webhook or error; scrapes and health checks (every second) are not
+            logged."""
+            status = str(args[1]) if len(args) > 1 else ""
+            if self.command == "POST" or not status.startswith("2"):
+                print(json.dumps({"request": self.requestline, "status": status}), flush=True)
 
         def _answer(self, status: int, body: bytes, content_type: str) -> None:
             self.send_response(status)
