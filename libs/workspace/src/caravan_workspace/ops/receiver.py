@@ -100,7 +100,7 @@ def handler_for(receiver: Receiver) -> type[BaseHTTPRequestHandler]:
             """One JSON line per webhook or error; scrapes and health checks (every second) are not
             logged."""
             status = str(args[1]) if len(args) > 1 else ""
-            if self.command == "POST" or not status.startswith("2"):
+            if getattr(self, "command", None) == "POST" or not status.startswith("2"):
                 print(json.dumps({"request": self.requestline, "status": status}), flush=True)
 
         def _answer(self, status: int, body: bytes, content_type: str) -> None:
