@@ -111,6 +111,19 @@ def typecheck(session: nox.Session) -> None:
     session.run("mypy", "libs/workspace/src", "libs/commons/src", *session.posargs)
 
 
+@nox.session(python=PYTHON, tags=["static"])
+def observability(session: nox.Session) -> None:
+    """The alert rules: `promtool check rules`, `promtool test rules` (every alert fires in one
+    case and stays silent in another), and the checks of the rules, runbooks and SLOs (every alert
+    complete with its runbook, every runbook's invoke commands real, slo.yml current)."""
+    rules = sorted(str(p.relative_to(ROOT)) for p in (ROOT / "observability" / "rules").glob("*.yml"))
+    tests = sorted(str(p.relative_to(ROOT)) for p in (ROOT / "observability" / "tests").glob("*.test.yml"))
+    session.run("promtool", "check", "rules", *rules, external=True)
+    session.run("promtool", "test", "rules", *tests, external=True)
+    session.install("-e", "libs/workspace", "pytest")
+    session.run("pytest", "libs/workspace/tests/unit/test_ops_rules.py", "-q", *session.posargs)
+
+
 @nox.session(python=PYTHON, default=False, tags=["bench"])
 def bench(session: nox.Session) -> None:
     """Benchmarks under bench/ (slow; each prints a table and keeps its results). Needs wrk and,

@@ -3,7 +3,7 @@ the logic lives in the workspace package (libs/workspace)."""
 
 from invoke import Collection
 
-from caravan_workspace.tasks import commons, console, deployment, dev, plan, runtime, service
+from caravan_workspace.tasks import commons, console, deployment, dev, ops, plan, runtime, service
 
 ns = Collection(
     plan.plan,
@@ -14,8 +14,10 @@ ns = Collection(
     runtime.status,
     runtime.down,
     runtime.logs,
+    runtime.restart,
     runtime.trace,
     console.console,
+    ops.alerts,
     service.new_service,
     dev.test,
     deployment.render_files,

@@ -12,6 +12,7 @@ from caravan_commons import piccolo_app as commons_app
 from caravan_commons.app import create_app
 from caravan_commons.db import Database
 from caravan_commons.idempotency import IdempotencyStore
+from svc_a import metrics
 from svc_a.api.controllers import CONTROLLERS
 from svc_a.api.deps import Catalog, provide_catalog, provide_uow
 from svc_a.background import reservation_sweeper
@@ -55,9 +56,12 @@ def build_app(settings: Settings) -> Litestar:
                 interval=settings.reservation_sweep_interval_s,
             ),
             partial(catalog.idempotency.sweeper, interval=settings.idempotency_sweep_interval_s),
+            metrics.sampler(uow_factory=uow_factory, interval=settings.metrics_sample_interval_s),
         ],
         openapi_title="Catalog",
     )
+    for collector in metrics.COLLECTORS:
+        app.state.metrics_registry.register(collector)
     app.state.catalog = catalog
     app.state.database = db
     return app

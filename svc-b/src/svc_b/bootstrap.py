@@ -27,10 +27,11 @@ from caravan_commons.discovery import Resolver
 from caravan_commons.discovery_config import resolver_from_env
 from caravan_commons.idempotency import IdempotencyStore
 from caravan_commons.piccolo_app import APP_CONFIG as COMMONS_APP
+from svc_b import metrics
 from svc_b.api.controllers import InfoController, OrderController
 from svc_b.api.placing import OrderDesk
 from svc_b.config import Settings
-from svc_b.infrastructure.clients import HttpCatalog, HttpPayments, payments_client_config
+from svc_b.infrastructure.clients import CATALOG, PAYMENTS, HttpCatalog, HttpPayments, payments_client_config
 from svc_b.infrastructure.db.piccolo_app import APP_CONFIG
 from svc_b.infrastructure.db.unit_of_work import PiccoloUnitOfWork
 from svc_b.service_layer.recovery import recover
@@ -63,6 +64,7 @@ class Wiring:
         self.payments_client = ServiceClient(
             self.resolver, payments_client_config(config), headers_provider=signer
         )
+        metrics.export_circuits({CATALOG: self.catalog_client, PAYMENTS: self.payments_client})
         self.saga = Saga(
             uow=lambda: PiccoloUnitOfWork(self.database),
             catalog=HttpCatalog(self.catalog_client),
@@ -146,9 +148,17 @@ def build_app(
         },
         readiness_checks={"database": database.readiness_check},
         # in order: the database opens first and closes last
-        lifespan=[database.lifespan, wiring.clients, wiring.idempotency_sweeper, wiring.recovery_loop],
+        lifespan=[
+            database.lifespan,
+            wiring.clients,
+            wiring.idempotency_sweeper,
+            wiring.recovery_loop,
+            metrics.sampler(lambda: wiring.saga, interval=settings.metrics_sample_interval_s),
+        ],
         openapi_title="Orders",
     )
     wiring.connect(app.state.signer)
+    for collector in metrics.COLLECTORS:
+        app.state.metrics_registry.register(collector)
     app.state.wiring = wiring
     return app

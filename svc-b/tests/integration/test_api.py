@@ -5,6 +5,7 @@ their own tests (test_clients.py) and the real cross-service proof is tests/gate
 from __future__ import annotations
 
 import shutil
+import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -388,3 +389,36 @@ async def test_a_young_order_calling_an_upstream_is_in_flight_for_another_instan
     assert_problem(api.place(key="k-elsewhere"), 409)
     api.wiring.desk.in_flight_for = timedelta(0)  # later it belongs to recovery: its current state
     assert api.place(key="k-elsewhere").json()["status"] == "pending"
+
+
+# ------------------------------------------------------------------------------ metrics
+
+
+def _samples(api: Api) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
+    from prometheus_client.parser import text_string_to_metric_families
+
+    text = api.client.get("/metrics").text
+    return {
+        (s.name, frozenset(s.labels.items())): s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+    }
+
+
+def test_metrics_count_compensations_by_reason_and_show_unfinished_orders_and_circuits(api: Api) -> None:
+    unavailable_reason = ("saga_compensations_total", frozenset({("reason", "upstream_unavailable")}))
+    before = _samples(api)
+    deadline = (
+        time.monotonic() + 10
+    )  # the gauges are sampled in the background: the first round may still run
+    while ("orders_not_terminal", frozenset()) not in before and time.monotonic() < deadline:
+        time.sleep(0.05)
+        before = _samples(api)
+    assert before[unavailable_reason] >= 0  # every reason exists from the start
+    assert ("orders_not_terminal", frozenset()) in before
+    assert ("orders_not_terminal_oldest_age_seconds", frozenset()) in before
+    assert before[("client_circuit_open", frozenset({("upstream", "svc-a")}))] == 0
+    assert ("client_circuit_opens_total", frozenset({("upstream", "svc-c")})) in before
+    api.catalog.faults.add("reserve", unavailable("svc-a"))
+    assert api.place().json()["cancel_reason"] == "upstream_unavailable"
+    assert _samples(api)[unavailable_reason] == before[unavailable_reason] + 1

@@ -12,6 +12,7 @@ from caravan_commons import piccolo_app as commons_piccolo_app
 from caravan_commons.app import create_app
 from caravan_commons.db import Database
 from caravan_commons.idempotency import IdempotencyStore
+from svc_c import metrics
 from svc_c.api.controllers import InfoController, LedgerController, PaymentController
 from svc_c.api.deps import Payments, payments_provider
 from svc_c.api.openapi import link_payment_operations
@@ -37,10 +38,18 @@ def build_app(settings: Settings) -> Litestar:
         route_handlers=[InfoController, PaymentController, LedgerController],
         dependencies={"payments": Provide(payments_provider(payments), sync_to_thread=False)},
         readiness_checks={"database": db.readiness_check},
-        lifespan=[db.lifespan, partial(store.sweeper, interval=settings.idempotency_sweep_interval_s)],
+        lifespan=[
+            db.lifespan,
+            partial(store.sweeper, interval=settings.idempotency_sweep_interval_s),
+            metrics.sampler(
+                uow_factory=partial(PiccoloUnitOfWork, db), interval=settings.metrics_sample_interval_s
+            ),
+        ],
         openapi_title="Payments",
     )
     link_payment_operations(app)
+    for collector in metrics.COLLECTORS:
+        app.state.metrics_registry.register(collector)
     app.state.db = db
     app.state.payments = payments
     return app

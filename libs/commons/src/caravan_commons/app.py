@@ -37,6 +37,7 @@ from caravan_commons.logging import AccessLogMiddleware, RequestIdMiddleware
 from caravan_commons.metrics import HttpMetrics, MetricsMiddleware, create_registry, render
 from caravan_commons.problems import document_problems, problem_details_plugin, problem_responses
 from caravan_commons.schemas import WireStruct
+from caravan_commons.service_metrics import CircuitMetrics
 from caravan_commons.tracing import Tracing, setup_tracing
 
 if TYPE_CHECKING:
@@ -133,6 +134,7 @@ def create_app(
     """
     http_metrics = HttpMetrics()
     registry = create_registry(http_metrics)
+    registry.register(CircuitMetrics())
     if tracing is True:
         tracing_state = setup_tracing(settings)
     elif tracing is False or tracing is None:

@@ -30,7 +30,8 @@ import contextlib
 import inspect
 import random
 import time
-from collections.abc import AsyncIterator, Callable, Mapping
+import weakref
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from typing import Any
 
 import msgspec
@@ -60,6 +61,14 @@ __all__ = [
 ]
 
 _IDEMPOTENCY_LOWER = IDEMPOTENCY_HEADER.lower()
+#: Every ServiceClient of the process, for the circuit metrics (service_metrics.CircuitMetrics).
+_LIVE_CLIENTS: weakref.WeakSet[ServiceClient] = weakref.WeakSet()
+
+
+def live_circuits() -> Iterator[tuple[str, CircuitBreaker]]:
+    """(upstream, breaker) of every circuit of every live ServiceClient of the process."""
+    for client in list(_LIVE_CLIENTS):
+        yield from list(client._breakers.items())
 
 
 class ServiceClient:
@@ -90,6 +99,7 @@ class ServiceClient:
         self.balancer = Balancer(eject_after=cfg.eject_after, eject_cooldown=cfg.eject_cooldown, clock=clock)
         self._breakers: dict[str, CircuitBreaker] = {}
         self._budgets: dict[str, RetryBudget] = {}
+        _LIVE_CLIENTS.add(self)
         self.transport = transport or AiohttpTransport(
             pool_limit=cfg.pool_limit,
             pool_limit_per_host=cfg.pool_limit_per_host,

@@ -94,6 +94,7 @@ class CircuitBreaker:
         self._opened_at = 0.0
         self._state = CircuitState.CLOSED
         self._trial_in_flight = False
+        self.opened = 0  # times the circuit opened (a metric: client_circuit_opens_total)
 
     @property
     def state(self) -> CircuitState:
@@ -127,6 +128,7 @@ class CircuitBreaker:
         self._failures += 1
         if self._state is CircuitState.HALF_OPEN or self._failures >= self.failure_threshold:
             self._state = CircuitState.OPEN
+            self.opened += 1
             self._opened_at = self._clock()
             self._failures = 0
             self._trial_in_flight = False

@@ -66,6 +66,8 @@ class ServiceSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_
     shutdown_timeout_s: Annotated[float, Meta(gt=0)] = 30.0
     #: One log line per request (method, path, status, duration, trace id); off by default.
     access_log: bool = False
+    #: How often a service's sampled gauges (caravan_commons.service_metrics) are recomputed.
+    metrics_sample_interval_s: Annotated[float, Meta(gt=0, le=3600)] = 5.0
     #: This instance's name among several of one service (e.g. ``svc-a-2``), for logs and traces.
     instance_id: str | None = None
     #: Service identity (see caravan_commons.identity): this program's private key (0600 file) and

@@ -173,3 +173,46 @@ def test_up_brings_every_stage_it_can_up_and_ends_with_a_status_table(repo_root,
     status = invoke(repo_root, "status", env={"COLUMNS": "200"})
     for program in ("index", "probe", "catalog-checker"):
         assert program in status.stdout
+
+
+def test_alerts_lists_firing_then_resolved_with_their_runbooks(repo_root, state):
+    done = invoke(repo_root, "alerts")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("No alert received yet")
+    log = state / "monitoring" / "alerts" / "received.jsonl"
+    log.parent.mkdir(parents=True)
+    down = {"alertname": "InstanceDown", "severity": "critical", "program": "svc-c-1"}
+    down_notes = {
+        "summary": "svc-c-1 (svc-c) is down",
+        "runbook_url": "observability/runbooks/InstanceDown.md",
+    }
+    circuit = {"alertname": "CircuitOpen", "severity": "warning", "upstream": "svc-c"}
+    circuit_notes = {"summary": "circuit", "runbook_url": "observability/runbooks/CircuitOpen.md"}
+    lines = [
+        {"received_at": 1.0, "route": "critical", "status": "firing", "fingerprint": "a", "labels": down,
+         "annotations": down_notes},
+        {"received_at": 2.0, "route": "warning", "status": "firing", "fingerprint": "b", "labels": circuit,
+         "annotations": circuit_notes},
+        {"received_at": 3.0, "route": "critical", "status": "resolved", "fingerprint": "a", "labels": down,
+         "annotations": down_notes},
+    ]  # fmt: skip
+    log.write_text("".join(json.dumps(line) + "\n" for line in lines))
+    done = invoke(repo_root, "alerts", env={"COLUMNS": "250"})
+    assert done.returncode == 0, done.stderr
+    assert "1 firing, 1 resolved" in done.stdout
+    firing, resolved = done.stdout.index("CircuitOpen"), done.stdout.index("InstanceDown")
+    assert firing < resolved
+    assert "observability/runbooks/InstanceDown.md" in done.stdout
+    data = json.loads(invoke(repo_root, "alerts", "--format", "json").stdout)
+    assert [(a["name"], a["status"]) for a in data] == [
+        ("CircuitOpen", "firing"),
+        ("InstanceDown", "resolved"),
+    ]
+
+
+def test_alerts_and_restart_refuse_bad_input_in_one_line(repo_root, state):
+    done = invoke(repo_root, "alerts", "--format", "xml")
+    assert (done.returncode, done.stderr.strip()) == (2, "error: unknown format 'xml': use table or json")
+    done = invoke(repo_root, "restart", "svc-x-1")
+    assert done.returncode == 1
+    assert done.stderr.strip() == "error: the supervisor is not running (`invoke up` starts everything)"

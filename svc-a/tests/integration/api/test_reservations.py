@@ -182,3 +182,31 @@ def test_the_sweeper_releases_expired_reservations(make_client: Callable[..., Te
     assert client.get("/reservations/o-1").json()["status"] == "released"
     assert stock(client, "TENT-2P") == (5, 0)
     assert_problem(client.post("/reservations/o-1/commit"), 409, "reservation-conflict")
+
+
+def _metric(client: TestClient[Any], name: str) -> float | None:
+    for line in client.get("/metrics").text.splitlines():
+        if line.startswith(name + " "):
+            return float(line.split()[1])
+    return None
+
+
+def test_reservations_past_their_expiry_show_in_the_metrics_until_swept(
+    make_client: Callable[..., TestClient[Any]],
+) -> None:
+    # the sweeper waits an hour; the metric is sampled every 50 ms
+    client = make_client(
+        reservation_ttl_s=0.05, reservation_sweep_interval_s=3600, metrics_sample_interval_s=0.05
+    )
+    add_product(client, "TENT-2P", stock=5)
+    assert _metric(client, "reservations_held_past_ttl") == 0
+    assert (
+        client.post(
+            "/reservations", json={"order_id": "o-9", "lines": [{"sku": "TENT-2P", "quantity": 1}]}
+        ).status_code
+        == 201
+    )
+    deadline = time.monotonic() + 10
+    while _metric(client, "reservations_held_past_ttl") != 1 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert _metric(client, "reservations_held_past_ttl") == 1

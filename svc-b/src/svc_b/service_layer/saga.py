@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from caravan_commons.errors import DeadlineExceededError, NotFoundError, UpstreamUnavailableError
+from svc_b import metrics
 from svc_b.domain.model import CancelReason, Order, OrderLine, OrderStatus, PaymentState, StockState
 from svc_b.service_layer.ports import (
     CatalogPort,
@@ -257,6 +258,7 @@ class Saga:
             current.complete_cancellation()
             uow.saga.record(order.id, "cancelled", StepOutcome.DONE, current.cancel_reason or "")
             await uow.commit()
+        metrics.COMPENSATIONS.inc(current.cancel_reason or "unknown")
         return True
 
     async def _undo(

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import shutil
+import time
 from pathlib import Path
+from typing import Any
 
 from litestar import Litestar
 from litestar.testing import TestClient
@@ -58,3 +60,14 @@ def test_the_template_copy_is_independent(migrated_template: Path, tmp_path: Pat
     copy = tmp_path / "copy.sqlite3"
     shutil.copy(migrated_template, copy)
     assert copy.stat().st_size == migrated_template.stat().st_size
+
+
+def test_the_ledger_balance_is_a_metric(make_app: Any) -> None:
+    with TestClient(app=make_app(metrics_sample_interval_s=0.05)) as client:
+        deadline = time.monotonic() + 10  # sampled in the background: the first round may still run
+        while "ledger_balanced 1.0" not in (lines := client.get("/metrics").text.splitlines()):
+            if time.monotonic() > deadline:
+                break
+            time.sleep(0.05)
+    assert "ledger_balanced 1.0" in lines
+    assert any(line.startswith("# TYPE ledger_imbalance_minor gauge") for line in lines)

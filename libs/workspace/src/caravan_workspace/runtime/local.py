@@ -36,7 +36,13 @@ from caravan_workspace.state import write_atomic
 IDENTITY_DIR = "identity"
 POSTGRES_DSN_ENV = "CARAVAN_RUNTIME_POSTGRES_DSN"
 #: Prometheus job of each kind of program that serves /metrics.
-JOBS = {"service": "services", "gateway": "gateway", "probe": "runtime", "catalog": "runtime"}
+JOBS = {
+    "service": "services",
+    "gateway": "gateway",
+    "probe": "runtime",
+    "catalog": "runtime",
+    "receiver": "runtime",
+}
 #: Kinds of program that discovery lists (as their ``discovery_name``, else their member). The
 #: security probe is not among them: it stands in for svc-a and must never receive its traffic.
 DISCOVERABLE = ("service", "gateway", "discovery-probe")
@@ -51,7 +57,7 @@ class RuntimeError_(Exception):
 class Program:
     name: str  # supervisor program name, e.g. "svc-a-1"
     member: str  # foundation member it runs as, e.g. "svc-a"
-    kind: str  # service | gateway | index | catalog | monitoring | alerting | probe
+    kind: str  # service | gateway | index | catalog | monitoring | alerting | receiver | probe
     command: tuple[str, ...]
     port: int | None
     ready_path: str | None = None

@@ -81,14 +81,58 @@ def alertmanager_binary() -> str | None:
     return shutil.which("prometheus-alertmanager") or shutil.which("alertmanager")
 
 
-def render_alertmanager_config() -> str:
-    """alertmanager.yml: one route to a receiver that delivers nowhere yet; the monitoring stage
-    (15) adds the real receivers. Short waits, so that alerts move at the pace of local tests."""
+#: Alertmanager receivers, one per severity; each is a webhook of the workspace's alert receiver.
+SEVERITY_ROUTES = ("critical", "warning")
+#: An InstanceDown silences the alerts it causes: (target alerts, labels that must be equal).
+INHIBITIONS = (
+    ("HighLatencyP99|OrderPlacementLatencyBurn", ("service",)),
+    ("ReadinessFailing", ("program",)),
+)
+
+
+def render_alertmanager_config(receiver_port: int | None = None) -> str:
+    """alertmanager.yml: routed by severity to the workspace's alert receiver (a webhook per
+    severity, resolved alerts included), grouped by alert and service, an InstanceDown inhibiting
+    the latency and readiness alerts of what it takes down. Short waits, so that alerts move at the
+    pace of local tests. Without a receiver port, one route that delivers nowhere."""
+    route: dict[str, object] = {
+        "receiver": "warning" if receiver_port else "local",
+        "group_by": ["alertname", "service"],
+        "group_wait": "1s",
+        "group_interval": "1s",
+        "repeat_interval": "1h",
+    }
+    if receiver_port is None:
+        config: dict[str, object] = {"route": route, "receivers": [{"name": "local"}]}
+        return json.dumps(config, indent=2) + "\n"
+    route["routes"] = [
+        {"matchers": [f'severity="{severity}"'], "receiver": severity} for severity in SEVERITY_ROUTES
+    ]
     config = {
-        "route": {"receiver": "local", "group_wait": "1s", "group_interval": "1s", "repeat_interval": "1h"},
-        "receivers": [{"name": "local"}],
+        "route": route,
+        "receivers": [
+            {
+                "name": severity,
+                "webhook_configs": [
+                    {"url": f"http://127.0.0.1:{receiver_port}/alerts/{severity}", "send_resolved": True}
+                ],
+            }
+            for severity in SEVERITY_ROUTES
+        ],
+        "inhibit_rules": [
+            {
+                "source_matchers": ['alertname="InstanceDown"'],
+                "target_matchers": [f'alertname=~"{targets}"'],
+                "equal": list(equal),
+            }
+            for targets, equal in INHIBITIONS
+        ],
     }
     return json.dumps(config, indent=2) + "\n"
+
+
+def check_rules(path: Path) -> None:
+    _promtool("rules", path, what=path.name)
 
 
 def check_alertmanager_config(config_path: Path) -> None:
@@ -137,15 +181,18 @@ def write_targets(state_dir: Path, targets: Iterable[Target], jobs: Iterable[str
 
 
 def check_config(config_path: Path) -> None:
+    _promtool("config", config_path, what="the generated config")
+
+
+def _promtool(kind: str, path: Path, *, what: str) -> None:
+    """``promtool check <kind> <path>``; MonitoringError with promtool's last line when it fails."""
     promtool = shutil.which("promtool")
     if promtool is None:
         raise MonitoringError("promtool is not installed: apt-get install prometheus")
-    done = subprocess.run(
-        [promtool, "check", "config", str(config_path)], capture_output=True, text=True, check=False
-    )
+    done = subprocess.run([promtool, "check", kind, str(path)], capture_output=True, text=True, check=False)
     if done.returncode != 0:
         lines = (done.stderr or done.stdout).strip().splitlines()
-        raise MonitoringError(f"promtool rejects the generated config: {lines[-1] if lines else '?'}")
+        raise MonitoringError(f"promtool rejects {what}: {lines[-1] if lines else '?'}")
 
 
 def prometheus_command(state_dir: Path, port: int) -> tuple[str, ...]:

@@ -18,6 +18,7 @@ from caravan_workspace.runtime.local import LocalRuntime, Program, RuntimeError_
 
 CHECK_INTERVAL_S = 1.0
 DISCOVERY_PROBE = "discovery-probe"
+RECEIVER = "alert-receiver"
 
 INSTALL_PROMETHEUS = "apt-get install prometheus"
 #: How long the monitoring gate waits for every target to be scraped up (discovery and scrapes
@@ -51,6 +52,45 @@ def alertmanager_program(rt: LocalRuntime) -> Program:
     )
 
 
+def receiver_program(rt: LocalRuntime) -> Program:
+    """The workspace's alert receiver (Alertmanager's webhooks into the state folder; workspace
+    probes for Prometheus): caravan_workspace.ops.receiver."""
+    from caravan_workspace import index
+
+    port = rt.ports.port_for(RECEIVER, "alerting")
+    return Program(
+        name=RECEIVER,
+        member="alerting",
+        kind="receiver",
+        command=(
+            sys.executable, "-m", "caravan_workspace.ops.receiver", f"--state-dir={rt.ctx.state_dir}",
+            f"--port={port}", f"--index-url={index.index_url(rt.ctx).removesuffix('/simple/')}",
+        ),
+        port=port,
+        ready_path="/health/ready",
+        metrics_path="/metrics",
+        stopwaitsecs=5,
+    )  # fmt: skip
+
+
+def sync_rules(state_dir: Path, root: Path) -> bool:
+    """Copy observability/rules/*.yml into the state folder (each checked by promtool first) and
+    drop the copies of rules files that are gone; True when anything changed."""
+    from caravan_workspace.ops.rules import rule_files
+
+    folder = monitoring.monitoring_dir(state_dir) / "rules"
+    sources = rule_files(root)
+    changed = False
+    for source in sources:
+        changed |= _write_checked(
+            folder / source.name, source.read_text(encoding="utf-8"), monitoring.check_rules
+        )
+    for stale in set(folder.glob("*.yml")) - {folder / s.name for s in sources}:
+        stale.unlink()
+        changed = True
+    return changed
+
+
 def _write_checked(path: Path, text: str, check: Callable[[Path], None]) -> bool:
     """Replace ``path`` by ``text`` only when it changed and passes ``check``; True when replaced."""
     if path.exists() and path.read_text() == text:
@@ -77,18 +117,28 @@ def ensure_monitoring(ctx: Context) -> ActionResult:
     alertmanager_port = None
     changed_configs: list[str] = []
     if monitoring.alertmanager_binary() is not None:
+        receiver = receiver_program(rt)
         alerting = alertmanager_program(rt)
         alertmanager_port = alerting.port
         if _write_checked(
             folder / "alertmanager.yml",
-            monitoring.render_alertmanager_config(),
+            monitoring.render_alertmanager_config(receiver.port),
             monitoring.check_alertmanager_config,
         ):
             changed_configs.append(alerting.name)
-        programs.append(alerting)
-    text = monitoring.render_config(ctx.state_dir, rt.jobs(), alertmanager_port=alertmanager_port)
+        programs += [receiver, alerting]
+    try:
+        rules_changed = sync_rules(ctx.state_dir, ctx.root)
+    except monitoring.MonitoringError as exc:
+        raise GateFailure(str(exc), fix="promtool check rules observability/rules/*.yml") from exc
+    text = monitoring.render_config(
+        ctx.state_dir,
+        rt.jobs(),
+        rule_files=[folder / "rules" / "*.yml"],
+        alertmanager_port=alertmanager_port,
+    )
     prometheus = prometheus_program(rt)
-    if _write_checked(folder / "prometheus.yml", text, monitoring.check_config):
+    if _write_checked(folder / "prometheus.yml", text, monitoring.check_config) or rules_changed:
         changed_configs.append(prometheus.name)
     programs.append(prometheus)
     targets_changed = rt.sync_monitoring()
@@ -100,6 +150,7 @@ def ensure_monitoring(ctx: Context) -> ActionResult:
         rt.wait_ready(programs, timeout=30)
     except RuntimeError_ as exc:
         raise GateFailure(str(exc)) from exc
+    targets_changed |= rt.sync_monitoring()  # the programs started here serve metrics too
     changed = bool(changed_configs or targets_changed or started)
     where = ", ".join(f"{p.name} on 127.0.0.1:{p.port}" for p in programs)
     return ActionResult(changed=changed, detail=where)

@@ -116,3 +116,30 @@ def trace(c: Context, id: str) -> None:
         )
     for line in waterfall(found, width=max(console().width, 80)):
         print(line)
+
+
+@task(help={"name": "program name as `invoke status` lists it"})
+def restart(c: Context, name: str) -> None:
+    """Start a program again (stopped, crashed or running) and wait until it answers ready."""
+    ws = workspace()
+    supervisor = Supervisor(ws.state_dir)
+    if not supervisor.is_running():
+        raise Exit("error: the supervisor is not running (`invoke up` starts everything)", code=FAILED)
+    if supervisor.program(name) is None:
+        raise Exit(f"error: no program {name!r} (see `invoke status` for names)", code=BAD_INPUT)
+    started = time.monotonic()
+    try:
+        supervisor.restart(name)
+        supervisor.wait_for(name, ("RUNNING",), timeout=60)
+    except SupervisorError as exc:
+        raise Exit(f"error: {exc} (see `invoke logs {name}`)", code=FAILED) from exc
+    info = read_programs(ws.state_dir).get(name, {})
+    port = read_ports(ws.state_dir).get(name)
+    ready_path = info.get("ready_path")
+    while port and ready_path and http_status(port, str(ready_path), timeout=1.0) != 200:
+        if time.monotonic() - started > 60:
+            raise Exit(
+                f"error: {name} runs but is not ready after 60s (see `invoke logs {name}`)", code=FAILED
+            )
+        time.sleep(0.2)
+    print(f"{name} running{' and ready' if ready_path else ''} after {time.monotonic() - started:.1f}s")
