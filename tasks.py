@@ -3,7 +3,7 @@ the logic lives in the workspace package (libs/workspace)."""
 
 from invoke import Collection
 
-from caravan_workspace.tasks import commons, dev, images, plan, runtime, service
+from caravan_workspace.tasks import commons, deploy, dev, images, plan, runtime, service
 
 ns = Collection(
     plan.plan,
@@ -15,6 +15,7 @@ ns = Collection(
     runtime.down,
     runtime.logs,
     runtime.trace,
+    deploy.deploy,
     service.new_service,
     dev.test,
 )

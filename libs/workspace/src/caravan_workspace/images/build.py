@@ -36,9 +36,7 @@ from caravan_workspace.services import load_services
 
 REPOSITORY = "caravan"
 #: The official base for users with a registry, pinned by digest (the Dockerfiles' default).
-PYTHON_SLIM = (
-    "python:3.11-slim@sha256:9c900dea9e8fb7e16277c179b555cc72d29a352dbc33cff48ad5a0412fd5bfc7"
-)
+PYTHON_SLIM = "python:3.11-slim@sha256:9c900dea9e8fb7e16277c179b555cc72d29a352dbc33cff48ad5a0412fd5bfc7"
 BASE_ENV = "CARAVAN_BASE_IMAGE"  # an image reference, or "debian" for `invoke images.base`'s
 CA_ENV = "CARAVAN_BUILD_CA_BUNDLE"  # a PEM file the build stage trusts (default: $SSL_CERT_FILE)
 SOURCE_ENV = "CARAVAN_SOURCE_URL"
@@ -127,10 +125,8 @@ def image_tag(root: Path, deployable: Deployable, revision: str) -> str:
 
 def tracked_files(root: Path, folder: str) -> list[str]:
     """The folder's files git knows or would add (tracked, plus untracked ones not ignored)."""
-    done = subprocess.run(
-        ["git", "-C", str(root), "ls-files", "-z", "--cached", "--others", "--exclude-standard", "--", folder],
-        capture_output=True, check=False,
-    )  # fmt: skip
+    command = ["git", "-C", str(root), "ls-files", "-z", "--cached", "--others", "--exclude-standard"]
+    done = subprocess.run([*command, "--", folder], capture_output=True, check=False)
     if done.returncode != 0:
         raise ImageBuildError(f"git ls-files {folder} failed")
     names = sorted({n for n in done.stdout.decode().split("\0") if n})
@@ -177,7 +173,9 @@ def ca_bundle() -> Path | None:
     return path
 
 
-def build_settings(ctx: Context, progress: Progress = _silent, *, base_image: str | None = None) -> BuildSettings:
+def build_settings(
+    ctx: Context, progress: Progress = _silent, *, base_image: str | None = None
+) -> BuildSettings:
     """Everything a build needs: the base image, the workspace index (started if needed) and
     the caravan-commons versions it offers, uv's version, the git revision, the CA bundle."""
     state = index.ensure_index(ctx)
@@ -224,7 +222,9 @@ def build_args(root: Path, deployable: Deployable, settings: BuildSettings, inpu
     return [*args, "--label", f"{INPUTS_LABEL}={inputs}"]
 
 
-def build_image(root: Path, deployable: Deployable, settings: BuildSettings, *, force: bool = False) -> BuiltImage:
+def build_image(
+    root: Path, deployable: Deployable, settings: BuildSettings, *, force: bool = False
+) -> BuiltImage:
     """Build one image unless its tag already carries the same inputs digest."""
     started = time.monotonic()
     tag = image_tag(root, deployable, settings.revision)
@@ -243,7 +243,7 @@ def build_image(root: Path, deployable: Deployable, settings: BuildSettings, *, 
         lines = [ln for ln in (done.stderr + done.stdout).strip().splitlines() if "DEPRECATED" not in ln]
         raise ImageBuildError(
             f"building {tag} failed: {lines[-1] if lines else 'docker build failed'}",
-            fix=f"docker build --network host -f {deployable.dockerfile} . (from a staged context) shows the log",
+            fix=f"see the log: docker build --network host -f {deployable.dockerfile} .",
         )
     return BuiltImage(deployable, tag, True, time.monotonic() - started, docker.image_size(tag),
                       docker.image_labels(tag))  # fmt: skip
@@ -266,7 +266,8 @@ def build_all(
     wanted = list(names)
     unknown = sorted(set(wanted) - {d.name for d in every})
     if unknown:
-        raise ImageBuildError(f"no deployable named {unknown[0]!r} (known: {', '.join(d.name for d in every)})")
+        known = ", ".join(d.name for d in every)
+        raise ImageBuildError(f"no deployable named {unknown[0]!r} (known: {known})")
     chosen = [d for d in every if not wanted or d.name in wanted]
     settings = build_settings(ctx, ctx.progress, base_image=base_image)
     ctx.progress(f"base image {settings.base_image}; caravan-commons from {settings.index_url}")
