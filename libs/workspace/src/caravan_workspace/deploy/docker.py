@@ -294,19 +294,21 @@ def ensure_network(project: str, spec: NetworkSpec) -> None:
                 spec.name])  # fmt: skip
 
 
-def migrate(project: str, spec: ContainerSpec, service: Service) -> None:
-    module = f"{service.package}.infrastructure.db.migrate"
-    if not (service.folder / "src" / Path(*module.split("."))).with_suffix(".py").exists():
-        return
-    network = ["--network", f"{project}-data"] if os.environ.get(POSTGRES_DSN_ENV) else ["--network", "none"]
-    done = docker.run(
-        ["run", "--rm", *network, "--read-only", "--tmpfs", "/tmp", "-v", f"{spec.volume}:{DATA}",
-         "-e", f"CARAVAN_DATABASE_URL={spec.env['CARAVAN_DATABASE_URL']}", *_labels(project),
-         "--entrypoint", "python", spec.image, "-m", module],
-        check=False, timeout=600,
-    )  # fmt: skip
-    if done.returncode != 0:
-        raise DeployError(f"migrations of {service.name} failed: {done.stderr.strip()[-200:]}")
+def prepare(project: str, spec: ContainerSpec, service: Service) -> None:
+    """Apply the service's migrations, then load its demo data where it has a loader (both
+    idempotent), each in a one-off container of its image on its data volume."""
+    for module in (f"{service.package}.infrastructure.db.migrate", f"{service.package}.demo"):
+        if not (service.folder / "src" / Path(*module.split("."))).with_suffix(".py").exists():
+            continue
+        network = f"{project}-data" if os.environ.get(POSTGRES_DSN_ENV) else "none"
+        done = docker.run(
+            ["run", "--rm", "--network", network, "--read-only", "--tmpfs", "/tmp",
+             "-v", f"{spec.volume}:{DATA}", "-e", f"CARAVAN_DATABASE_URL={spec.env['CARAVAN_DATABASE_URL']}",
+             *_labels(project), "--entrypoint", "python", spec.image, "-m", module],
+            check=False, timeout=600,
+        )  # fmt: skip
+        if done.returncode != 0:
+            raise DeployError(f"{module} failed in {service.name}'s image: {done.stderr.strip()[-200:]}")
 
 
 def start_container(project: str, spec: ContainerSpec) -> bool:
@@ -388,7 +390,7 @@ def deploy(ctx: Context, *, project: str | None = None, port: int | None = None)
         changed = []
         for spec in containers:
             if spec.member in services:
-                migrate(name, spec, services[spec.member])
+                prepare(name, spec, services[spec.member])
             wait_healthy([f"{name}-{d}-1" for d in spec.depends_on])
             if start_container(name, spec):
                 ctx.progress(f"started {spec.name}")
