@@ -49,9 +49,9 @@ except OSError:
 """
 
 FORBIDDEN_CALL = """
-import json, os, urllib.error, urllib.request
+import json, os, pathlib, urllib.error, urllib.request
 from caravan_commons.identity import Signer
-signer = Signer.from_file("gateway", os.environ["CARAVAN_IDENTITY_KEY_FILE"])
+signer = Signer.from_file("gateway", pathlib.Path(os.environ["CARAVAN_IDENTITY_KEY_FILE"]))
 body = json.dumps({"order_id": "gate-forbidden", "lines": [{"sku": "X", "quantity": 1}]}).encode()
 request = urllib.request.Request("http://svc-a:8000/reservations", data=body, method="POST",
     headers={"Content-Type": "application/json", **signer.headers_for("svc-a")})
