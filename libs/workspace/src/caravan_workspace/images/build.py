@@ -38,7 +38,8 @@ REPOSITORY = "caravan"
 #: The official base for users with a registry, pinned by digest (the Dockerfiles' default).
 PYTHON_SLIM = "python:3.11-slim@sha256:9c900dea9e8fb7e16277c179b555cc72d29a352dbc33cff48ad5a0412fd5bfc7"
 BASE_ENV = "CARAVAN_BASE_IMAGE"  # an image reference, or "debian" for `invoke images.base`'s
-CA_ENV = "CARAVAN_BUILD_CA_BUNDLE"  # a PEM file the build stage trusts (default: $SSL_CERT_FILE)
+CA_ENV = "CARAVAN_BUILD_CA_BUNDLE"  # a PEM file the build stage trusts (see ca_bundle)
+HOST_CA_BUNDLE = Path("/etc/ssl/certs/ca-certificates.crt")
 SOURCE_ENV = "CARAVAN_SOURCE_URL"
 DEFAULT_SOURCE_URL = "https://github.com/caravan/caravan"
 CA_NAME = "build-ca.pem"
@@ -164,9 +165,14 @@ def choose_base_image(progress: Progress = _silent) -> str:
 
 
 def ca_bundle() -> Path | None:
+    """The CA bundle the build stage trusts: ``$CARAVAN_BUILD_CA_BUNDLE`` ("none": no bundle),
+    else ``$SSL_CERT_FILE``, else the host's bundle (Debian's), so that a build behind a proxy
+    that re-signs HTTPS trusts what the host trusts. The final image never holds it."""
     named = os.environ.get(CA_ENV) or os.environ.get("SSL_CERT_FILE")
-    if not named:
+    if named == "none" or (not named and not HOST_CA_BUNDLE.is_file()):
         return None
+    if not named:
+        return HOST_CA_BUNDLE
     path = Path(named)
     if not path.is_file():
         raise ImageBuildError(f"the CA bundle {named} does not exist", fix=f"unset {CA_ENV} or fix the path")
