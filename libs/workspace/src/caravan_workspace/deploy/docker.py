@@ -27,6 +27,7 @@ import json
 import os
 import shutil
 import time
+import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -230,7 +231,7 @@ def provision_secrets(ctx: Context, project: str, members: list[str], gateway_im
     keys = root / "identity"
     generate_identities(members, keys)
     api = root / "api-keys"
-    _provision_api_keys(api, gateway_image)
+    _provision_api_keys(api, gateway_image, project)
     for member in members:
         folder = root / "secrets" / member
         if folder.exists():
@@ -246,7 +247,12 @@ def provision_secrets(ctx: Context, project: str, members: list[str], gateway_im
         _own(folder, 0o500)
 
 
-def _provision_api_keys(folder: Path, image: str) -> None:
+def _one_off_name(project: str, what: str) -> str:
+    """A one-off container's name: the project's prefix, then what it does, then a nonce."""
+    return f"{project}-{what}-{uuid.uuid4().hex[:8]}"
+
+
+def _provision_api_keys(folder: Path, image: str, project: str) -> None:
     """The gateway's API keys (``runtime.gateway.KEYS``), made by the gateway image's own
     ``add-key`` command; each customer's key in ``<customer>.api-key`` (0600)."""
     folder.mkdir(parents=True, exist_ok=True)
@@ -261,7 +267,8 @@ def _provision_api_keys(folder: Path, image: str) -> None:
             shutil.copyfile(folder / "api-keys.json", work / "api-keys.json")
         os.chmod(work, 0o777)  # written by the image's user, then taken back
         done = docker.run(
-            ["run", "--rm", "--network", "none", "--read-only", "-v", f"{work}:/keys", image, "add-key",
+            ["run", "--rm", "--name", _one_off_name(project, "add-key"), *_labels(project),
+             "--network", "none", "--read-only", "-v", f"{work}:/keys", image, "add-key",
              "--keys-file", "/keys/api-keys.json", "--customer", customer,
              *(a for scope in scopes for a in ("--scope", scope))],
             check=False,
@@ -302,7 +309,8 @@ def prepare(project: str, spec: ContainerSpec, service: Service) -> None:
             continue
         network = f"{project}-data" if os.environ.get(POSTGRES_DSN_ENV) else "none"
         done = docker.run(
-            ["run", "--rm", "--network", network, "--read-only", "--tmpfs", "/tmp",
+            ["run", "--rm", "--name", _one_off_name(project, service.name), "--network", network,
+             "--read-only", "--tmpfs", "/tmp",
              "-v", f"{spec.volume}:{DATA}", "-e", f"CARAVAN_DATABASE_URL={spec.env['CARAVAN_DATABASE_URL']}",
              *_labels(project), "--entrypoint", "python", spec.image, "-m", module],
             check=False, timeout=600,
