@@ -70,3 +70,16 @@ def test_every_dockerfile_is_the_same_file_but_for_its_folder_name_and_module(re
         shapes[d.name] = text
     first = shapes["svc-a"]
     assert all(shape == first for shape in shapes.values()), [n for n, s in shapes.items() if s != first]
+
+
+def test_each_service_dockerfile_is_what_the_service_template_renders(repo_root) -> None:  # type: ignore[no-untyped-def]
+    import jinja2
+
+    template = (repo_root / "libs/commons/template/project/Dockerfile.jinja").read_text()
+    for d in deployables(repo_root):
+        if d.name == "gateway":
+            continue
+        rendered = jinja2.Template(template, keep_trailing_newline=True).render(
+            name=d.name, package=d.package, index_name="workspace"
+        )
+        assert rendered == (repo_root / d.dockerfile).read_text(), f"{d.dockerfile} drifted from the template"
