@@ -3,8 +3,9 @@
 Each image is tagged ``caravan/<name>:<version>-<git sha>`` and labelled with the OCI version,
 revision and source, plus ``org.caravan.inputs``: a digest of everything the build reads (the
 files of its folder, the Dockerfile, the base image, the build arguments, the CA bundle, the
-caravan-commons versions the workspace index offers). A build whose tag already carries the same
-inputs digest is skipped, so ``invoke images`` with nothing changed does nothing.
+caravan-commons versions the workspace index offers — not its URL, whose port differs between
+workspaces). A build whose tag already carries the same inputs digest is skipped, so
+``invoke images`` with nothing changed does nothing.
 
 The build context is staged, not the repository root: the legacy builder (no BuildKit) reads no
 per-Dockerfile ignore file, so the context holds exactly the deployable's tracked files, the
@@ -138,7 +139,8 @@ def inputs_digest(root: Path, deployable: Deployable, settings: BuildSettings, b
     digest = hashlib.sha256()
     for name in [*tracked_files(root, deployable.folder), "pyproject.toml"]:
         digest.update(name.encode() + b"\0" + (root / name).read_bytes() + b"\0")
-    for part in (base_id, settings.index_url, settings.uv_version, settings.revision, settings.source_url,
+    # Not the index's URL (its port differs between workspaces): what it offers is what counts.
+    for part in (base_id, settings.uv_version, settings.revision, settings.source_url,
                  ",".join(settings.commons_versions)):  # fmt: skip
         digest.update(part.encode() + b"\0")
     if settings.ca_bundle is not None:
