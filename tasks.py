@@ -3,7 +3,7 @@ the logic lives in the workspace package (libs/workspace)."""
 
 from invoke import Collection
 
-from caravan_workspace.tasks import commons, console, deployment, dev, ops, plan, runtime, service
+from caravan_workspace.tasks import commons, console, deployment, dev, images, ops, plan, runtime, service
 
 ns = Collection(
     plan.plan,
@@ -25,4 +25,5 @@ ns = Collection(
     deployment.scale,
 )
 ns.add_collection(commons.ns)
+ns.add_collection(images.ns)
 ns.configure({"run": {"echo": True}})

@@ -26,7 +26,13 @@ TOOLS: tuple[Tool, ...] = (
     Tool("git", "git", "the workspace repository", "apt-get install git", required=True),
     Tool("graphviz", "dot", "invoke plan --graph", "apt-get install graphviz", version_args=("-V",)),
     Tool("postgres", "pg_ctlcluster", "Postgres databases (tests, services)", "apt-get install postgresql"),
-    Tool("docker", "docker", "images (stage 14)", "apt-get install docker.io"),
+    Tool("docker", "docker", "images and the Docker target (stage 14)", "apt-get install docker.io"),
+    Tool(
+        "debootstrap",
+        "debootstrap",
+        "the Debian base image where no registry is reachable (stage 14)",
+        "apt-get install debootstrap",
+    ),
     Tool("prometheus", "prometheus", "monitoring (stages 2, 15)", "apt-get install prometheus"),
     Tool("promtool", "promtool", "checking Prometheus config and rules", "apt-get install prometheus"),
     Tool(

@@ -59,8 +59,12 @@ def _detail(document: Any) -> str:
 
 def place_demo_order(rt: LocalRuntime) -> dict[str, Any]:
     """Place one order through the gateway and wait until it leaves the saga; returns it."""
-    base = gateway_runtime.url(rt)
-    key = gateway_runtime.api_key(rt, "demo")
+    return place_order(gateway_runtime.url(rt), gateway_runtime.api_key(rt, "demo"))
+
+
+def place_order(base: str, key: str) -> dict[str, Any]:
+    """Place one order through the gateway at ``base`` as the customer of API key ``key`` (a
+    product of the demo catalogue, the approving card) and wait until it leaves the saga."""
     status, page = _call("GET", f"{base}/api/{CATALOG}/products?active=true&limit=10", key)
     if status != 200 or not isinstance(page, dict) or not page.get("items"):
         raise GateFailure(

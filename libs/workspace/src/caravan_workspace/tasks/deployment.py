@@ -14,8 +14,10 @@ from caravan_workspace.render.model import RenderError, environment_names
 from caravan_workspace.runtime.local import LocalRuntime, RuntimeError_
 from caravan_workspace.services import DeclarationError
 from caravan_workspace.tasks.common import BAD_INPUT, FAILED, workspace
+from caravan_workspace.tasks.deploy import target_deploy
 
-#: target → module of caravan_workspace.deploy with a ``deploy(root, env, *, tag, dry_run, out)``.
+#: target → module of caravan_workspace.deploy with a ``deploy(root, env, *, tag, dry_run, out)``;
+#: docker runs here and deploys the images `invoke images` built (caravan_workspace.tasks.deploy).
 TARGETS = {"nomad": "nomad", "k8s": "k8s", "docker": "docker"}
 SOURCE_ERRORS = (RenderError, DeclarationError, FoundationError)
 
@@ -59,6 +61,15 @@ def deploy(c: Context, target: str, env: str = "dev", tag: str = "", dry_run: bo
         raise Exit(
             f"error: unknown environment {env!r} ({', '.join(environment_names(ws.root))})", code=BAD_INPUT
         )
+    if target == "docker":
+        if tag or dry_run:
+            raise Exit(
+                "error: the docker target runs the images `invoke images` built here; "
+                "--tag and --dry-run are for nomad and k8s",
+                code=BAD_INPUT,
+            )
+        target_deploy(target)
+        return
     try:
         module = importlib.import_module(f"caravan_workspace.deploy.{TARGETS[target]}")
     except ModuleNotFoundError as exc:

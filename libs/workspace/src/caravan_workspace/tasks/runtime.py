@@ -16,6 +16,7 @@ from caravan_workspace.runtime.inspect import format_uptime, probe_program
 from caravan_workspace.runtime.local import read_programs
 from caravan_workspace.runtime.ports import read_ports
 from caravan_workspace.runtime.supervisor import Supervisor, SupervisorError
+from caravan_workspace.tasks import deploy as deploy_tasks
 from caravan_workspace.tasks.common import BAD_INPUT, FAILED, Workspace, console, workspace
 from caravan_workspace.traces import find_trace, read_spans, waterfall
 
@@ -66,15 +67,24 @@ def print_status(ws: Workspace) -> None:
     out.print(Text("Lanes: ", style="bold") + lanes_line(ws.plan, records))
 
 
-@task
-def status(c: Context) -> None:
+@task(help={"target": "local (default) or a deploy target: docker"})
+def status(c: Context, target: str = "local") -> None:
     """Show every program the workspace runs (state, pid, uptime) and every stage's status."""
+    if target != "local":
+        return deploy_tasks.target_status(target)
     print_status(workspace())
 
 
-@task
-def down(c: Context) -> None:
+@task(
+    help={
+        "target": "local (default) or a deploy target: docker",
+        "purge": "docker: also the volumes and keys",
+    }
+)
+def down(c: Context, target: str = "local", purge: bool = False) -> None:
     """Stop everything the workspace started: every program, drained gracefully, then the supervisor."""
+    if target != "local":
+        return deploy_tasks.target_down(target, purge)
     ws = workspace()
     supervisor = Supervisor(ws.state_dir)
     started = time.monotonic()
@@ -88,9 +98,17 @@ def down(c: Context) -> None:
         print("nothing to stop: the supervisor is not running")
 
 
-@task(help={"name": "program name as `invoke status` lists it", "follow": "keep printing new lines"})
-def logs(c: Context, name: str, follow: bool = False) -> None:
+@task(
+    help={
+        "name": "program name as `invoke status` lists it",
+        "follow": "keep printing new lines",
+        "target": "local (default) or a deploy target: docker",
+    }
+)
+def logs(c: Context, name: str, follow: bool = False, target: str = "local") -> None:
     """Print a program's log (JSON lines for services); -f follows it."""
+    if target != "local":
+        return deploy_tasks.target_logs(target, name)
     ws = workspace()
     path = Supervisor(ws.state_dir).log_path(name)
     if not path.exists():
