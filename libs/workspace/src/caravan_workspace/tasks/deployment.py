@@ -53,7 +53,8 @@ def render_files(c: Context, check: bool = False) -> None:
     }
 )
 def deploy(c: Context, target: str, env: str = "dev", tag: str = "", dry_run: bool = False) -> None:
-    """Deploy the rendered system: Nomad + Consul (health-gated, in dependency order) or Kubernetes."""
+    """Deploy the system: on the local Docker engine, to Nomad + Consul (health-gated, in dependency
+    order) or to Kubernetes."""
     ws = workspace()
     if target not in TARGETS:
         raise Exit(f"error: unknown target {target!r} (targets: {', '.join(TARGETS)})", code=BAD_INPUT)
