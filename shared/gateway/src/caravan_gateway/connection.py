@@ -43,6 +43,8 @@ class ClientConnection(asyncio.Protocol):
         self._headers: Headers = []
         self._head_bytes = 0
         self._paused: set[str] = set()
+        self._target_too_long = False
+        self._head_timer: asyncio.TimerHandle | None = None
 
     # -- asyncio.Protocol -------------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -50,7 +52,11 @@ class ClientConnection(asyncio.Protocol):
         peer = transport.get_extra_info("peername")
         if peer:
             self.client_ip = str(peer[0]).encode()
+        if len(self.gateway.connections) >= self.gateway.settings.max_connections:
+            self.reject(503, b"the gateway holds as many connections as it may; retry later")
+            return
         self.gateway.connections.add(self)
+        self._start_head_timer()
 
     def data_received(self, data: bytes) -> None:
         try:
@@ -58,10 +64,14 @@ class ClientConnection(asyncio.Protocol):
         except httptools.HttpParserUpgrade:
             self.reject(501, b"protocol upgrades (WebSocket) are not supported by the gateway")
         except httptools.HttpParserError:
-            self.reject(400, b"malformed HTTP request")
+            if self._target_too_long:
+                self.reject(414, b"the request target is longer than the gateway accepts")
+            else:
+                self.reject(400, b"malformed HTTP request")
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
+        self._stop_head_timer()
         self.gateway.connections.discard(self)
         for exchange in (self.current, *self.queue):
             if exchange is not None:
@@ -83,10 +93,14 @@ class ClientConnection(asyncio.Protocol):
         self._url = b""
         self._headers = []
         self._head_bytes = 0
+        self._start_head_timer()
 
     def on_url(self, url: bytes) -> None:
         self._url += url
         self._head_bytes += len(url)
+        if len(self._url) > self.gateway.settings.max_target_bytes:
+            self._target_too_long = True
+            raise ValueError("request target too long")
 
     def on_header(self, name: bytes, value: bytes) -> None:
         self._head_bytes += len(name) + len(value)
@@ -95,6 +109,7 @@ class ClientConnection(asyncio.Protocol):
         self._headers.append((name.lower(), value))
 
     def on_headers_complete(self) -> None:
+        self._stop_head_timer()
         parser = self.parser
         exchange = Exchange(self, parser.get_method(), self._url, self._headers, parser.should_keep_alive(),
                             parser.get_http_version(), self.gateway.max_body)  # fmt: skip
@@ -116,6 +131,27 @@ class ClientConnection(asyncio.Protocol):
         exchange, self.parsing = self.parsing, None
         if exchange is not None:
             exchange.body_complete()
+
+    # -- the head timeout -------------------------------------------------------------------
+    def _start_head_timer(self) -> None:
+        """A request head must arrive whole within ``head_timeout_s`` of its first byte (or of
+        the connection, for the first one): a slow-loris client is answered 408 and closed."""
+        self._stop_head_timer()
+        if not self.closed:
+            self._head_timer = asyncio.get_running_loop().call_later(
+                self.gateway.settings.head_timeout_s, self._head_timed_out
+            )
+
+    def _stop_head_timer(self) -> None:
+        if self._head_timer is not None:
+            self._head_timer.cancel()
+            self._head_timer = None
+
+    def _head_timed_out(self) -> None:
+        self._head_timer = None
+        if self.closed or self.parsing is not None or self.current is not None:
+            return
+        self.reject(408, b"the request head did not arrive in time")
 
     # -- flow control -----------------------------------------------------------------------
     def pause_reading(self, reason: str) -> None:
@@ -204,6 +240,7 @@ class ClientConnection(asyncio.Protocol):
         self.abort(graceful=True)
 
     def abort(self, graceful: bool = False) -> None:
+        self._stop_head_timer()
         if not self.closed:
             self.closed = True
             if graceful:

@@ -72,6 +72,16 @@ def url(rt: LocalRuntime) -> str:
     return f"http://{rt.foundation.host}:{rt.ports.port_for(PROGRAM, MEMBER)}"
 
 
+def policy(rt: LocalRuntime) -> dict[str, list[str] | None]:
+    """What the foundation model lets the gateway call on each routed service (its public OpenAPI
+    document lists only that)."""
+    out: dict[str, list[str] | None] = {}
+    for service in sorted(set(routes(rt).values())):
+        rules = rt.foundation.callers_of(service).get(MEMBER, ())
+        out[service] = None if rules is None else list(rules)
+    return out
+
+
 def program(rt: LocalRuntime, python: Path) -> Program:
     port = rt.ports.port_for(PROGRAM, MEMBER)
     env = {
@@ -80,6 +90,7 @@ def program(rt: LocalRuntime, python: Path) -> Program:
         "CARAVAN_PORT": str(port),
         "CARAVAN_INSTANCE_ID": PROGRAM,
         "CARAVAN_GATEWAY_ROUTES": json.dumps(routes(rt), sort_keys=True),
+        "CARAVAN_GATEWAY_POLICY": json.dumps(policy(rt), sort_keys=True),
         "CARAVAN_IDENTITY_KEY_FILE": str(rt.identity_dir / f"{MEMBER}.key"),
         "CARAVAN_API_KEYS_FILE": str(gateway_dir(rt) / "api-keys.json"),
         "CARAVAN_TRACE_FILE": str(rt.ctx.state_dir / "traces" / f"{PROGRAM}.jsonl"),
