@@ -57,7 +57,7 @@ def principal_from(
     if customer is not None and (len(customer) > MAX_CUSTOMER_LENGTH or not valid_customer(customer)):
         raise UnauthorizedError("the asserted customer id is not valid")
     scopes = frozenset(headers.get(SCOPES_HEADER, "").split())
-    return Principal(caller, customer, scopes)
+    return Principal(None, customer, scopes)
 
 
 def principal_of(connection: Any) -> Principal:
