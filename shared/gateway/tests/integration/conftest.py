@@ -147,6 +147,9 @@ def start_gateway(state_dir: Path, jwt_keys) -> Iterator:
             "CARAVAN_TRACE_FILE": str(state_dir / "gateway.traces.jsonl"),
             "CARAVAN_LOG_FILE": str(state_dir / "gateway.log"),
             "CARAVAN_CIRCUIT_COOLDOWN_S": "1",
+            # the suites' own load stays far from the production defaults' concern
+            "CARAVAN_RATE_PER_SECOND": "100000",
+            "CARAVAN_RATE_BURST": "100000",
         })  # fmt: skip
         if upstreams is not None:
             env["CARAVAN_DISCOVERY_BACKEND"] = "static"
