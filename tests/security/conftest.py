@@ -26,7 +26,7 @@ def system(tmp_path_factory: pytest.TempPathFactory) -> Iterator[System]:
         return
     state = tmp_path_factory.mktemp("system-security")
     try:
-        yield bring_up(state)
+        yield bring_up(state, production_limits=True)
     finally:
         tear_down(state)
 

@@ -326,7 +326,8 @@ def _required_scopes(app: Litestar) -> dict[tuple[str, str], list[str]]:
     needed: dict[tuple[str, str], list[str]] = {}
     for route in app.routes:
         for handler in getattr(route, "route_handlers", ()):
-            scopes = sorted({g.caravan_scope for g in handler.resolve_guards() if hasattr(g, "caravan_scope")})
+            guards = [getattr(g, "func", g) for g in handler.resolve_guards()]  # sync guards are wrapped
+            scopes = sorted({g.caravan_scope for g in guards if hasattr(g, "caravan_scope")})
             for method in getattr(handler, "http_methods", ()):
                 if scopes:
                     needed[(route.path_format, method.lower())] = scopes

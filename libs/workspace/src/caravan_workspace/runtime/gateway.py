@@ -72,6 +72,10 @@ def url(rt: LocalRuntime) -> str:
     return f"http://{rt.foundation.host}:{rt.ports.port_for(PROGRAM, MEMBER)}"
 
 
+#: Gateway settings a workspace may set through ``CARAVAN_GATEWAY_<NAME>`` (else the defaults).
+RATE_SETTINGS = ("RATE_PER_SECOND", "RATE_BURST")
+
+
 def policy(rt: LocalRuntime) -> dict[str, list[str] | None]:
     """What the foundation model lets the gateway call on each routed service (its public OpenAPI
     document lists only that)."""
@@ -97,7 +101,10 @@ def program(rt: LocalRuntime, python: Path) -> Program:
         "CARAVAN_ACCESS_LOG": "true",
         "PYTHONUNBUFFERED": "1",
         **rt.discovery_env(),
-    }
+        # the per-customer rate, when the workspace says (e.g. a suite measuring capacity)
+        **{f"CARAVAN_{name}": os.environ[f"CARAVAN_GATEWAY_{name}"] for name in RATE_SETTINGS
+           if f"CARAVAN_GATEWAY_{name}" in os.environ},
+    }  # fmt: skip
     return Program(
         name=PROGRAM, member=MEMBER, kind="gateway", command=(str(python), "-m", "caravan_gateway"),
         port=port, ready_path="/health/ready", metrics_path="/metrics", env=env, stopwaitsecs=20,
