@@ -113,10 +113,8 @@ def parse_answer(data: bytes) -> Answer | None:
 
 def assert_problem(response: httpx.Response | Answer, status: int, *, slug: str | None = None) -> dict[str, Any]:
     """``response`` is the RFC 9457 problem document of ``status`` (and of type ``slug``)."""
-    assert response.status_code if isinstance(response, httpx.Response) else response.status == status, (
-        response.status_code if isinstance(response, httpx.Response) else response.status,
-        response.text if isinstance(response, httpx.Response) else response.body[:500],
-    )
+    shown = response.text if isinstance(response, httpx.Response) else response.body[:500]
+    assert status_of(response) == status, (status_of(response), shown)
     headers = response.headers
     assert headers["content-type"].startswith(PROBLEM), headers
     document = response.json()

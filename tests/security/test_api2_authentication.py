@@ -171,5 +171,10 @@ def test_an_alg_none_or_wrongly_signed_jwt_is_401(jwt_gateway: str) -> None:
 
 
 def test_keys_are_private_files(system: System) -> None:
-    for path in [*Path(system.runtime.identity_dir).iterdir(), *(system.state_dir / "gateway").iterdir()]:
+    secret = [p for p in Path(system.runtime.identity_dir).iterdir() if p.suffix in (".key", ".secret")]
+    secret += list((system.state_dir / "gateway").iterdir())
+    assert len(secret) >= 8
+    for path in secret:
         assert path.stat().st_mode & 0o077 == 0, path
+    for folder in (system.runtime.identity_dir, system.state_dir / "gateway"):
+        assert Path(folder).stat().st_mode & 0o777 == 0o700, folder

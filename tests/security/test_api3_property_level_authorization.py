@@ -45,6 +45,6 @@ def test_an_order_shows_no_card_token_and_keeps_none_after_authorisation(system:
     database = urlsplit(system.database_url("svc-b")).path
     with sqlite3.connect(database.replace("//", "/")) as db:
         rows = db.execute(
-            "SELECT id, card_token FROM orders WHERE id IN (?, ?)", (confirmed["id"], declined["id"])
+            "SELECT id, card_token FROM svc_b_orders WHERE id IN (?, ?)", (confirmed["id"], declined["id"])
         ).fetchall()
     assert sorted(rows) == sorted([(confirmed["id"], None), (declined["id"], None)])

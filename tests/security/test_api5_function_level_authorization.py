@@ -25,7 +25,8 @@ PRODUCT = {"sku": "SEC-FLA", "name": "x", "price": {"amount": 1, "currency": "EU
          f"POST /reservations/{{id}}/commit is not open to this caller"),
         ("POST", "/api/svc-c/payments/authorize", {}, "POST /payments/authorize is not open to this caller"),
         ("POST", f"/api/svc-c/payments/{uuid.uuid4()}/refund", {}, "POST /payments/{id}/refund is not open to this caller"),
-        ("GET", "/api/svc-c/ledger/balances", None,
+        ("GET", "/api/svc-c/ledger/balances", None, "this operation needs the 'operator' scope"),
+        ("GET", f"/api/svc-c/payments/{uuid.uuid4()}", None,
          "payments are read by operators (the 'operator' scope) or by services directly"),
         ("GET", "/api/svc-a/info", None, "GET /info is not open to this caller"),
         ("GET", "/api/svc-c/info", None, "GET /info is not open to this caller"),
@@ -44,8 +45,8 @@ def test_a_customer_gets_403_on_what_it_may_not_do(
 
 
 @pytest.mark.parametrize(
-    ("path", "allow"), [("/api/svc-a/info", {"GET", "HEAD"}), ("/api/svc-c/info", {"GET", "HEAD"}),
-                        ("/api/svc-a/stock/X", {"GET", "HEAD"})],
+    ("path", "allow"), [("/api/svc-a/info", {"GET"}), ("/api/svc-c/info", {"GET"}), ("/api/svc-a/stock/X", {"GET"}),
+                        ("/api/svc-b/orders", {"GET", "POST"})],
 )  # fmt: skip
 def test_a_method_a_route_lacks_is_405_not_403(attacker: Attacker, path: str, allow: set[str]) -> None:
     """Regression (issue 18, defect 10): ``PUT /api/svc-a/info`` answered 403 "gateway may not call

@@ -180,13 +180,23 @@ class Authenticator:
             raise UnauthorizedError("the token's signing algorithm is not allowed") from None
         except jwt.PyJWTError as exc:
             raise UnauthorizedError(f"the token is not valid: {exc}") from None
-        scopes = claims.get("scopes") or str(claims.get("scope", "")).split()
+        scope = claims.get("scope", "")
+        scopes: object = None
+        if claims.get("scopes"):
+            scopes = claims["scopes"]
+        elif isinstance(scope, str):
+            # RFC 8693: space-delimited; other whitespace stays inside a word and is refused below
+            scopes = scope.split(" ") if scope else []
         subject = claims["sub"]
         # every claim ends up in the signed assertion (and a header) of the upstream request:
         # only plain words pass, so no CR/LF or other control character ever reaches a head
         if not isinstance(subject, str) or not valid_customer(subject):
             raise UnauthorizedError("the token's subject is not a valid customer id")
-        if not isinstance(scopes, list | tuple) or not all(isinstance(x, str) for x in scopes) or not valid_scopes(scopes):
+        if (
+            not isinstance(scopes, list | tuple)
+            or not all(isinstance(x, str) for x in scopes)
+            or not valid_scopes(scopes)
+        ):
             raise UnauthorizedError("the token's scopes are not valid")
         principal = Principal(subject, tuple(scopes))
         if len(self._jwt_cache) >= self._cache_size:

@@ -44,6 +44,7 @@ class ClientConnection(asyncio.Protocol):
         self._head_bytes = 0
         self._paused: set[str] = set()
         self._target_too_long = False
+        self._discarding = False
         self._head_timer: asyncio.TimerHandle | None = None
 
     # -- asyncio.Protocol -------------------------------------------------------------------
@@ -59,13 +60,15 @@ class ClientConnection(asyncio.Protocol):
         self._start_head_timer()
 
     def data_received(self, data: bytes) -> None:
+        if self._discarding:  # refused; the caller's remaining bytes are read and dropped
+            return
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserUpgrade:
             self.reject(501, b"protocol upgrades (WebSocket) are not supported by the gateway")
         except httptools.HttpParserError:
             if self._target_too_long:
-                self.reject(414, b"the request target is longer than the gateway accepts")
+                self.reject(414, b"the request target is longer than the gateway accepts", linger=True)
             else:
                 self.reject(400, b"malformed HTTP request")
 
@@ -225,8 +228,10 @@ class ClientConnection(asyncio.Protocol):
             self.resume_reading("queue")
             self.gateway.start(self.current)
 
-    def reject(self, status: int, detail: bytes) -> None:
-        """A request that cannot even be parsed: a plain problem answer, then close."""
+    def reject(self, status: int, detail: bytes, *, linger: bool = False) -> None:
+        """A request that cannot even be parsed: a plain problem answer, then close — or, with
+        ``linger``, half-close and drop what the caller is still sending for a while, so it gets
+        to read the answer instead of a connection reset."""
         body = b'{"type":"about:blank","title":"%b","status":%d,"detail":"%b"}' % (
             _PHRASES.get(status, b"Error"), status, detail,
         )  # fmt: skip
@@ -237,6 +242,12 @@ class ClientConnection(asyncio.Protocol):
         )  # fmt: skip
         if self.current is None or not self.current.committed:
             self.transport.write(head + body)
+        if linger and not self.closed and self.transport.can_write_eof():
+            self._discarding = True
+            self._stop_head_timer()
+            self.transport.write_eof()
+            asyncio.get_running_loop().call_later(LINGER_S, self.abort, True)
+            return
         self.abort(graceful=True)
 
     def abort(self, graceful: bool = False) -> None:
