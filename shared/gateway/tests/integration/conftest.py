@@ -32,8 +32,9 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def wait_for_port(port: int, proc: subprocess.Popen, what: str) -> None:
-    for _ in range(200):
+def wait_for_port(port: int, proc: subprocess.Popen, what: str, within: float = 60.0) -> None:
+    deadline = time.monotonic() + within  # a loaded machine may take a while to start a process
+    while time.monotonic() < deadline:
         if proc.poll() is not None:
             raise RuntimeError(
                 f"{what} exited with {proc.returncode}: {proc.stderr.read() if proc.stderr else ''}"
