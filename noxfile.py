@@ -95,7 +95,10 @@ def security(session: nox.Session) -> None:
 
 
 #: What ships: each deployable's project folder (its dependencies are resolved as it is installed).
-DEPLOYABLES = ("shared/gateway", *sorted(str(p.parent.relative_to(ROOT)) for p in ROOT.glob("*/service.toml")))
+DEPLOYABLES = (
+    "shared/gateway",
+    *sorted(str(p.parent.relative_to(ROOT)) for p in ROOT.glob("*/service.toml")),
+)
 
 
 @nox.session(python=PYTHON, tags=["static", "supply-chain"])

@@ -182,7 +182,8 @@ def bring_up(
     plan = load_plan(ROOT / "plan.toml")
     limits = dict.fromkeys(UNLIMITED) if production_limits else UNLIMITED
     with environment({
-        "CARAVAN_STATE_DIR": str(state_dir), POSTGRES_DSN_ENV: postgres_dsn, PORT_OFFSET_ENV: PORT_OFFSET, **limits,
+        "CARAVAN_STATE_DIR": str(state_dir), POSTGRES_DSN_ENV: postgres_dsn, PORT_OFFSET_ENV: PORT_OFFSET,
+        **limits,
     }):  # fmt: skip
         ctx = Context(ROOT, state_dir)
         for number in plan.topological_order(range(1, last_stage + 1)):

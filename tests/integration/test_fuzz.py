@@ -3,7 +3,8 @@ operations under /api/<service>), all checks on, 100 examples per operation, as 
 
 The document holds only what the foundation model lets the gateway call (reserving stock and
 moving money are svc-b's alone) — checked here against the model, not listed by hand; each
-service's own suite fuzzes its whole document directly (tests/e2e). Each schema-valid request gets a fresh Idempotency-Key (commons' hook)."""
+service's own suite fuzzes its whole document directly (tests/e2e). Each schema-valid request
+gets a fresh Idempotency-Key (commons' hook)."""
 
 from __future__ import annotations
 

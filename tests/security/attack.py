@@ -61,7 +61,8 @@ class Attacker:
         return {"X-API-Key": self.system.keys[customer]}
 
     def call(
-        self, method: str, path: str, *, customer: str | None = "demo", headers: Mapping[str, str] | None = None,
+        self, method: str, path: str, *, customer: str | None = "demo",
+        headers: Mapping[str, str] | None = None,
         **kwargs: Any,
     ) -> httpx.Response:  # fmt: skip
         sent = {**(self.key(customer) if customer else {}), **(headers or {})}
@@ -74,7 +75,9 @@ class Attacker:
 
 def raw_exchange(base_url: str, data: bytes, *, source: str = "127.0.0.1", read_for: float = 5.0) -> Answer:
     parts = urlsplit(base_url)
-    with socket.create_connection((parts.hostname, parts.port), timeout=read_for, source_address=(source, 0)) as s:
+    with socket.create_connection(
+        (parts.hostname, parts.port), timeout=read_for, source_address=(source, 0)
+    ) as s:
         s.sendall(data)
         received = b""
         deadline = time.monotonic() + read_for
@@ -111,7 +114,9 @@ def parse_answer(data: bytes) -> Answer | None:
     return Answer(status, headers, rest[:length])
 
 
-def assert_problem(response: httpx.Response | Answer, status: int, *, slug: str | None = None) -> dict[str, Any]:
+def assert_problem(
+    response: httpx.Response | Answer, status: int, *, slug: str | None = None
+) -> dict[str, Any]:
     """``response`` is the RFC 9457 problem document of ``status`` (and of type ``slug``)."""
     shown = response.text if isinstance(response, httpx.Response) else response.body[:500]
     assert status_of(response) == status, (status_of(response), shown)

@@ -8,9 +8,9 @@ import uuid
 
 import httpx
 from attack import Attacker, assert_problem, instance_url
+from system import System
 
 from caravan_commons.identity import Signer
-from system import System
 
 INTERNAL = ("x-caravan-identity", "x-caravan-customer", "x-caravan-scopes")
 
@@ -27,7 +27,9 @@ def test_answers_carry_no_internal_header(attacker: Attacker, system: System) ->
 
 def test_an_unknown_sku_is_the_callers_problem_not_an_upstream_error(attacker: Attacker) -> None:
     body = {"lines": [{"sku": "NO-SUCH-SKU", "quantity": 1}], "payment": {"card_token": "tok_approve"}}
-    answer = attacker.call("POST", "/api/svc-b/orders", json=body, headers={"Idempotency-Key": f'"{uuid.uuid4()}"'})
+    answer = attacker.call(
+        "POST", "/api/svc-b/orders", json=body, headers={"Idempotency-Key": f'"{uuid.uuid4()}"'}
+    )
     assert answer.status_code in (201, 404, 409, 422), answer.text
     if answer.status_code == 201:
         assert attacker.system.settled(answer.json()["id"])["status"] == "cancelled"

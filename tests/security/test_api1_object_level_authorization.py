@@ -30,7 +30,9 @@ def test_another_customers_order_is_not_found(attacker: Attacker, demos_order: d
     assert order_id not in {o["id"] for o in listed.json()["items"]}
 
 
-def test_a_customer_reads_no_reservation_whether_it_exists_or_not(attacker: Attacker, demos_order: dict) -> None:
+def test_a_customer_reads_no_reservation_whether_it_exists_or_not(
+    attacker: Attacker, demos_order: dict
+) -> None:
     """Regression (issue 18, defect 3): another customer's reservation was returned (200), and a
     missing one answered 404, so existence leaked."""
     mine = attacker.call("GET", f"/api/svc-a/reservations/{demos_order['id']}", customer="demo")
@@ -40,7 +42,10 @@ def test_a_customer_reads_no_reservation_whether_it_exists_or_not(attacker: Atta
         assert assert_problem(answer, 403, slug="forbidden")["detail"] == (
             "reservations are open to operators only; read your order instead"
         )
-    assert attacker.call("GET", f"/api/svc-a/reservations/{demos_order['id']}", customer="workspace").status_code == 200
+    assert (
+        attacker.call("GET", f"/api/svc-a/reservations/{demos_order['id']}", customer="workspace").status_code
+        == 200
+    )
 
 
 def test_a_customer_reads_no_payment(attacker: Attacker, system: System, demos_order: dict) -> None:

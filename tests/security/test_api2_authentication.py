@@ -45,7 +45,9 @@ def test_failed_authentication_is_limited_per_client_address(system: System) -> 
     """Regression (issue 18, defect 7): failed key attempts were never limited (brute force)."""
     with Attacker.fresh(system) as brute:
         statuses = [
-            brute.call("GET", "/api/svc-a/products", customer=None, headers={"X-API-Key": f"cvk_guess{i}"}).status_code
+            brute.call(
+                "GET", "/api/svc-a/products", customer=None, headers={"X-API-Key": f"cvk_guess{i}"}
+            ).status_code
             for i in range(31)
         ]
         assert statuses[:30] == [401] * 30
@@ -81,17 +83,24 @@ def test_an_assertion_is_accepted_once(system: System) -> None:
 
 def test_forged_expired_and_foreign_assertions_are_401(system: System) -> None:
     url = instance_url(system, "svc-a") + "/products"
-    token = gateway_signer(system).token_for("svc-a", "GET", "/products", customer="demo", scopes=["operator"])
+    token = gateway_signer(system).token_for(
+        "svc-a", "GET", "/products", customer="demo", scopes=["operator"]
+    )
     parts = token.split(".")
     claims = json.loads(base64.urlsafe_b64decode(parts[5] + "=="))
     claims["c"] = "demo-2"
-    forged = ".".join([*parts[:5], base64.urlsafe_b64encode(json.dumps(claims).encode()).decode().rstrip("="), parts[6]])
+    forged = ".".join(
+        [*parts[:5], base64.urlsafe_b64encode(json.dumps(claims).encode()).decode().rstrip("="), parts[6]]
+    )
     expired = gateway_signer(system)
     expired._clock = lambda: time.time() - 3600  # type: ignore[attr-defined]
     for bad, detail in [
         (forged, "caller identity signature is not valid"),
         (expired.token_for("svc-a", "GET", "/products"), "caller identity has expired"),
-        (gateway_signer(system).token_for("svc-c", "GET", "/products"), "caller identity is meant for another service"),
+        (
+            gateway_signer(system).token_for("svc-c", "GET", "/products"),
+            "caller identity is meant for another service",
+        ),
         ("v1.gateway.svc-a.9999999999.forged", "malformed caller identity"),
     ]:
         assert assert_problem(httpx.get(url, headers={"X-Caravan-Identity": bad}), 401)["detail"] == detail
@@ -113,8 +122,9 @@ def jwt_gateway(system: System, tmp_path_factory: pytest.TempPathFactory) -> Ite
     port = free_port()
     with system.env():
         env = {**os.environ, **gateway_runtime.program(system.runtime, python).env}
-    env |= {"CARAVAN_PORT": str(port), "CARAVAN_JWT_KEY_FILE": str(key_file), "CARAVAN_JWT_ALGORITHMS": '["HS256"]',
-            "CARAVAN_INSTANCE_ID": "gateway-jwt", "CARAVAN_TRACE_EXPORTER": "none", "CARAVAN_ACCESS_LOG": "false"}  # fmt: skip
+    env |= {"CARAVAN_PORT": str(port), "CARAVAN_JWT_KEY_FILE": str(key_file),
+            "CARAVAN_JWT_ALGORITHMS": '["HS256"]', "CARAVAN_INSTANCE_ID": "gateway-jwt",
+            "CARAVAN_TRACE_EXPORTER": "none", "CARAVAN_ACCESS_LOG": "false"}  # fmt: skip
     proc = subprocess.Popen([str(python), "-m", "caravan_gateway"], env=env, stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL)  # fmt: skip
     url = f"http://127.0.0.1:{port}"
@@ -132,12 +142,17 @@ def jwt_gateway(system: System, tmp_path_factory: pytest.TempPathFactory) -> Ite
 
 
 def bearer(claims: dict) -> dict[str, str]:
-    return {"Authorization": "Bearer " + jwt.encode({"exp": int(time.time()) + 60, **claims}, SECRET, "HS256")}
+    return {
+        "Authorization": "Bearer " + jwt.encode({"exp": int(time.time()) + 60, **claims}, SECRET, "HS256")
+    }
 
 
 def test_a_valid_jwt_passes(jwt_gateway: str) -> None:
     with httpx.Client(transport=httpx.HTTPTransport(local_address=next_address())) as http:
-        assert http.get(jwt_gateway + "/api/svc-a/products", headers=bearer({"sub": "jwt-demo"})).status_code == 200
+        assert (
+            http.get(jwt_gateway + "/api/svc-a/products", headers=bearer({"sub": "jwt-demo"})).status_code
+            == 200
+        )
 
 
 @pytest.mark.parametrize(
@@ -156,7 +171,9 @@ def test_jwt_claims_that_are_not_plain_words_are_401(jwt_gateway: str, claims: d
     """Regression (issue 18, defect 2): a CR/LF in ``sub`` or ``scopes`` reached the upstream as a
     header line of its own."""
     with httpx.Client(transport=httpx.HTTPTransport(local_address=next_address())) as http:
-        answer = http.post(jwt_gateway + "/api/svc-a/stock/X/restock", json={"quantity": 1}, headers=bearer(claims))
+        answer = http.post(
+            jwt_gateway + "/api/svc-a/stock/X/restock", json={"quantity": 1}, headers=bearer(claims)
+        )
     assert_problem(answer, 401, slug="unauthorized")
 
 
@@ -166,7 +183,9 @@ def test_an_alg_none_or_wrongly_signed_jwt_is_401(jwt_gateway: str) -> None:
     expired = jwt.encode({"sub": "alice", "exp": int(time.time()) - 60}, SECRET, "HS256")
     with httpx.Client(transport=httpx.HTTPTransport(local_address=next_address())) as http:
         for token in (unsigned, other, expired):
-            answer = http.get(jwt_gateway + "/api/svc-a/products", headers={"Authorization": f"Bearer {token}"})
+            answer = http.get(
+                jwt_gateway + "/api/svc-a/products", headers={"Authorization": f"Bearer {token}"}
+            )
             assert_problem(answer, 401, slug="unauthorized")
 
 

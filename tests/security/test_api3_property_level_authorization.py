@@ -20,7 +20,9 @@ from system import System
 def test_an_order_takes_no_property_the_server_owns(attacker: Attacker, system: System, extra: dict) -> None:
     sku = system.new_product(stock=1)
     body = {"lines": [{"sku": sku, "quantity": 1}], "payment": {"card_token": "tok_approve"}, **extra}
-    answer = attacker.call("POST", "/api/svc-b/orders", json=body, headers={"Idempotency-Key": f'"{uuid.uuid4()}"'})
+    answer = attacker.call(
+        "POST", "/api/svc-b/orders", json=body, headers={"Idempotency-Key": f'"{uuid.uuid4()}"'}
+    )
     assert_problem(answer, 400, slug="validation-error")
 
 

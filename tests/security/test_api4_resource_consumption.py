@@ -23,7 +23,10 @@ def test_deeply_nested_json_is_a_400_problem(attacker: Attacker, customer: str, 
         "POST", path, customer=customer, content=b"[" * 100_000,
         headers={"content-type": "application/json", "Idempotency-Key": f'"{uuid.uuid4()}"'},
     )  # fmt: skip
-    assert assert_problem(answer, 400, slug="validation-error")["detail"] == "the request body is nested too deeply"
+    assert (
+        assert_problem(answer, 400, slug="validation-error")["detail"]
+        == "the request body is nested too deeply"
+    )
 
 
 def test_a_huge_request_target_is_414_and_never_echoed_or_logged(attacker: Attacker, system: System) -> None:
@@ -55,11 +58,14 @@ def test_a_body_over_the_limit_is_413(attacker: Attacker) -> None:
 
 def test_a_request_head_that_never_completes_is_408(system: System) -> None:
     """Regression (issue 18, defect 9): a partial request head was held for 75 s."""
-    from attack import next_address
     from urllib.parse import urlsplit
 
+    from attack import next_address
+
     parts = urlsplit(system.gateway_url)
-    with socket.create_connection((parts.hostname, parts.port), timeout=20, source_address=(next_address(), 0)) as s:
+    with socket.create_connection(
+        (parts.hostname, parts.port), timeout=20, source_address=(next_address(), 0)
+    ) as s:
         s.sendall(b"GET /api/svc-a/products HTTP/1.1\r\nHost: x\r\nX-Slow: ")
         started = time.monotonic()
         received = b""
@@ -74,12 +80,17 @@ def test_a_request_head_that_never_completes_is_408(system: System) -> None:
 def test_a_customer_over_its_rate_gets_429_with_retry_after(system: System) -> None:
     """Regression (issue 18, defect 7): the default allowed 1000 requests/s per customer."""
     with Attacker.fresh(system) as client, ThreadPoolExecutor(32) as pool:
-        answers = list(pool.map(lambda _: client.call("GET", "/api/svc-b/info", customer="demo-2"), range(400)))
+        answers = list(
+            pool.map(lambda _: client.call("GET", "/api/svc-b/info", customer="demo-2"), range(400))
+        )
         statuses = [a.status_code for a in answers]
         assert set(statuses) == {200, 429}, sorted(set(statuses))
         assert 100 <= statuses.count(200) < 400  # the burst (100) and what refilled meanwhile
         limited = next(a for a in answers if a.status_code == 429)
-        assert assert_problem(limited, 429, slug="too-many-requests")["detail"] == "demo-2 is over its request rate"
+        assert (
+            assert_problem(limited, 429, slug="too-many-requests")["detail"]
+            == "demo-2 is over its request rate"
+        )
         assert int(limited.headers["retry-after"]) >= 1
     time.sleep(3)  # demo-2's bucket refills for the other suites
 

@@ -18,13 +18,15 @@ PRODUCT = {"sku": "SEC-FLA", "name": "x", "price": {"amount": 1, "currency": "EU
     [
         ("POST", "/api/svc-a/products", PRODUCT, "this operation needs the 'operator' scope"),
         ("PATCH", "/api/svc-a/products/SEC-FLA", {"name": "y"}, "this operation needs the 'operator' scope"),
-        ("POST", "/api/svc-a/stock/SEC-FLA/restock", {"quantity": 5}, "this operation needs the 'operator' scope"),
+        ("POST", "/api/svc-a/stock/SEC-FLA/restock", {"quantity": 5},
+         "this operation needs the 'operator' scope"),
         ("POST", "/api/svc-a/reservations", {"order_id": str(uuid.uuid4()), "lines": []},
          "POST /reservations is not open to this caller"),
         ("POST", f"/api/svc-a/reservations/{uuid.uuid4()}/commit", None,
-         f"POST /reservations/{{id}}/commit is not open to this caller"),
+         "POST /reservations/{id}/commit is not open to this caller"),
         ("POST", "/api/svc-c/payments/authorize", {}, "POST /payments/authorize is not open to this caller"),
-        ("POST", f"/api/svc-c/payments/{uuid.uuid4()}/refund", {}, "POST /payments/{id}/refund is not open to this caller"),
+        ("POST", f"/api/svc-c/payments/{uuid.uuid4()}/refund", {},
+         "POST /payments/{id}/refund is not open to this caller"),
         ("GET", "/api/svc-c/ledger/balances", None, "this operation needs the 'operator' scope"),
         ("GET", f"/api/svc-c/payments/{uuid.uuid4()}", None,
          "payments are read by operators (the 'operator' scope) or by services directly"),
@@ -45,7 +47,8 @@ def test_a_customer_gets_403_on_what_it_may_not_do(
 
 
 @pytest.mark.parametrize(
-    ("path", "allow"), [("/api/svc-a/info", {"GET"}), ("/api/svc-c/info", {"GET"}), ("/api/svc-a/stock/X", {"GET"}),
+    ("path", "allow"), [("/api/svc-a/info", {"GET"}), ("/api/svc-c/info", {"GET"}),
+                        ("/api/svc-a/stock/X", {"GET"}),
                         ("/api/svc-b/orders", {"GET", "POST"})],
 )  # fmt: skip
 def test_a_method_a_route_lacks_is_405_not_403(attacker: Attacker, path: str, allow: set[str]) -> None:
@@ -63,7 +66,9 @@ def test_an_assertion_cannot_be_given_the_operator_scope(system: System) -> None
     sku = system.new_product(stock=1)
     path = f"/stock/{sku}/restock"
     token = gateway_signer(system).headers_for("svc-a", "POST", path, customer="demo")
-    raised = httpx.post(svc_a + path, json={"quantity": 1000}, headers={**token, "X-Caravan-Scopes": "operator"})
+    raised = httpx.post(
+        svc_a + path, json={"quantity": 1000}, headers={**token, "X-Caravan-Scopes": "operator"}
+    )
     assert_problem(raised, 401)
     token = gateway_signer(system).headers_for("svc-a", "POST", path, customer="demo")
     assert_problem(httpx.post(svc_a + path, json={"quantity": 1000}, headers=token), 403)
@@ -72,8 +77,8 @@ def test_an_assertion_cannot_be_given_the_operator_scope(system: System) -> None
 
 def test_the_gateway_strips_every_header_only_it_may_assert(attacker: Attacker, system: System) -> None:
     sku = system.new_product(stock=1)
-    forged = {"X-Caravan-Scopes": "operator", "X-Caravan-Customer": "workspace",
-              "X-Caravan-Identity": gateway_signer(system).token_for("svc-a", "POST", f"/stock/{sku}/restock")}  # fmt: skip
+    token = gateway_signer(system).token_for("svc-a", "POST", f"/stock/{sku}/restock")
+    forged = {"X-Caravan-Scopes": "operator", "X-Caravan-Customer": "workspace", "X-Caravan-Identity": token}
     answer = attacker.call("POST", f"/api/svc-a/stock/{sku}/restock", json={"quantity": 5}, headers=forged)
     assert_problem(answer, 403, slug="forbidden")
     assert system.stock(sku)["on_hand"] == 1

@@ -23,7 +23,9 @@ def test_url_shaped_targets_reach_no_upstream(attacker: Attacker, target: bytes)
 
 @pytest.mark.parametrize("host", ["169.254.169.254", "127.0.0.1:5432", "evil.example"])
 def test_the_host_header_does_not_choose_the_upstream(attacker: Attacker, host: str) -> None:
-    answer = attacker.call("GET", "/api/svc-a/products?limit=1", headers={"Host": host, "X-Forwarded-Host": host})
+    answer = attacker.call(
+        "GET", "/api/svc-a/products?limit=1", headers={"Host": host, "X-Forwarded-Host": host}
+    )
     assert answer.status_code == 200
     assert "items" in answer.json()
 
@@ -33,7 +35,9 @@ def test_the_host_header_does_not_choose_the_upstream(attacker: Attacker, host: 
 )
 def test_url_shaped_fields_are_refused(attacker: Attacker, card: str) -> None:
     body = {"lines": [{"sku": "SKU-1", "quantity": 1}], "payment": {"card_token": card}}
-    answer = attacker.call("POST", "/api/svc-b/orders", json=body, headers={"Idempotency-Key": f'"{uuid.uuid4()}"'})
+    answer = attacker.call(
+        "POST", "/api/svc-b/orders", json=body, headers={"Idempotency-Key": f'"{uuid.uuid4()}"'}
+    )
     assert_problem(answer, 400, slug="validation-error")
 
 

@@ -58,21 +58,26 @@ def test_encoded_separators_are_refused_by_the_gateway_itself(attacker: Attacker
 @pytest.mark.parametrize("value", ["../../etc/passwd", "a b", "x" * 200, "short", "id\u00e9-12345678"])
 def test_a_client_request_id_that_is_not_an_id_is_replaced(attacker: Attacker, value: str) -> None:
     """Regression (issue 18, defect 9): a client-chosen X-Request-Id was accepted as is."""
-    answer = attacker.call("GET", "/api/svc-a/products?limit=1", headers={"X-Request-Id": value.encode("utf-8")})
+    answer = attacker.call(
+        "GET", "/api/svc-a/products?limit=1", headers={"X-Request-Id": value.encode("utf-8")}
+    )
     assert answer.status_code == 200
     assert answer.headers["x-request-id"] != value
     assert len(answer.headers["x-request-id"]) == 32
 
 
 def test_a_client_request_id_that_is_an_id_is_kept(attacker: Attacker) -> None:
-    answer = attacker.call("GET", "/api/svc-a/products?limit=1", headers={"X-Request-Id": "0f3c9a4e-5d1b-4c8e-9a2f-7b6d5e4c3b2a"})
+    answer = attacker.call(
+        "GET", "/api/svc-a/products?limit=1", headers={"X-Request-Id": "0f3c9a4e-5d1b-4c8e-9a2f-7b6d5e4c3b2a"}
+    )
     assert answer.headers["x-request-id"] == "0f3c9a4e-5d1b-4c8e-9a2f-7b6d5e4c3b2a"
 
 
 @pytest.mark.parametrize(
     "path",
     ["/api/svc-c/metrics", "/api/svc-b/metrics", "/api/svc-a/metrics", "/api/svc-c/health/ready",
-     "/api/svc-a/health/live", "/api/svc-a/schema/openapi.json", "/api/svc-b/schema", "/api/svc-c/schema/swagger"],
+     "/api/svc-a/health/live", "/api/svc-a/schema/openapi.json", "/api/svc-b/schema",
+     "/api/svc-c/schema/swagger"],
 )  # fmt: skip
 @pytest.mark.parametrize("customer", ["demo", "workspace", None])
 def test_internal_paths_are_not_routed(attacker: Attacker, path: str, customer: str | None) -> None:

@@ -50,7 +50,8 @@ def test_a_customer_reads_only_what_it_can_call(documents: dict) -> None:
     for hidden in ("POST /api/svc-a/reservations", "POST /api/svc-a/reservations/{order_id}/commit",
                    "POST /api/svc-c/payments/authorize", "POST /api/svc-c/payments/{payment_id}/refund",
                    "GET /api/svc-c/ledger/balances", "GET /api/svc-a/reservations/{order_id}",
-                   "POST /api/svc-a/products", "POST /api/svc-a/stock/{sku}/restock", "GET /api/svc-a/info"):  # fmt: skip
+                   "POST /api/svc-a/products", "POST /api/svc-a/stock/{sku}/restock",
+                   "GET /api/svc-a/info"):  # fmt: skip
         assert hidden not in customer, hidden
     for shown in ("GET /api/svc-a/products", "POST /api/svc-b/orders", "GET /api/svc-b/orders/{order_id}"):
         assert shown in customer, shown
@@ -66,7 +67,9 @@ def test_the_operator_reads_its_own_operations_too(documents: dict) -> None:
     assert "POST /api/svc-c/payments/authorize" not in operator
 
 
-def test_every_listed_read_without_parameters_answers_the_customer(documents: dict, attacker: Attacker) -> None:
+def test_every_listed_read_without_parameters_answers_the_customer(
+    documents: dict, attacker: Attacker
+) -> None:
     for op in sorted(operations(documents["demo"])):
         method, path = op.split(" ", 1)
         if method == "GET" and "{" not in path:

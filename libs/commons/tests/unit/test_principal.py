@@ -21,7 +21,9 @@ from caravan_commons.principal import (
 from caravan_commons.problems import problem_details_plugin
 
 
-def scope_with(caller: str | None, customer: str | None = None, scopes: frozenset[str] = frozenset()) -> dict[str, Any]:
+def scope_with(
+    caller: str | None, customer: str | None = None, scopes: frozenset[str] = frozenset()
+) -> dict[str, Any]:
     if not caller:
         return {"state": {}}
     assertion = Assertion(caller, "GET", "/x", customer, scopes)

@@ -73,7 +73,9 @@ def _uv() -> str:
 def audit_deployables(session: Any, root: Path, deployables: Iterable[str], out_dir: Path) -> None:
     ctx = Context(root=root, state_dir=paths.state_dir(root))
     if not index.health_ok(index.index_port(ctx)):
-        session.error(f"the workspace package index is not running at {index.index_url(ctx)}: run `invoke stage 3`")
+        session.error(
+            f"the workspace package index is not running at {index.index_url(ctx)}: run `invoke stage 3`"
+        )
     env = index_env(root)
     out_dir.mkdir(parents=True, exist_ok=True)
     failures: list[str] = []
@@ -104,6 +106,8 @@ def audit_deployables(session: Any, root: Path, deployables: Iterable[str], out_
                 f"{name}: {len(found.not_audited)} dependencies could not be audited "
                 f"(is PyPI's vulnerability data reachable?), e.g. {found.not_audited[0]}"
             )
-        session.log(f"{name}: {len(audited.read_text().splitlines())} dependencies audited; SBOM {name}.cdx.json")
+        session.log(
+            f"{name}: {len(audited.read_text().splitlines())} dependencies audited; SBOM {name}.cdx.json"
+        )
     if failures:
         session.error("supply chain: " + "; ".join(failures))

@@ -179,7 +179,9 @@ class Admin:
                 if not instances:
                     return None
                 headers = (
-                    gw.signer.headers_for(service, "GET", "/schema/openapi.json") if gw.signer is not None else {}
+                    gw.signer.headers_for(service, "GET", "/schema/openapi.json")
+                    if gw.signer is not None
+                    else {}
                 )
                 assert self._session is not None
                 async with self._session.get(

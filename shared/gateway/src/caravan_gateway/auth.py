@@ -13,7 +13,8 @@ to the file with mode 0600 and returns the key, shown once. Any other bearer tok
 verified with PyJWT against the configured key, only with the allowed algorithms, requiring
 ``exp`` (and ``iss``/``aud`` when configured); ``sub`` is the customer id and ``scope`` (space
 separated) or ``scopes`` (a list) the scopes — both checked against strict patterns (a claim with
-a control character, a space in ``sub``, or anything but plain words is refused with 401). Verified tokens are remembered until they expire.
+a control character, a space in ``sub``, or anything but plain words is refused with 401).
+Verified tokens are remembered until they expire.
 """
 
 from __future__ import annotations
@@ -70,7 +71,9 @@ def load_keys(path: Path) -> KeysFile:
 def add_key(path: Path, customer: str, scopes: Sequence[str] = ()) -> str:
     """Create an API key for ``customer``; store its hash (file mode 0600); return the key."""
     if not valid_customer(customer):
-        raise AuthConfigError("customer must be 1-128 letters, digits or ._@:+- (starting with a letter or digit)")
+        raise AuthConfigError(
+            "customer must be 1-128 letters, digits or ._@:+- (starting with a letter or digit)"
+        )
     if not valid_scopes(scopes):
         raise AuthConfigError("scopes must be at most 16 words of letters, digits or ._:-")
     keys = load_keys(path)

@@ -253,7 +253,9 @@ class Gateway:
         if limiter is not None:
             wait = limiter.wait(address)
             if wait:
-                raise TooManyRequestsError("too many failed authentications from this address", retry_after=wait)
+                raise TooManyRequestsError(
+                    "too many failed authentications from this address", retry_after=wait
+                )
         try:
             return self.auth.authenticate(
                 hdr.get(exchange.headers, b"authorization"), hdr.get(exchange.headers, b"x-api-key")

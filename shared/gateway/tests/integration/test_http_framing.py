@@ -1,5 +1,6 @@
 """HTTP/1.1 details of the raw proxy path, spoken over plain sockets."""
 
+import contextlib
 import json
 import socket
 import time
@@ -112,10 +113,8 @@ def test_http_1_0_callers_get_the_answer_and_a_closed_connection(gw):
 
 def _raw(port: int, data: bytes, wait: float = 30.0) -> bytes:
     with socket.create_connection(("127.0.0.1", port), timeout=wait) as s:
-        try:
+        with contextlib.suppress(OSError):  # the gateway may stop reading early (414)
             s.sendall(data)
-        except OSError:
-            pass
         received = b""
         deadline = time.monotonic() + wait
         while time.monotonic() < deadline:
@@ -141,7 +140,14 @@ def test_a_request_target_over_the_limit_is_414_and_not_echoed(start_gateway, up
 def test_no_host_or_two_hosts_are_400(start_gateway, upstreams, hosts):
     """Regression (issue 18, defect 9): two Host headers or none answered 200."""
     gw = start_gateway({"/api/svc-a": "svc-a"}, {"svc-a": [upstreams().url]})
-    answer = _raw(gw.port, b"GET /api/svc-a/echo HTTP/1.1\r\n" + hosts + b"Authorization: Bearer " + gw.key.encode() + b"\r\nConnection: close\r\n\r\n")
+    answer = _raw(
+        gw.port,
+        b"GET /api/svc-a/echo HTTP/1.1\r\n"
+        + hosts
+        + b"Authorization: Bearer "
+        + gw.key.encode()
+        + b"\r\nConnection: close\r\n\r\n",
+    )
     assert answer.startswith(b"HTTP/1.1 400 "), answer[:200]
 
 

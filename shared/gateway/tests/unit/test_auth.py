@@ -93,7 +93,8 @@ def test_a_verified_jwt_is_remembered_only_until_it_expires(monkeypatch):
 
 @pytest.mark.parametrize(
     "claims",
-    [{"sub": "alice\r\nX-Caravan-Scopes: operator"}, {"sub": "alice", "scope": "read\r\nX-Caravan-Customer: bob"},
+    [{"sub": "alice\r\nX-Caravan-Scopes: operator"},
+     {"sub": "alice", "scope": "read\r\nX-Caravan-Customer: bob"},
      {"sub": "alice", "scopes": ["operator\nx"]}, {"sub": "alice bob"}, {"sub": "x" * 129}, {"sub": 42},
      {"sub": "alice", "scopes": "operator"}, {"sub": "alice", "scopes": [1]}],
 )  # fmt: skip

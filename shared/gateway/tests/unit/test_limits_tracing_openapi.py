@@ -86,12 +86,15 @@ def test_the_public_document_holds_what_its_reader_can_call_and_declares_the_sch
     assert {p: sorted(k for k in i if k != "parameters") for p, i in customer["paths"].items()} == {
         "/api/svc-a/products": ["get"], "/api/svc-a/reservations": ["get"],
     }  # fmt: skip
-    as_operator = merge_openapi({"svc-a": ("/api/svc-a", doc)}, [], policy=policy, scopes=frozenset({"operator"}))
+    as_operator = merge_openapi(
+        {"svc-a": ("/api/svc-a", doc)}, [], policy=policy, scopes=frozenset({"operator"})
+    )
     assert sorted(as_operator["paths"]["/api/svc-a/products"]) == ["get", "post"]
     assert set(customer["components"]["securitySchemes"]) == {"apiKey", "bearer"}
     assert customer["security"] == [{"apiKey": []}, {"bearer": []}]
     assert customer["paths"]["/api/svc-a/products"]["get"]["security"] == customer["security"]
-    assert "/api/svc-b/orders" not in merge_openapi({"svc-b": ("/api/svc-b", {"paths": {"/orders": {"get": ok}}})}, [],
+    closed = {"svc-b": ("/api/svc-b", {"paths": {"/orders": {"get": ok}}})}
+    assert "/api/svc-b/orders" not in merge_openapi(closed, [],
                                                     policy={})["paths"]  # fmt: skip
 
 

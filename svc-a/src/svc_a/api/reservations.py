@@ -15,8 +15,8 @@ from litestar import Controller, Request, Response, get, post
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import JSONBody
 
-from caravan_commons.idempotency import fingerprint, require_key
 from caravan_commons.errors import ForbiddenError
+from caravan_commons.idempotency import fingerprint, require_key
 from caravan_commons.principal import OPERATOR, principal_of
 from caravan_commons.problems import problem_responses
 from caravan_commons.schemas import encode
