@@ -189,16 +189,9 @@ class Signer:
         signed = f"{VERSION}.{self.name}.{audience}.{expiry}.{_b64(os.urandom(16))}.{body}"
         return f"{signed}.{_b64(self._key.sign(signed.encode()))}"
 
-    def headers_for(
-        self,
-        audience: str,
-        method: str,
-        path: str,
-        *,
-        customer: str | None = None,
-        scopes: Iterable[str] = (),
-    ) -> dict[str, str]:
-        return {IDENTITY_HEADER: self.token_for(audience, method, path, customer=customer, scopes=scopes)}
+    def headers_for(self, audience: str, method: str, path: str, **claims: Any) -> dict[str, str]:
+        """The identity header of one request (``claims``: ``customer=``, ``scopes=``)."""
+        return {IDENTITY_HEADER: self.token_for(audience, method, path, **claims)}
 
     def __call__(self, service: str, method: str, path: str) -> dict[str, str]:
         """A ServiceClient ``headers_provider``: sign every outgoing call for its target."""
