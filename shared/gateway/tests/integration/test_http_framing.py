@@ -39,15 +39,15 @@ def test_pipelined_requests_are_answered_in_order_on_one_connection(gw):
     auth = f"Authorization: Bearer {gw.key}\r\n".encode()
     with connect(gw) as sock:
         sock.sendall(
-            b"GET /api/svc-a/echo/1 HTTP/1.1\r\nHost: t\r\nX-Request-Id: first\r\n" + auth + b"\r\n"
-            b"POST /api/svc-a/echo/2 HTTP/1.1\r\nHost: t\r\nX-Request-Id: second\r\nContent-Length: 3\r\n"
+            b"GET /api/svc-a/echo/1 HTTP/1.1\r\nHost: t\r\nX-Request-Id: first-001\r\n" + auth + b"\r\n"
+            b"POST /api/svc-a/echo/2 HTTP/1.1\r\nHost: t\r\nX-Request-Id: second-02\r\nContent-Length: 3\r\n"
             + auth + b"\r\nabc"
-            b"GET /api/svc-a/echo/3 HTTP/1.1\r\nHost: t\r\nX-Request-Id: third\r\n" + auth + b"\r\n"
+            b"GET /api/svc-a/echo/3 HTTP/1.1\r\nHost: t\r\nX-Request-Id: third-003\r\n" + auth + b"\r\n"
         )  # fmt: skip
         buffer = bytearray()
         answers = [read_response(sock, buffer) for _ in range(3)]
     assert [a[0] for a in answers] == [b"HTTP/1.1 200 OK"] * 3
-    assert [a[1][b"x-request-id"] for a in answers] == [b"first", b"second", b"third"]
+    assert [a[1][b"x-request-id"] for a in answers] == [b"first-001", b"second-02", b"third-003"]
     assert [json.loads(a[2])["path"] for a in answers] == ["/echo/1", "/echo/2", "/echo/3"]
     assert json.loads(answers[1][2])["size"] == 3
 
