@@ -61,8 +61,9 @@ FORWARDED_METHODS = tuple(_METHODS.values())
 #: Service paths the gateway never routes: health, metrics and schema belong to the runtime and the
 #: monitoring tier (the gateway publishes the one public document, ``/schema/openapi.json``).
 INTERNAL_PATHS = ("/health", "/metrics", "/schema")
-#: Percent-encoded characters a path may not carry: they would change its segments after decoding.
-_ENCODED_SEPARATORS = (b"%2f", b"%2F", b"%5c", b"%5C", b"%00")
+#: An encoded '/' would change a path's segments once decoded (routing sees one path, the service
+#: another): refused. Other encoded characters are a service's to judge against its document.
+_ENCODED_SEPARATORS = (b"%2f", b"%2F")
 #: How much of a path an answer or a log line may quote.
 QUOTE_LIMIT = 256
 
@@ -156,7 +157,7 @@ class Gateway:
             if hosts > 1 or (hosts == 0 and exchange.version != "1.0"):
                 raise ClientError("a request carries exactly one Host header (RFC 9112 §3.2)")
             if any(sep in raw_path for sep in _ENCODED_SEPARATORS):
-                raise ClientError("a path may not carry an encoded '/', '\\' or NUL")
+                raise ClientError("a path may not carry an encoded '/' (%2F)")
             if self.admin is not None and path in self.admin.paths:
                 route = path
                 status, headers, body = await self.admin.serve(path, exchange.method, exchange.headers)
