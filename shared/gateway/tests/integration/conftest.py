@@ -160,7 +160,12 @@ def start_gateway(state_dir: Path, jwt_keys) -> Iterator:
         proc = subprocess.Popen(
             [sys.executable, "-m", "caravan_gateway"], env=env, stderr=subprocess.PIPE, text=True
         )
-        wait_for_port(port, proc, "gateway")
+        try:
+            wait_for_port(port, proc, "gateway")
+        except RuntimeError:
+            proc.kill()  # never leave a gateway behind that the test could not use
+            proc.wait()
+            raise
         gw = Gateway(port, proc, key, state_dir, env)
         started.append(gw)
         return gw
