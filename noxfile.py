@@ -82,7 +82,11 @@ def integration(session: nox.Session) -> None:
     if not any((ROOT / "tests").rglob("test_*.py")):
         session.skip("no cross-service tests under tests/ yet")
     session.install("-e", "libs/workspace", "pytest", "hypothesis", "httpx", "asyncpg", "schemathesis>=4.0")
-    session.run("pytest", "tests", "-q", "-rs", "--ignore=tests/console", "--ignore=tests/docker", *session.posargs)
+    session.run(
+        "pytest", "tests", "-q", "-rs",
+        "--ignore=tests/console", "--ignore=tests/docker", "--ignore=tests/security",
+        *session.posargs,
+    )
 
 
 @nox.session(python=PYTHON, tags=["system"])
@@ -104,6 +108,44 @@ def docker(session: nox.Session) -> None:
     with commons published (`invoke test` sees to that)."""
     session.install("-e", "libs/workspace", "pytest")
     session.run("pytest", "tests/docker", "-q", "-rs", *session.posargs)
+
+
+@nox.session(python=PYTHON, tags=["system"])
+def security(session: nox.Session) -> None:
+    """The OWASP API Security Top 10 (2023) as a suite (tests/security, one module per item): a
+    whole system on SQLite in a workspace of its own, attacked through the gateway and on the
+    services' ports; every answer asserted exactly. See docs/security.md."""
+    session.install("-e", "libs/workspace", "pytest", "httpx", "pyjwt")
+    session.run("pytest", "tests/security", "-q", "-rs", *session.posargs)
+
+
+#: What ships: each deployable's project folder (its dependencies are resolved as it is installed).
+DEPLOYABLES = (
+    "shared/gateway",
+    *sorted(str(p.parent.relative_to(ROOT)) for p in ROOT.glob("*/service.toml")),
+)
+
+
+@nox.session(python=PYTHON, tags=["static", "supply-chain"])
+def sbom(session: nox.Session) -> None:
+    """A CycloneDX SBOM per deployable, from its dependencies resolved as it is installed, written to
+    ``build/sbom/`` (CI keeps them as artefacts; never in git). Needs the workspace index up."""
+    from caravan_workspace.supply_chain import audit_deployables  # the workspace's .venv
+
+    session.install("cyclonedx-bom")
+    audit_deployables(session, ROOT, DEPLOYABLES, ROOT / "build" / "sbom", audit=False)
+
+
+@nox.session(python=PYTHON, default=False, tags=["static", "supply-chain"])
+def supply_chain(session: nox.Session) -> None:
+    """The SBOMs plus pip-audit over every deployable's resolved dependencies (PyPI's vulnerability
+    data; a known vulnerability with a fixed version fails the run). Not a default session: it needs
+    PyPI's JSON API, which a closed network's package mirror does not serve — there it fails, naming
+    what it could not audit, rather than pass unaudited. Run it where pypi.org answers."""
+    from caravan_workspace.supply_chain import audit_deployables  # the workspace's .venv
+
+    session.install("pip-audit", "cyclonedx-bom")
+    audit_deployables(session, ROOT, DEPLOYABLES, ROOT / "build" / "sbom")
 
 
 @nox.session(python=PYTHON, tags=["static"])

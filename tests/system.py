@@ -169,12 +169,21 @@ async def _drop_databases(dsn: str, urls: list[str]) -> None:
         await admin.close()
 
 
-def bring_up(state_dir: Path, postgres_dsn: str | None = None, *, last_stage: int = 12) -> System:
-    """Run the actions of stages 1–``last_stage`` in dependency order in a fresh workspace."""
+#: The gateway's per-customer rate for suites that measure or load the system (not its limits).
+UNLIMITED = {"CARAVAN_GATEWAY_RATE_PER_SECOND": "1000000", "CARAVAN_GATEWAY_RATE_BURST": "1000000"}
+
+
+def bring_up(
+    state_dir: Path, postgres_dsn: str | None = None, *, last_stage: int = 12, production_limits: bool = False
+) -> System:
+    """Run the actions of stages 1–``last_stage`` in dependency order in a fresh workspace. The
+    gateway's per-customer rate is lifted unless ``production_limits`` (the security suite)."""
     registry.load_all()
     plan = load_plan(ROOT / "plan.toml")
+    limits = dict.fromkeys(UNLIMITED) if production_limits else UNLIMITED
     with environment({
         "CARAVAN_STATE_DIR": str(state_dir), POSTGRES_DSN_ENV: postgres_dsn, PORT_OFFSET_ENV: PORT_OFFSET,
+        **limits,
     }):  # fmt: skip
         ctx = Context(ROOT, state_dir)
         for number in plan.topological_order(range(1, last_stage + 1)):

@@ -31,7 +31,7 @@ def test_a_declined_card_cancels_the_order_releases_the_stock_and_captures_nothi
     order = system.settled(placed.json()["id"])
     assert (order["status"], order["cancel_reason"]) == ("cancelled", "payment_declined")
     assert system.stock(sku)["available"] == 5
-    reservation = system.call("GET", "svc-a", f"/reservations/{order['id']}")
+    reservation = system.call("GET", "svc-a", f"/reservations/{order['id']}", customer="workspace")
     assert reservation.status_code == 200 and reservation.json()["status"] == "released"
     state = snapshot(system, sku)
     assert all(int(p["captured"]) == 0 for p in state.payments.get(order["id"], []))

@@ -68,7 +68,7 @@ def test_a_reservation_round_trip_as_svc_b(
     def as_svc_b(
         method: str, path: str, json: object = None, headers: dict[str, str] | None = None
     ) -> httpx.Response:
-        signed = {**access.signed_as("svc-b", "svc-a"), **(headers or {})}
+        signed = {**access.signed_as("svc-b", "svc-a", method, path), **(headers or {})}
         return http.request(method, f"{base}{path}", json=json, headers=signed)
 
     body = {"order_id": order, "lines": [{"sku": probe_sku, "quantity": 3}]}

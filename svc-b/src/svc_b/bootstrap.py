@@ -13,6 +13,7 @@ import os
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from litestar import Litestar
@@ -74,6 +75,8 @@ class Wiring:
         self.desk = OrderDesk(
             self.saga, self.store, self.database, in_flight_for=timedelta(seconds=settings.recovery_min_age_s)
         )
+        if settings.secret_key_file:
+            self.desk.id_secret = Path(settings.secret_key_file).read_bytes().strip()
 
     @contextlib.asynccontextmanager
     async def clients(self, _app: object = None) -> AsyncIterator[None]:

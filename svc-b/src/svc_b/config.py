@@ -28,5 +28,7 @@ class Settings(ServiceSettings, frozen=True, kw_only=True):
     recovery_min_age_s: Annotated[float, Meta(ge=0, le=3600)] = 30.0
     #: Unpaid orders older than this are abandoned (compensated) instead of resumed.
     recovery_resume_within_s: Seconds = 900.0
+    #: svc-b's own secret (provisioned, 0600): the HMAC key order ids are derived with.
+    secret_key_file: str | None = None
     #: How often expired Idempotency-Key records are deleted.
     idempotency_sweep_interval_s: Seconds = 3600.0

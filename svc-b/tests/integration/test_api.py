@@ -372,7 +372,7 @@ async def test_a_young_order_calling_an_upstream_is_in_flight_for_another_instan
     """Another instance placed the order with this key and is calling svc-c right now."""
     assert api.wiring.desk is not None and api.wiring.saga is not None
     api.wiring.desk.in_flight_for = timedelta(seconds=30)
-    order_id = order_id_for(api.customer, "k-elsewhere")
+    order_id = order_id_for(api.customer, "k-elsewhere", api.wiring.desk.id_secret)
     async with api.wiring.saga.uow() as uow:
         uow.orders.add(
             Order.place(

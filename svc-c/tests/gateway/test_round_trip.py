@@ -28,8 +28,11 @@ def eur(amount: int) -> dict[str, Any]:
     return {"amount": amount, "currency": "EUR"}
 
 
-def as_svc_b(access: RuntimeAccess, key: str | None = None) -> dict[str, str]:
-    headers = access.signed_as("svc-b", "svc-c")
+def as_svc_b(
+    access: RuntimeAccess, key: str | None = None, path: str = "/payments/authorize"
+) -> dict[str, str]:
+    """svc-b's identity for one POST ``path`` (an assertion is bound to its request)."""
+    headers = access.signed_as("svc-b", "svc-c", "POST", path)
     if key is not None:
         headers["Idempotency-Key"] = key
     return headers
@@ -76,17 +79,21 @@ def test_authorise_capture_refund_round_trip(access: RuntimeAccess) -> None:
         captured = direct.post(
             f"/payments/{pid}/capture",
             json={"amount": eur(2000)},
-            headers=as_svc_b(access, f"{order_id}:capture"),
+            headers=as_svc_b(access, f"{order_id}:capture", f"/payments/{pid}/capture"),
         )
         assert captured.status_code == 200, captured.text
         assert captured.json()["status"] == "captured"
         refund = {"amount": eur(700)}
         refunded = direct.post(
-            f"/payments/{pid}/refund", json=refund, headers=as_svc_b(access, f"{order_id}:refund")
+            f"/payments/{pid}/refund",
+            json=refund,
+            headers=as_svc_b(access, f"{order_id}:refund", f"/payments/{pid}/refund"),
         )
         assert refunded.status_code == 200, refunded.text
         retried = direct.post(
-            f"/payments/{pid}/refund", json=refund, headers=as_svc_b(access, f"{order_id}:refund")
+            f"/payments/{pid}/refund",
+            json=refund,
+            headers=as_svc_b(access, f"{order_id}:refund", f"/payments/{pid}/refund"),
         )
         assert retried.json() == refunded.json()  # the retry moved nothing
 

@@ -2,11 +2,19 @@
 
 Each program of the system (the gateway, each service, the stage probes) holds an Ed25519 private
 key generated at provisioning (a 0600 file, never in git). An outgoing call carries a short-lived
-assertion ``v1.<caller>.<audience>.<expiry>.<signature>`` in the ``X-Caravan-Identity`` header;
-the receiving service checks the signature against the caller's public key, that the assertion is
-meant for it and still fresh, and then that the foundation model allows ``caller → service`` on
-that path. No valid identity → 401; a valid caller the model does not allow → 403 (both
-problem+json through the one error mapping).
+assertion in the ``X-Caravan-Identity`` header, one per request::
+
+    v2.<caller>.<audience>.<expiry>.<nonce>.<claims>.<signature>
+
+``claims`` is base64url JSON ``{"m": method, "p": path, "c": customer or null, "s": [scopes]}``;
+the Ed25519 signature covers everything before it. The receiving service checks the signature
+against the caller's public key, that the assertion is meant for it, still fresh (30 s by default)
+and issued for this very request (method and path), that its nonce was not seen before, and then
+that the foundation model allows ``caller → service`` on that path. The customer and scopes a
+service acts on come from the verified claims only (:mod:`caravan_commons.principal`). No valid
+identity, a replay, or one issued for another request → 401; a valid caller the model does not
+allow → 403; a method no route takes → 405 (problem+json through the one error mapping; the
+details never name other programs).
 
 Health probes and /metrics stay open: the supervisor and Prometheus reach them on loopback, and
 the foundation model grants monitoring exactly those paths.
@@ -19,6 +27,8 @@ import binascii
 import functools
 import json
 import os
+import re
+import secrets
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
@@ -37,8 +47,9 @@ if TYPE_CHECKING:
 
 IDENTITY_HEADER = "x-caravan-identity"
 CALLER_STATE_KEY = "caravan_caller"
+ASSERTION_STATE_KEY = "caravan_assertion"
 PUBLIC_KEYS_FILE = "public-keys.json"
-VERSION = "v1"
+VERSION = "v2"
 DEFAULT_EXEMPT = ("/health/", "/metrics", "/schema")
 
 
@@ -57,7 +68,9 @@ def generate_identities(names: Iterable[str], directory: Path) -> list[str]:
     """Create a key pair for each name that has none yet; returns the names created.
 
     Private keys go to ``<directory>/<name>.key`` (0600); public keys are collected in
-    ``public-keys.json``. Existing keys are kept, so provisioning is idempotent.
+    ``public-keys.json``. Each name also gets ``<name>.secret`` (0600): 32 random bytes, hex, a
+    secret of that program alone (e.g. the key svc-b derives order ids with). Existing keys and
+    secrets are kept, so provisioning is idempotent.
     """
     directory.mkdir(parents=True, exist_ok=True)
     os.chmod(directory, 0o700)
@@ -76,6 +89,11 @@ def generate_identities(names: Iterable[str], directory: Path) -> list[str]:
             with os.fdopen(fd, "wb") as fh:
                 fh.write(pem)
             created.append(name)
+        secret_path = directory / f"{name}.secret"
+        if not secret_path.exists():
+            fd = os.open(secret_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w") as fh:
+                fh.write(secrets.token_hex(32))
         raw = private.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
         public[name] = _b64(raw)
     public_path = directory / PUBLIC_KEYS_FILE
@@ -101,86 +119,125 @@ def load_public_keys(path: Path) -> dict[str, Ed25519PublicKey]:
 
 # ---------------------------------------------------------------------- signing and checking
 
+#: A customer id the gateway may assert: no spaces, no control characters, at most 128 characters.
+CUSTOMER_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@:+-]{0,127}")
+#: One scope: a word of letters, digits and ``._:-``.
+SCOPE_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,63}")
+MAX_SCOPES = 16
+NAME_PATTERN = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")
+
+
+def valid_customer(value: str) -> bool:
+    return CUSTOMER_PATTERN.fullmatch(value) is not None
+
+
+def valid_scopes(values: Iterable[str]) -> bool:
+    values = list(values)
+    return len(values) <= MAX_SCOPES and all(SCOPE_PATTERN.fullmatch(v) is not None for v in values)
+
+
+@dataclass(frozen=True, slots=True)
+class Assertion:
+    """What a verified token says: who calls, for which request, on whose behalf."""
+
+    caller: str
+    method: str
+    path: str
+    customer: str | None = None
+    scopes: frozenset[str] = frozenset()
+
 
 class Signer:
-    """Issues this program's assertions, one per audience, reused for most of their lifetime."""
+    """Issues this program's assertions: one per request, bound to its method and path (and the
+    customer and scopes it acts for), with a random nonce and a short expiry."""
 
     def __init__(
-        self, name: str, key: Ed25519PrivateKey, *, lifetime: int = 60, clock: Callable[[], float] = time.time
+        self, name: str, key: Ed25519PrivateKey, *, lifetime: int = 30, clock: Callable[[], float] = time.time
     ) -> None:
-        if "." in name:
-            raise ValueError("identity names may not contain '.'")
+        if NAME_PATTERN.fullmatch(name) is None:
+            raise ValueError("identity names are lower-case words (letters, digits, '-', '_')")
         self.name = name
         self._key = key
         self._lifetime = lifetime
         self._clock = clock
-        self._cache: dict[str, tuple[float, str]] = {}
-        self._lock = threading.Lock()
 
     @classmethod
     def from_file(cls, name: str, path: Path, **kwargs: Any) -> Signer:
         return cls(name, load_private_key(path), **kwargs)
 
-    def token_for(self, audience: str) -> str:
-        now = self._clock()
-        with self._lock:
-            cached = self._cache.get(audience)
-            if cached and cached[0] > now:
-                return cached[1]
-            expiry = int(now) + self._lifetime
-            claim = f"{VERSION}.{self.name}.{audience}.{expiry}"
-            token = f"{claim}.{_b64(self._key.sign(claim.encode()))}"
-            self._cache[audience] = (now + self._lifetime * 0.75, token)
-            return token
+    def token_for(
+        self,
+        audience: str,
+        method: str,
+        path: str,
+        *,
+        customer: str | None = None,
+        scopes: Iterable[str] = (),
+    ) -> str:
+        """A fresh assertion for one request ``method path`` to ``audience``. A customer or scope
+        that is not a plain word is refused (ValueError): nothing unchecked reaches a header."""
+        scopes = sorted(set(scopes))
+        if customer is not None and not valid_customer(customer):
+            raise ValueError("a customer id is 1-128 letters, digits or ._@:+-")
+        if not valid_scopes(scopes):
+            raise ValueError("scopes are at most 16 words of letters, digits or ._:-")
+        if NAME_PATTERN.fullmatch(audience) is None:
+            raise ValueError(f"{audience!r} is not a service name")
+        claims = {"m": method.upper(), "p": path, "c": customer, "s": scopes}
+        body = _b64(json.dumps(claims, separators=(",", ":")).encode())
+        expiry = int(self._clock()) + self._lifetime
+        signed = f"{VERSION}.{self.name}.{audience}.{expiry}.{_b64(os.urandom(16))}.{body}"
+        return f"{signed}.{_b64(self._key.sign(signed.encode()))}"
 
-    def headers_for(self, audience: str) -> dict[str, str]:
-        return {IDENTITY_HEADER: self.token_for(audience)}
+    def headers_for(self, audience: str, method: str, path: str, **claims: Any) -> dict[str, str]:
+        """The identity header of one request (``claims``: ``customer=``, ``scopes=``)."""
+        return {IDENTITY_HEADER: self.token_for(audience, method, path, **claims)}
 
     def __call__(self, service: str, method: str, path: str) -> dict[str, str]:
         """A ServiceClient ``headers_provider``: sign every outgoing call for its target."""
-        return self.headers_for(service)
+        return self.headers_for(service, method, path.partition("?")[0])
 
 
 class Verifier:
-    """Checks assertions addressed to ``service``; verified tokens are remembered until expiry."""
+    """Checks assertions addressed to ``service`` against the request they arrived with; each
+    nonce is accepted once while its token is fresh (a replay gets 401)."""
 
     def __init__(
         self,
         service: str,
         public_keys: Mapping[str, Ed25519PublicKey],
         *,
-        max_lifetime: int = 300,
+        max_lifetime: int = 60,
         skew: int = 5,
         clock: Callable[[], float] = time.time,
-        cache_size: int = 4096,
+        cache_size: int = 200_000,
     ) -> None:
         self.service = service
         self._keys = dict(public_keys)
         self._max_lifetime = max_lifetime
         self._skew = skew
         self._clock = clock
-        self._cache: dict[str, tuple[int, str]] = {}
+        self._seen: dict[str, int] = {}  # nonce -> expiry
         self._cache_size = cache_size
+        self._lock = threading.Lock()
 
     @classmethod
     def from_file(cls, service: str, path: Path, **kwargs: Any) -> Verifier:
         return cls(service, load_public_keys(path), **kwargs)
 
-    def verify(self, token: str | None) -> str:
-        """The caller's name, or UnauthorizedError saying what is wrong with the assertion."""
+    def verify(self, token: str | None, *, method: str, path: str) -> Assertion:
+        """What the assertion says, or UnauthorizedError saying what is wrong with it. The details
+        never echo the token or name other programs: a customer may read them."""
         if not token:
             raise UnauthorizedError("this service needs a caller identity (X-Caravan-Identity)")
         now = self._clock()
-        cached = self._cache.get(token)
-        if cached is not None and cached[0] + self._skew >= now:
-            return cached[1]
         parts = token.split(".")
-        if len(parts) != 5 or parts[0] != VERSION:
+        if len(parts) != 7 or parts[0] != VERSION:
             raise UnauthorizedError("malformed caller identity")
-        _, caller, audience, expiry_text, signature = parts
+        _, caller, audience, expiry_text, nonce, body, signature = parts
         if audience != self.service:
-            raise UnauthorizedError(f"caller identity is meant for {audience!r}, not {self.service!r}")
-        if not expiry_text.isdigit():
+            raise UnauthorizedError("caller identity is meant for another service")
+        if not expiry_text.isdigit() or len(expiry_text) > 12:
             raise UnauthorizedError("malformed caller identity")
         expiry = int(expiry_text)
         if expiry + self._skew < now:
@@ -189,15 +246,38 @@ class Verifier:
             raise UnauthorizedError("caller identity lives longer than allowed")
         key = self._keys.get(caller)
         if key is None:
-            raise UnauthorizedError(f"unknown caller {caller!r}")
+            raise UnauthorizedError("unknown caller")
         try:
-            key.verify(_unb64(signature), f"{VERSION}.{caller}.{audience}.{expiry_text}".encode())
+            key.verify(_unb64(signature), token[: -len(signature) - 1].encode())
+            claims = json.loads(_unb64(body))
         except (InvalidSignature, ValueError, binascii.Error) as exc:
             raise UnauthorizedError("caller identity signature is not valid") from exc
-        if len(self._cache) >= self._cache_size:
-            self._cache.clear()
-        self._cache[token] = (expiry, caller)
-        return caller
+        assertion = _assertion(caller, claims)
+        if assertion.method != method.upper() or assertion.path != path:
+            raise UnauthorizedError("caller identity was issued for another request")
+        with self._lock:
+            if nonce in self._seen:
+                raise UnauthorizedError("caller identity was already used")
+            if len(self._seen) >= self._cache_size:
+                self._seen = {n: e for n, e in self._seen.items() if e + self._skew >= now}
+            self._seen[nonce] = expiry
+        return assertion
+
+
+def _assertion(caller: str, claims: Any) -> Assertion:
+    if not isinstance(claims, dict):
+        raise UnauthorizedError("malformed caller identity")
+    method, path, customer, scopes = claims.get("m"), claims.get("p"), claims.get("c"), claims.get("s")
+    if (
+        not isinstance(method, str)
+        or not isinstance(path, str)
+        or not (customer is None or (isinstance(customer, str) and valid_customer(customer)))
+        or not isinstance(scopes, list)
+        or not all(isinstance(s, str) for s in scopes)
+        or not valid_scopes(scopes)
+    ):
+        raise UnauthorizedError("malformed caller identity")
+    return Assertion(caller, method, path, customer, frozenset(scopes))
 
 
 def rule_matches(rule: str, method: str, path: str) -> bool:
@@ -267,28 +347,34 @@ class IdentityMiddleware:
         if scope["type"] != "http" or scope["path"].startswith(self.exempt):
             await self.app(scope, receive, send)
             return
-        token = None
+        token = customer = scopes = None
         for name, value in scope["headers"]:
             if name == self._header:
                 token = value.decode("latin-1")
-                break
+            elif name == _CUSTOMER:
+                customer = value.decode("latin-1")
+            elif name == _SCOPES:
+                scopes = value.decode("latin-1")
         try:
-            caller = self.verifier.verify(token)
-            if not self.policy.allows(caller, scope["path"], scope["method"]):
-                self._refuse_unknown_method(caller, scope)
-                raise ForbiddenError(
-                    f"{caller} may not call {self.policy.service} {scope['method']} {scope['path']}"
-                )
+            assertion = self.verifier.verify(token, method=scope["method"], path=scope["path"])
+            if (customer is not None and customer != assertion.customer) or (
+                scopes is not None and frozenset(scopes.split()) != assertion.scopes
+            ):
+                raise UnauthorizedError("the asserted customer or scopes do not match the caller identity")
+            if not self.policy.allows(assertion.caller, scope["path"], scope["method"]):
+                self._refuse_unknown_method(scope)
+                raise ForbiddenError(f"{scope['method']} {_short(scope['path'])} is not open to this caller")
         except (UnauthorizedError, ForbiddenError, MethodNotAllowedError) as exc:
             await _send_problem(send, exc)
             return
-        scope.setdefault("state", {})[CALLER_STATE_KEY] = caller
+        state = scope.setdefault("state", {})
+        state[CALLER_STATE_KEY] = assertion.caller
+        state[ASSERTION_STATE_KEY] = assertion
         await self.app(scope, receive, send)
 
-    def _refuse_unknown_method(self, caller: str, scope: Any) -> None:
-        """Raise 405 when the caller may use the path, only not with this method, and the app has
-        no such method there anyway."""
-        if self.router is None or not self.policy.allows_path(caller, scope["path"]):
+    def _refuse_unknown_method(self, scope: Any) -> None:
+        """Raise 405 when no route of the app takes this method on the path (whoever calls)."""
+        if self.router is None:
             return
         from litestar.exceptions import MethodNotAllowedException, NotFoundException
 
@@ -297,10 +383,19 @@ class IdentityMiddleware:
         except MethodNotAllowedException as exc:
             allow = tuple(m.strip() for m in (exc.headers or {}).get("allow", "").split(",") if m.strip())
             raise MethodNotAllowedError(
-                f"{self.policy.service} {scope['path']} does not take {scope['method']}", allow=allow
+                f"{_short(scope['path'])} does not take {scope['method']}", allow=allow
             ) from None
         except NotFoundException:
             return
+
+
+_CUSTOMER = b"x-caravan-customer"
+_SCOPES = b"x-caravan-scopes"
+
+
+def _short(path: str, limit: int = 200) -> str:
+    """A path as it may appear in an answer: never unbounded."""
+    return path if len(path) <= limit else path[:limit] + "…"
 
 
 async def _send_problem(send: Any, exc: UnauthorizedError | ForbiddenError | MethodNotAllowedError) -> None:
@@ -353,3 +448,8 @@ def from_settings(
 def caller_of(scope: Mapping[str, Any]) -> str | None:
     """The verified caller of the current request (set by IdentityMiddleware)."""
     return scope.get("state", {}).get(CALLER_STATE_KEY)
+
+
+def assertion_of(scope: Mapping[str, Any]) -> Assertion | None:
+    """The verified assertion of the current request (set by IdentityMiddleware)."""
+    return scope.get("state", {}).get(ASSERTION_STATE_KEY)

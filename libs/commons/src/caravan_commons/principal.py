@@ -1,13 +1,14 @@
 """Who a request is for: the calling program, and the end customer and scopes the gateway asserts.
 
-The gateway authenticates a client (API key or JWT) and forwards the result in two headers it
-always rewrites: ``X-Caravan-Customer`` (the customer id) and ``X-Caravan-Scopes`` (space
-separated, e.g. ``operator``). A service may believe them only when they really come from the
-gateway, so:
+The gateway authenticates a client (API key or JWT) and signs the result — the customer id and
+its scopes (e.g. ``operator``) — into the identity assertion of that one request
+(:mod:`caravan_commons.identity`); it also sends them as ``X-Caravan-Customer`` and
+``X-Caravan-Scopes`` for readers of logs. So:
 
-- with identity enforcement on (every service under a runtime), they count only when the verified
-  caller (``X-Caravan-Identity``) is the gateway; a service calling another service acts for no
-  customer and holds no scope, whatever headers it sends;
+- with identity enforcement on (every service under a runtime), the principal comes from the
+  verified assertion only, and only when its caller is the gateway; headers that disagree with the
+  assertion are refused (401) by the middleware. A service calling another service acts for no
+  customer and holds no scope;
 - with enforcement off (a service started alone, its in-process tests, a fuzzing run), there is no
   verified caller and the headers are taken as sent — the service listens on loopback only.
 
@@ -22,7 +23,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from caravan_commons.errors import ForbiddenError, UnauthorizedError
-from caravan_commons.identity import caller_of
+from caravan_commons.identity import assertion_of, valid_customer
 
 CUSTOMER_HEADER = "x-caravan-customer"
 SCOPES_HEADER = "x-caravan-scopes"
@@ -47,14 +48,16 @@ def principal_from(
     scope: Mapping[str, Any], headers: Mapping[str, str], *, gateway: str = GATEWAY
 ) -> Principal:
     """The principal of an ASGI ``scope`` whose request carries ``headers`` (lower-case names)."""
-    caller = caller_of(scope)
-    if caller is not None and caller != gateway:
-        return Principal(caller, None, frozenset())
+    assertion = assertion_of(scope)
+    if assertion is not None:
+        if assertion.caller != gateway:
+            return Principal(assertion.caller, None, frozenset())
+        return Principal(assertion.caller, assertion.customer, assertion.scopes)
     customer = headers.get(CUSTOMER_HEADER) or None
-    if customer is not None and (len(customer) > MAX_CUSTOMER_LENGTH or not customer.isprintable()):
+    if customer is not None and (len(customer) > MAX_CUSTOMER_LENGTH or not valid_customer(customer)):
         raise UnauthorizedError("the asserted customer id is not valid")
     scopes = frozenset(headers.get(SCOPES_HEADER, "").split())
-    return Principal(caller, customer, scopes)
+    return Principal(None, customer, scopes)
 
 
 def principal_of(connection: Any) -> Principal:
@@ -70,6 +73,7 @@ def requires_scope(scope: str) -> Callable[[Any, Any], None]:
             raise ForbiddenError(f"this operation needs the {scope!r} scope")
 
     guard.__name__ = f"requires_{scope}_scope"
+    guard.caravan_scope = scope  # type: ignore[attr-defined]  # read by problems.document_problems
     return guard
 
 

@@ -20,6 +20,7 @@ adding ``500`` everywhere and ``400`` wherever the operation takes input.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from http import HTTPStatus
 from typing import TYPE_CHECKING, Any
@@ -27,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 import msgspec
 from litestar.exceptions import HTTPException, ValidationException
 from litestar.openapi.datastructures import ResponseSpec
-from litestar.openapi.spec import OpenAPIMediaType, OpenAPIResponse, Reference, Schema
+from litestar.openapi.spec import OpenAPIMediaType, OpenAPIResponse, Operation, Reference, Schema
 from litestar.openapi.spec.enums import OpenAPIType
 from litestar.plugins.problem_details import (
     ProblemDetailsConfig,
@@ -203,6 +204,20 @@ def _from_msgspec_error(exc: msgspec.DecodeError) -> ProblemDetailsException:
     )
 
 
+def _from_recursion_error(exc: RecursionError) -> ProblemDetailsException:
+    """A JSON body nested deeper than the decoder goes (msgspec stops at the interpreter's
+    recursion limit, after about a thousand levels, so this costs little): 400, nothing logged.
+    Any other RecursionError is a bug and stays a 500."""
+    if "deserializing" not in str(exc):
+        return _from_unexpected(exc)
+    return CaravanProblem(
+        detail="the request body is nested too deeply",
+        status_code=400,
+        type_=ValidationError().type,
+        title=ValidationError.title,
+    )
+
+
 def problem_details_plugin() -> ProblemDetailsPlugin:
     """Litestar's ProblemDetailsPlugin configured with the Caravan mapping (create_app adds it)."""
     return ProblemDetailsPlugin(
@@ -211,6 +226,7 @@ def problem_details_plugin() -> ProblemDetailsPlugin:
                 ApplicationError: _from_application_error,
                 HTTPException: _from_http_exception,
                 msgspec.DecodeError: _from_msgspec_error,
+                RecursionError: _from_recursion_error,
                 Exception: _from_unexpected,
             }
         )
@@ -295,9 +311,33 @@ def _close_strict_structs(schemas: dict[str, Any]) -> None:
             schema.additional_properties = False
 
 
+@dataclasses.dataclass
+class ScopedOperation(Operation):
+    """An operation that names the scopes it needs (``x-caravan-scopes``): the gateway's public
+    document shows it only to readers holding them."""
+
+    x_caravan_scopes: list[str] | None = dataclasses.field(
+        default=None, metadata={"alias": "x-caravan-scopes"}
+    )
+
+
+def _required_scopes(app: Litestar) -> dict[tuple[str, str], list[str]]:
+    """(path, method) → the scopes its guards require (see principal.requires_scope)."""
+    needed: dict[tuple[str, str], list[str]] = {}
+    for route in app.routes:
+        for handler in getattr(route, "route_handlers", ()):
+            guards = [getattr(g, "func", g) for g in handler.resolve_guards()]  # sync guards are wrapped
+            scopes = sorted({g.caravan_scope for g in guards if hasattr(g, "caravan_scope")})
+            for method in getattr(handler, "http_methods", ()):
+                if scopes:
+                    needed[(route.path_format, method.lower())] = scopes
+    return needed
+
+
 def document_problems(app: Litestar) -> None:
     """Make every error answer in ``app``'s OpenAPI document a documented problem+json response.
 
+    Operations whose guards need a scope (``principal.requires_scope``) carry ``x-caravan-scopes``.
     Adds ``500`` to every operation, ``401`` and ``403`` (the identity middleware's answers) to every
     operation outside health, metrics and the schema, ``400`` to every operation with parameters or
     a body, and
@@ -315,6 +355,7 @@ def document_problems(app: Litestar) -> None:
         PROBLEM_MEDIA_TYPE: OpenAPIMediaType(schema=Reference(ref="#/components/schemas/ProblemDetails"))
     }
     _close_strict_structs(components.schemas)
+    scoped = _required_scopes(app)
     for path, path_item in (openapi.paths or {}).items():
         # every route but health, /metrics and the schema may be refused by the identity
         # middleware wherever a runtime enforces the security groups
@@ -333,6 +374,9 @@ def document_problems(app: Litestar) -> None:
                 if code[:1] in ("4", "5") and isinstance(response, OpenAPIResponse):
                     response.content = dict(content)
             operation.responses = responses
+            if (path, method) in scoped:
+                fields = {f.name: getattr(operation, f.name) for f in dataclasses.fields(Operation)}
+                setattr(path_item, method, ScopedOperation(**fields, x_caravan_scopes=scoped[(path, method)]))
 
 
 __all__ = [

@@ -191,11 +191,14 @@ class RuntimeAccess:
     def key_header(key: str) -> dict[str, str]:
         return {"X-API-Key": key}
 
-    def signed_as(self, caller: str, audience: str) -> dict[str, str]:
-        """Identity headers of ``caller`` for a direct call to ``audience``."""
+    def signed_as(self, caller: str, audience: str, method: str, path: str) -> dict[str, str]:
+        """Identity headers of ``caller`` for one direct call ``method path`` to ``audience`` (an
+        assertion is bound to its request and accepted once)."""
         from caravan_commons.identity import Signer
 
-        return Signer.from_file(caller, self.identity_dir / f"{caller}.key").headers_for(audience)
+        return Signer.from_file(caller, self.identity_dir / f"{caller}.key").headers_for(
+            audience, method, path.partition("?")[0]
+        )
 
     def instance_url(self, service: str) -> str:
         """The base URL of one ready instance of ``service``, from discovery."""

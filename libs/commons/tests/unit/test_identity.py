@@ -13,6 +13,7 @@ from caravan_commons.app import create_app
 from caravan_commons.errors import UnauthorizedError
 from caravan_commons.identity import (
     IDENTITY_HEADER,
+    Assertion,
     IdentityMiddleware,
     Policy,
     Signer,
@@ -48,12 +49,47 @@ def test_keys_are_private_files_and_provisioning_is_idempotent(tmp_path):
     assert set(json.loads((tmp_path / "public-keys.json").read_text())) == {"svc-a", "svc-b", "gateway"}
 
 
-def test_a_signed_assertion_names_its_caller(keys):
+def test_a_signed_assertion_names_its_caller_and_request(keys):
     clock = Clock()
-    signer = Signer.from_file("svc-b", keys / "svc-b.key", clock=clock)
+    signer = Signer.from_file("gateway", keys / "gateway.key", clock=clock)
     verifier = Verifier("svc-a", load_public_keys(keys / "public-keys.json"), clock=clock)
-    assert verifier.verify(signer.token_for("svc-a")) == "svc-b"
-    assert signer.token_for("svc-a") == signer.token_for("svc-a")  # reused while fresh
+    token = signer.token_for("svc-a", "get", "/orders/1", customer="acme", scopes=["read"])
+    assert verifier.verify(token, method="GET", path="/orders/1") == Assertion(
+        "gateway", "GET", "/orders/1", "acme", frozenset({"read"})
+    )
+    assert signer.token_for("svc-a", "GET", "/x") != signer.token_for("svc-a", "GET", "/x")  # a nonce each
+
+
+@pytest.mark.parametrize(
+    ("method", "path"), [("POST", "/orders/1"), ("GET", "/orders/2"), ("GET", "/orders/1/cancel")]
+)
+def test_an_assertion_replayed_to_another_request_is_unauthorized(keys, method, path):
+    """Regression (issue 18, defect 1): one token served every request to its audience for 45 s."""
+    signer = Signer.from_file("gateway", keys / "gateway.key")
+    verifier = Verifier.from_file("svc-a", keys / "public-keys.json")
+    token = signer.token_for("svc-a", "GET", "/orders/1", customer="acme")
+    with pytest.raises(UnauthorizedError, match="another request"):
+        verifier.verify(token, method=method, path=path)
+
+
+def test_an_assertion_is_accepted_once(keys):
+    signer = Signer.from_file("svc-b", keys / "svc-b.key")
+    verifier = Verifier.from_file("svc-a", keys / "public-keys.json")
+    token = signer.token_for("svc-a", "GET", "/products")
+    verifier.verify(token, method="GET", path="/products")
+    with pytest.raises(UnauthorizedError, match="already used"):
+        verifier.verify(token, method="GET", path="/products")
+
+
+@pytest.mark.parametrize(
+    ("customer", "scopes"),
+    [("alice\r\nX-Caravan-Scopes: operator", ()), ("alice", ("operator\r\nX-Caravan-Customer: bob",)),
+     ("a b", ()), ("x" * 129, ()), ("", ())],
+)  # fmt: skip
+def test_a_signer_refuses_claims_that_are_not_plain_words(keys, customer, scopes):
+    signer = Signer.from_file("gateway", keys / "gateway.key")
+    with pytest.raises(ValueError):
+        signer.token_for("svc-a", "GET", "/", customer=customer, scopes=scopes)
 
 
 @pytest.mark.parametrize(
@@ -63,8 +99,9 @@ def test_a_signed_assertion_names_its_caller(keys):
         (lambda t: "garbage", "malformed"),
         (lambda t: t.replace("svc-b", "gateway", 1), "signature is not valid"),
         (lambda t: t[:-4] + ("AAAA" if not t.endswith("AAAA") else "BBBB"), "signature is not valid"),
-        (lambda t: t.replace(".svc-a.", ".svc-c.", 1), "meant for 'svc-c'"),
-        (lambda t: t.replace("v1.", "v2.", 1), "malformed"),
+        (lambda t: t.replace(".svc-a.", ".svc-c.", 1), "meant for another service"),
+        (lambda t: t.replace("v2.", "v1.", 1), "malformed"),
+        (lambda t: ".".join(t.split(".")[:5] + t.split(".")[6:]), "malformed"),
     ],
 )
 def test_bad_assertions_are_unauthorized(keys, mangle, message):
@@ -72,23 +109,23 @@ def test_bad_assertions_are_unauthorized(keys, mangle, message):
     signer = Signer.from_file("svc-b", keys / "svc-b.key", clock=clock)
     verifier = Verifier("svc-a", load_public_keys(keys / "public-keys.json"), clock=clock)
     with pytest.raises(UnauthorizedError, match=message):
-        verifier.verify(mangle(signer.token_for("svc-a")))
+        verifier.verify(mangle(signer.token_for("svc-a", "GET", "/p")), method="GET", path="/p")
 
 
 def test_expired_unknown_and_overlong_assertions_are_unauthorized(keys):
     clock = Clock()
     public = load_public_keys(keys / "public-keys.json")
-    token = Signer.from_file("svc-b", keys / "svc-b.key", clock=clock).token_for("svc-a")
+    token = Signer.from_file("svc-b", keys / "svc-b.key", clock=clock).token_for("svc-a", "GET", "/")
     verifier = Verifier("svc-a", public, clock=clock)
     clock.now += 3600
     with pytest.raises(UnauthorizedError, match="expired"):
-        verifier.verify(token)
+        verifier.verify(token, method="GET", path="/")
     stranger = Signer("mallory", Ed25519PrivateKey.generate(), clock=clock)
-    with pytest.raises(UnauthorizedError, match="unknown caller 'mallory'"):
-        verifier.verify(stranger.token_for("svc-a"))
+    with pytest.raises(UnauthorizedError, match="unknown caller"):
+        verifier.verify(stranger.token_for("svc-a", "GET", "/"), method="GET", path="/")
     greedy = Signer.from_file("svc-b", keys / "svc-b.key", clock=clock, lifetime=86_400)
     with pytest.raises(UnauthorizedError, match="longer than allowed"):
-        verifier.verify(greedy.token_for("svc-a"))
+        verifier.verify(greedy.token_for("svc-a", "GET", "/"), method="GET", path="/")
 
 
 def test_policy_paths():
@@ -120,7 +157,7 @@ def client(keys):
 
 
 def test_the_middleware_lets_allowed_callers_through(client, keys):
-    token = Signer.from_file("svc-b", keys / "svc-b.key").token_for("svc-a")
+    token = Signer.from_file("svc-b", keys / "svc-b.key").token_for("svc-a", "GET", "/whoami")
     response = client.get("/whoami", headers={IDENTITY_HEADER: token})
     assert response.status_code == 200
     assert response.json() == {"caller": "svc-b"}
@@ -130,11 +167,23 @@ def test_the_middleware_answers_401_without_identity_and_403_for_a_forbidden_cal
     anonymous = client.get("/whoami")
     assert anonymous.status_code == 401
     assert anonymous.headers["content-type"].startswith("application/problem+json")
-    token = Signer.from_file("svc-c", keys / "svc-c.key").token_for("svc-a")
+    token = Signer.from_file("svc-c", keys / "svc-c.key").token_for("svc-a", "GET", "/whoami")
     forbidden = client.get("/whoami", headers={IDENTITY_HEADER: token})
     assert forbidden.status_code == 403
     assert forbidden.headers["content-type"].startswith("application/problem+json")
-    assert "svc-c may not call svc-a" in forbidden.json()["detail"]
+    # the detail names no program (a customer may read it through the gateway)
+    assert forbidden.json()["detail"] == "GET /whoami is not open to this caller"
+
+
+def test_headers_that_disagree_with_the_assertion_are_unauthorized(client, keys):
+    """Regression (issue 18, defect 1): X-Caravan-Customer/Scopes were believed from the gateway."""
+    signer = Signer.from_file("gateway", keys / "gateway.key")
+    for extra in ({"x-caravan-customer": "mallory"}, {"x-caravan-scopes": "operator"}):
+        token = signer.token_for("svc-a", "GET", "/whoami", customer="acme")
+        assert client.get("/whoami", headers={IDENTITY_HEADER: token, **extra}).status_code == 401
+    token = signer.token_for("svc-a", "GET", "/whoami", customer="acme")
+    same = {IDENTITY_HEADER: token, "x-caravan-customer": "acme"}
+    assert client.get("/whoami", headers=same).status_code == 200
 
 
 def test_health_stays_open(client):
@@ -157,7 +206,8 @@ def test_create_app_enforces_identity_from_settings_and_signs_outgoing_calls(key
         headers = app.state.signer("svc-a", "GET", "/whoami")
         assert client.get("/whoami", headers=headers).json() == {"caller": "svc-b"}
         assert client.get("/health/ready").status_code == 200
-        assert client.get("/no/such/path", headers=headers).status_code == 404
+        elsewhere = app.state.signer("svc-a", "GET", "/no/such/path")
+        assert client.get("/no/such/path", headers=elsewhere).status_code == 404
 
 
 @pytest.mark.parametrize(
@@ -211,15 +261,21 @@ def test_a_method_the_caller_may_not_use_answers_405_where_the_route_lacks_it_an
         return "ok"
 
     app = create_app(settings, route_handlers=[whoami, change, readonly])
-    gateway = {IDENTITY_HEADER: Signer.from_file("gateway", keys / "gateway.key").token_for("svc-a")}
+    signer = Signer.from_file("gateway", keys / "gateway.key")
+
+    def gateway(method: str, path: str) -> dict[str, str]:
+        return signer.headers_for("svc-a", method, path)
+
     with TestClient(app) as client:
-        assert client.get("/whoami", headers=gateway).status_code == 200
+        assert client.get("/whoami", headers=gateway("GET", "/whoami")).status_code == 200
         # the route takes POST, the gateway may not use it: forbidden
-        assert client.post("/whoami", headers=gateway).status_code == 403
+        assert client.post("/whoami", headers=gateway("POST", "/whoami")).status_code == 403
         # no route takes PUT there: 405 with what the route does take, as without the policy
-        wrong = client.put("/whoami", headers=gateway)
+        wrong = client.put("/whoami", headers=gateway("PUT", "/whoami"))
         assert wrong.status_code == 405
         assert wrong.headers["content-type"].startswith("application/problem+json")
         assert set(wrong.headers["allow"].replace(" ", "").split(",")) >= {"GET", "POST"}
-        # a path the gateway may not use at all stays 403, whatever the method
-        assert client.put("/readonly", headers=gateway).status_code == 403
+        # regression (issue 18, defect 10): a path the gateway may not use at all answers 405 too
+        # for a method no route there takes (it was 403 naming the gateway and the service)
+        assert client.put("/readonly", headers=gateway("PUT", "/readonly")).status_code == 405
+        assert client.get("/readonly", headers=gateway("GET", "/readonly")).status_code == 403

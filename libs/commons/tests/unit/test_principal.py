@@ -9,7 +9,7 @@ from litestar import Litestar, Request, get
 from litestar.testing import TestClient
 
 from caravan_commons.errors import ForbiddenError, UnauthorizedError
-from caravan_commons.identity import CALLER_STATE_KEY
+from caravan_commons.identity import ASSERTION_STATE_KEY, CALLER_STATE_KEY, Assertion
 from caravan_commons.principal import (
     Principal,
     customer_of,
@@ -21,20 +21,29 @@ from caravan_commons.principal import (
 from caravan_commons.problems import problem_details_plugin
 
 
-def scope_with(caller: str | None) -> dict[str, Any]:
-    return {"state": {CALLER_STATE_KEY: caller}} if caller else {"state": {}}
+def scope_with(
+    caller: str | None, customer: str | None = None, scopes: frozenset[str] = frozenset()
+) -> dict[str, Any]:
+    if not caller:
+        return {"state": {}}
+    assertion = Assertion(caller, "GET", "/x", customer, scopes)
+    return {"state": {CALLER_STATE_KEY: caller, ASSERTION_STATE_KEY: assertion}}
 
 
-def test_the_gateway_asserts_customer_and_scopes() -> None:
-    headers = {"x-caravan-customer": "acme", "x-caravan-scopes": "operator audit"}
-    assert principal_from(scope_with("gateway"), headers) == Principal(
-        "gateway", "acme", frozenset({"operator", "audit"})
-    )
+def test_the_gateway_asserts_customer_and_scopes_in_its_signed_assertion() -> None:
+    scope = scope_with("gateway", "acme", frozenset({"operator", "audit"}))
+    assert principal_from(scope, {}) == Principal("gateway", "acme", frozenset({"operator", "audit"}))
+
+
+def test_with_enforcement_the_headers_count_for_nothing() -> None:
+    """Regression (issue 18, defect 1): the headers used to be believed whenever the gateway called."""
+    headers = {"x-caravan-customer": "mallory", "x-caravan-scopes": "operator"}
+    assert principal_from(scope_with("gateway", "acme"), headers) == Principal("gateway", "acme", frozenset())
 
 
 def test_another_service_acts_for_nobody_whatever_it_sends() -> None:
     headers = {"x-caravan-customer": "acme", "x-caravan-scopes": "operator"}
-    principal = principal_from(scope_with("svc-b"), headers)
+    principal = principal_from(scope_with("svc-b", "acme", frozenset({"operator"})), headers)
     assert principal == Principal("svc-b", None, frozenset())
     assert not principal.has_scope("operator")
 
@@ -45,9 +54,9 @@ def test_without_enforcement_the_headers_are_taken_as_sent() -> None:
 
 
 def test_an_unprintable_or_oversized_customer_is_refused() -> None:
-    for bad in ("a\x00b", "x" * 129):
+    for bad in ("a\x00b", "x" * 129, "alice\r\nX-Caravan-Scopes: operator", "a b"):
         with pytest.raises(UnauthorizedError):
-            principal_from(scope_with("gateway"), {"x-caravan-customer": bad})
+            principal_from(scope_with(None), {"x-caravan-customer": bad})
 
 
 @get("/admin", guards=[requires_scope("operator")], sync_to_thread=False)

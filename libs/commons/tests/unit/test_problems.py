@@ -252,3 +252,19 @@ def test_problem_responses_helper() -> None:
     assert set(specs) == {404, 409}
     assert all(spec.media_type == PROBLEM_MEDIA_TYPE for spec in specs.values())
     assert specs[409].description == "Conflict"
+
+
+@post("/nested", sync_to_thread=False)
+def nested(data: JSONBody[list[Any]]) -> int:
+    return len(data)
+
+
+@pytest.mark.parametrize("body", [b"[" * 100_000, b'{"a":' * 50_000 + b"1" + b"}" * 50_000])
+def test_a_deeply_nested_body_is_a_400_problem_not_a_500(body: bytes) -> None:
+    """Regression (issue 18, defect 4): it answered 500 and logged a RecursionError per request."""
+    app = create_app(ServiceSettings(service_name="svc-t"), route_handlers=[nested], tracing=False)
+    with TestClient(app) as client:
+        answer = client.post("/nested", content=body, headers={"content-type": "application/json"})
+    assert answer.status_code == 400
+    assert answer.headers["content-type"].startswith(PROBLEM_MEDIA_TYPE)
+    assert answer.json()["detail"] == "the request body is nested too deeply"

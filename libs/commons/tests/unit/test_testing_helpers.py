@@ -29,9 +29,9 @@ def test_runtime_access_reads_keys_and_signs_as_a_service(tmp_path: Path) -> Non
         "key-1",
         "key-2",
     )
-    headers = access.signed_as("svc-b", "svc-a")
+    headers = access.signed_as("svc-b", "svc-a", "GET", "/products?limit=2")
     verifier = Verifier.from_file("svc-a", tmp_path / "public-keys.json")
-    assert verifier.verify(next(iter(headers.values()))) == "svc-b"
+    assert verifier.verify(next(iter(headers.values())), method="GET", path="/products").caller == "svc-b"
 
 
 def test_fuzz_report_reads_the_summary() -> None:

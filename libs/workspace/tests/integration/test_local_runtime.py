@@ -92,7 +92,9 @@ def test_a_crashed_process_is_restarted_by_the_supervisor(provisioned):
 def test_invoke_down_drains_an_in_flight_request(provisioned, repo_root):
     port = read_ports(provisioned.state_dir)[stage1.PROBE]
     rt = LocalRuntime(provisioned)
-    headers = stage1._signer(rt, "svc-b").headers_for("svc-a")  # svc-b may call any svc-a path
+    headers = stage1._signer(rt, "svc-b").headers_for(
+        "svc-a", "GET", "/probe/slow"
+    )  # svc-b may call any svc-a path
     answer = {}
 
     def slow_call():

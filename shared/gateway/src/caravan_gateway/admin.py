@@ -4,6 +4,12 @@
 routed service (each service's ``/schema/openapi.json`` with its paths under the route prefix and
 its component names prefixed by the service name; services that cannot be reached are listed
 under ``x-caravan-unavailable``).
+
+The document describes what its reader can call: only the operations the foundation model lets the
+gateway reach (``gateway_policy``), and of those the ones marked ``x-caravan-scopes`` only for a
+reader whose credentials (API key or JWT, sent with the request for the document) hold those
+scopes. It declares the gateway's security schemes (``apiKey``: ``X-API-Key``; ``bearer``: an
+API key or a JWT as ``Authorization: Bearer``) and requires one of them on every operation.
 """
 
 from __future__ import annotations
@@ -17,6 +23,7 @@ import msgspec
 from prometheus_client import CollectorRegistry
 
 from caravan_commons.errors import ApplicationError
+from caravan_commons.identity import rule_matches
 from caravan_commons.metrics import render
 from caravan_gateway.headers import Headers
 
@@ -43,19 +50,60 @@ def _rewrite_refs(node: Any, prefix: str) -> Any:
     return node
 
 
-def merge_openapi(documents: dict[str, tuple[str, dict[str, Any]]], unavailable: list[str]) -> dict[str, Any]:
-    """``{service: (route prefix, its OpenAPI document)}`` → one document under the gateway."""
+SECURITY_SCHEMES = {
+    "apiKey": {"type": "apiKey", "in": "header", "name": "X-API-Key",
+               "description": "An API key (cvk_...), provisioned by the operator"},
+    "bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT",
+               "description": "A JWT (sub: the customer, scope: its scopes) or an API key as a bearer token"},
+}  # fmt: skip
+_HTTP_METHODS = ("get", "put", "post", "delete", "options", "head", "patch", "trace")
+_INTERNAL = ("/health", "/metrics", "/schema")
+
+
+def _visible(
+    rules: list[str] | None, method: str, path: str, operation: dict[str, Any], scopes: frozenset[str]
+) -> bool:
+    if any(path == p or path.startswith(p + "/") for p in _INTERNAL):
+        return False  # never routed by the gateway
+    if rules is not None and not any(rule_matches(rule, method, path) for rule in rules):
+        return False
+    return set(operation.get("x-caravan-scopes") or ()) <= scopes
+
+
+def merge_openapi(
+    documents: dict[str, tuple[str, dict[str, Any]]],
+    unavailable: list[str],
+    *,
+    policy: dict[str, list[str] | None] | None = None,
+    scopes: frozenset[str] = frozenset(),
+) -> dict[str, Any]:
+    """``{service: (route prefix, its OpenAPI document)}`` → one document under the gateway, holding
+    the operations the gateway may call (``policy``: service → rules; None: all) that a reader
+    with ``scopes`` may use."""
+    security = [{name: []} for name in SECURITY_SCHEMES]
     merged: dict[str, Any] = {
         "openapi": "3.1.0",
         "info": {"title": "Caravan API (through the gateway)", "version": "1"},
         "paths": {},
-        "components": {},
+        "components": {"securitySchemes": dict(SECURITY_SCHEMES)},
+        "security": security,
     }
     for service, (prefix, doc) in sorted(documents.items()):
         name_prefix = f"{service}_"
         doc = _rewrite_refs(doc, name_prefix)
+        rules = None if policy is None else policy.get(service, [])
         for path, item in (doc.get("paths") or {}).items():
-            merged["paths"][prefix + (path if path != "/" else "")] = item
+            kept = {
+                key: value
+                for key, value in item.items()
+                if key not in _HTTP_METHODS or _visible(rules, key.upper(), path, value, scopes)
+            }
+            if not any(key in _HTTP_METHODS for key in kept):
+                continue
+            for key in _HTTP_METHODS:
+                if key in kept:
+                    kept[key] = {**kept[key], "security": security}
+            merged["paths"][prefix + (path if path != "/" else "")] = kept
         for section, entries in (doc.get("components") or {}).items():
             target = merged["components"].setdefault(section, {})
             for name, value in entries.items():
@@ -71,10 +119,12 @@ class Admin:
     def __init__(self, gateway: Gateway, registry: CollectorRegistry) -> None:
         self.gateway = gateway
         self.registry = registry
-        self._openapi: tuple[float, bytes] | None = None
+        self._openapi: tuple[float, tuple[dict[str, Any], list[str]]] | None = None
         self._session: aiohttp.ClientSession | None = None
 
-    async def serve(self, path: str, method: bytes) -> tuple[int, Headers, bytes]:
+    async def serve(
+        self, path: str, method: bytes, headers: Headers | None = None
+    ) -> tuple[int, Headers, bytes]:
         if method not in (b"GET", b"HEAD"):
             return 405, [_JSON, (b"allow", b"GET, HEAD")], b'{"status":405,"title":"Method not allowed"}'
         if path == "/health/live":
@@ -84,7 +134,19 @@ class Admin:
         if path == "/metrics":
             body, content_type = render(self.registry)
             return 200, [(b"content-type", content_type.encode())], body
-        return 200, [_JSON], await self._openapi_document()
+        return 200, [_JSON], await self._openapi_document(self._reader_scopes(headers or []))
+
+    def _reader_scopes(self, headers: Headers) -> frozenset[str]:
+        """The scopes of the document's reader: none without (valid) credentials."""
+        from caravan_gateway.headers import get
+
+        authorization, api_key = get(headers, b"authorization"), get(headers, b"x-api-key")
+        if authorization is None and api_key is None:
+            return frozenset()
+        try:
+            return frozenset(self.gateway.auth.authenticate(authorization, api_key).scopes)
+        except ApplicationError:
+            return frozenset()
 
     async def _ready(self) -> tuple[int, Headers, bytes]:
         gw = self.gateway
@@ -100,10 +162,10 @@ class Admin:
         doc = {"status": "ok" if not missing else "degraded", "services_without_instances": missing}
         return 200, [_JSON], _encoder.encode(doc)
 
-    async def _openapi_document(self) -> bytes:
+    async def _openapi_document(self, scopes: frozenset[str]) -> bytes:
         now = time.monotonic()
         if self._openapi is not None and self._openapi[0] > now:
-            return self._openapi[1]
+            return self._render(self._openapi[1], scopes)
         if self._session is None:
             self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=3))
         gw = self.gateway
@@ -116,7 +178,11 @@ class Admin:
                 instances = [i for i in await gw.resolver.resolve(service) if i.healthy]
                 if not instances:
                     return None
-                headers = gw.signer.headers_for(service) if gw.signer is not None else {}
+                headers = (
+                    gw.signer.headers_for(service, "GET", "/schema/openapi.json")
+                    if gw.signer is not None
+                    else {}
+                )
                 assert self._session is not None
                 async with self._session.get(
                     f"{instances[0].base_url}/schema/openapi.json", headers=headers
@@ -131,10 +197,15 @@ class Admin:
         results = await asyncio.gather(*(fetch(s) for s in services))
         docs = {s: (prefixes[s], d) for s, d in zip(services, results, strict=True) if isinstance(d, dict)}
         unavailable = [s for s in services if s not in docs]
-        body = _encoder.encode(merge_openapi(docs, unavailable))
         # a document missing a service is served but not kept: the next request asks again
-        self._openapi = None if unavailable else (now + OPENAPI_CACHE_S, body)
-        return body
+        self._openapi = None if unavailable else (now + OPENAPI_CACHE_S, (docs, unavailable))
+        return self._render((docs, unavailable), scopes)
+
+    def _render(self, fetched: tuple[dict[str, Any], list[str]], scopes: frozenset[str]) -> bytes:
+        docs, unavailable = fetched
+        return _encoder.encode(
+            merge_openapi(docs, unavailable, policy=self.gateway.settings.gateway_policy, scopes=scopes)
+        )
 
     async def aclose(self) -> None:
         if self._session is not None:

@@ -12,7 +12,9 @@ byte by byte)::
 to the file with mode 0600 and returns the key, shown once. Any other bearer token is a JWT:
 verified with PyJWT against the configured key, only with the allowed algorithms, requiring
 ``exp`` (and ``iss``/``aud`` when configured); ``sub`` is the customer id and ``scope`` (space
-separated) or ``scopes`` (a list) the scopes. Verified tokens are remembered until they expire.
+separated) or ``scopes`` (a list) the scopes — both checked against strict patterns (a claim with
+a control character, a space in ``sub``, or anything but plain words is refused with 401).
+Verified tokens are remembered until they expire.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ import jwt
 import msgspec
 
 from caravan_commons.errors import UnauthorizedError
+from caravan_commons.identity import valid_customer, valid_scopes
 
 KEY_PREFIX = "cvk_"
 _BEARER = b"bearer "
@@ -67,11 +70,12 @@ def load_keys(path: Path) -> KeysFile:
 
 def add_key(path: Path, customer: str, scopes: Sequence[str] = ()) -> str:
     """Create an API key for ``customer``; store its hash (file mode 0600); return the key."""
-    if not customer or any(c in customer for c in "\r\n,") or len(customer) > 128:
-        raise AuthConfigError("customer must be 1-128 characters without commas or line breaks")
-    for scope in scopes:
-        if not scope or " " in scope:
-            raise AuthConfigError(f"scope {scope!r} must be a non-empty word")
+    if not valid_customer(customer):
+        raise AuthConfigError(
+            "customer must be 1-128 letters, digits or ._@:+- (starting with a letter or digit)"
+        )
+    if not valid_scopes(scopes):
+        raise AuthConfigError("scopes must be at most 16 words of letters, digits or ._:-")
     keys = load_keys(path)
     key = KEY_PREFIX + secrets.token_urlsafe(32)
     keys.keys.append(KeyEntry(hash=hash_key(key), customer=customer, scopes=list(scopes)))
@@ -179,8 +183,25 @@ class Authenticator:
             raise UnauthorizedError("the token's signing algorithm is not allowed") from None
         except jwt.PyJWTError as exc:
             raise UnauthorizedError(f"the token is not valid: {exc}") from None
-        scopes = claims.get("scopes") or str(claims.get("scope", "")).split()
-        principal = Principal(str(claims["sub"]), tuple(str(s) for s in scopes))
+        scope = claims.get("scope", "")
+        scopes: object = None
+        if claims.get("scopes"):
+            scopes = claims["scopes"]
+        elif isinstance(scope, str):
+            # RFC 8693: space-delimited; other whitespace stays inside a word and is refused below
+            scopes = scope.split(" ") if scope else []
+        subject = claims["sub"]
+        # every claim ends up in the signed assertion (and a header) of the upstream request:
+        # only plain words pass, so no CR/LF or other control character ever reaches a head
+        if not isinstance(subject, str) or not valid_customer(subject):
+            raise UnauthorizedError("the token's subject is not a valid customer id")
+        if (
+            not isinstance(scopes, list | tuple)
+            or not all(isinstance(x, str) for x in scopes)
+            or not valid_scopes(scopes)
+        ):
+            raise UnauthorizedError("the token's scopes are not valid")
+        principal = Principal(subject, tuple(scopes))
         if len(self._jwt_cache) >= self._cache_size:
             self._jwt_cache.clear()
         self._jwt_cache[token] = (float(claims["exp"]), principal)

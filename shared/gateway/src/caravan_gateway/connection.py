@@ -43,6 +43,9 @@ class ClientConnection(asyncio.Protocol):
         self._headers: Headers = []
         self._head_bytes = 0
         self._paused: set[str] = set()
+        self._target_too_long = False
+        self._discarding = False
+        self._head_timer: asyncio.TimerHandle | None = None
 
     # -- asyncio.Protocol -------------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -50,18 +53,28 @@ class ClientConnection(asyncio.Protocol):
         peer = transport.get_extra_info("peername")
         if peer:
             self.client_ip = str(peer[0]).encode()
+        if len(self.gateway.connections) >= self.gateway.settings.max_connections:
+            self.reject(503, b"the gateway holds as many connections as it may; retry later")
+            return
         self.gateway.connections.add(self)
+        self._start_head_timer()
 
     def data_received(self, data: bytes) -> None:
+        if self._discarding:  # refused; the caller's remaining bytes are read and dropped
+            return
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserUpgrade:
             self.reject(501, b"protocol upgrades (WebSocket) are not supported by the gateway")
         except httptools.HttpParserError:
-            self.reject(400, b"malformed HTTP request")
+            if self._target_too_long:
+                self.reject(414, b"the request target is longer than the gateway accepts", linger=True)
+            else:
+                self.reject(400, b"malformed HTTP request")
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
+        self._stop_head_timer()
         self.gateway.connections.discard(self)
         for exchange in (self.current, *self.queue):
             if exchange is not None:
@@ -83,10 +96,14 @@ class ClientConnection(asyncio.Protocol):
         self._url = b""
         self._headers = []
         self._head_bytes = 0
+        self._start_head_timer()
 
     def on_url(self, url: bytes) -> None:
         self._url += url
         self._head_bytes += len(url)
+        if len(self._url) > self.gateway.settings.max_target_bytes:
+            self._target_too_long = True
+            raise ValueError("request target too long")
 
     def on_header(self, name: bytes, value: bytes) -> None:
         self._head_bytes += len(name) + len(value)
@@ -95,6 +112,7 @@ class ClientConnection(asyncio.Protocol):
         self._headers.append((name.lower(), value))
 
     def on_headers_complete(self) -> None:
+        self._stop_head_timer()
         parser = self.parser
         exchange = Exchange(self, parser.get_method(), self._url, self._headers, parser.should_keep_alive(),
                             parser.get_http_version(), self.gateway.max_body)  # fmt: skip
@@ -116,6 +134,27 @@ class ClientConnection(asyncio.Protocol):
         exchange, self.parsing = self.parsing, None
         if exchange is not None:
             exchange.body_complete()
+
+    # -- the head timeout -------------------------------------------------------------------
+    def _start_head_timer(self) -> None:
+        """A request head must arrive whole within ``head_timeout_s`` of its first byte (or of
+        the connection, for the first one): a slow-loris client is answered 408 and closed."""
+        self._stop_head_timer()
+        if not self.closed:
+            self._head_timer = asyncio.get_running_loop().call_later(
+                self.gateway.settings.head_timeout_s, self._head_timed_out
+            )
+
+    def _stop_head_timer(self) -> None:
+        if self._head_timer is not None:
+            self._head_timer.cancel()
+            self._head_timer = None
+
+    def _head_timed_out(self) -> None:
+        self._head_timer = None
+        if self.closed or self.parsing is not None or self.current is not None:
+            return
+        self.reject(408, b"the request head did not arrive in time")
 
     # -- flow control -----------------------------------------------------------------------
     def pause_reading(self, reason: str) -> None:
@@ -189,8 +228,10 @@ class ClientConnection(asyncio.Protocol):
             self.resume_reading("queue")
             self.gateway.start(self.current)
 
-    def reject(self, status: int, detail: bytes) -> None:
-        """A request that cannot even be parsed: a plain problem answer, then close."""
+    def reject(self, status: int, detail: bytes, *, linger: bool = False) -> None:
+        """A request that cannot even be parsed: a plain problem answer, then close — or, with
+        ``linger``, half-close and drop what the caller is still sending for a while, so it gets
+        to read the answer instead of a connection reset."""
         body = b'{"type":"about:blank","title":"%b","status":%d,"detail":"%b"}' % (
             _PHRASES.get(status, b"Error"), status, detail,
         )  # fmt: skip
@@ -201,9 +242,16 @@ class ClientConnection(asyncio.Protocol):
         )  # fmt: skip
         if self.current is None or not self.current.committed:
             self.transport.write(head + body)
+        if linger and not self.closed and self.transport.can_write_eof():
+            self._discarding = True
+            self._stop_head_timer()
+            self.transport.write_eof()
+            asyncio.get_running_loop().call_later(LINGER_S, self.abort, True)
+            return
         self.abort(graceful=True)
 
     def abort(self, graceful: bool = False) -> None:
+        self._stop_head_timer()
         if not self.closed:
             self.closed = True
             if graceful:

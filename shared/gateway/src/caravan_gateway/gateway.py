@@ -25,12 +25,14 @@ from caravan_commons.deadline import parse_timeout_ms
 from caravan_commons.discovery import Balancer, Instance, Resolver
 from caravan_commons.errors import (
     ApplicationError,
+    ClientError,
     DeadlineExceededError,
     MethodNotAllowedError,
     NotFoundError,
     PayloadTooLargeError,
     ServerError,
     TooManyRequestsError,
+    UnauthorizedError,
     UpstreamUnavailableError,
 )
 from caravan_commons.metrics import UNMATCHED_ROUTE, HttpMetrics
@@ -44,7 +46,7 @@ from caravan_gateway.upstream import ConnectFailed, UpstreamPool
 if TYPE_CHECKING:
     from caravan_commons.identity import Signer
     from caravan_gateway.admin import Admin
-    from caravan_gateway.auth import Authenticator
+    from caravan_gateway.auth import Authenticator, Principal
     from caravan_gateway.limits import RateLimiter
     from caravan_gateway.routes import RouteTable
     from caravan_gateway.settings import GatewaySettings
@@ -56,6 +58,23 @@ _METHODS = {m: m.decode() for m in (b"GET", b"HEAD", b"POST", b"PUT", b"PATCH", 
 #: The methods the gateway forwards (a 405 names them in its Allow header); TRACE is refused at
 #: the edge, as hardening guides advise.
 FORWARDED_METHODS = tuple(_METHODS.values())
+#: Service paths the gateway never routes: health, metrics and schema belong to the runtime and the
+#: monitoring tier (the gateway publishes the one public document, ``/schema/openapi.json``).
+INTERNAL_PATHS = ("/health", "/metrics", "/schema")
+#: An encoded '/' would change a path's segments once decoded (routing sees one path, the service
+#: another): refused. Other encoded characters are a service's to judge against its document.
+_ENCODED_SEPARATORS = (b"%2f", b"%2F")
+#: How much of a path an answer or a log line may quote.
+QUOTE_LIMIT = 256
+
+
+def quoted(path: str) -> str:
+    """``path`` as an answer or a log line may carry it: bounded."""
+    return path if len(path) <= QUOTE_LIMIT else path[:QUOTE_LIMIT] + "…"
+
+
+def internal(upstream_path: str) -> bool:
+    return any(upstream_path == p or upstream_path.startswith(p + "/") for p in INTERNAL_PATHS)
 
 
 class _AttemptFailed(Exception):
@@ -74,6 +93,7 @@ class Gateway:
         authenticator: Authenticator,
         limiter: RateLimiter,
         metrics: HttpMetrics,
+        auth_failures: RateLimiter | None = None,
         signer: Signer | None = None,
         tracer: EdgeTracer | None = None,
     ) -> None:
@@ -82,6 +102,8 @@ class Gateway:
         self.resolver = resolver
         self.auth = authenticator
         self.limiter = limiter
+        #: failed authentications per client address (brute force): over it, 429 before checking
+        self.auth_failures = auth_failures
         self.metrics = metrics
         self.signer = signer
         self.tracer = tracer
@@ -127,13 +149,18 @@ class Gateway:
         raw_id = hdr.get(exchange.headers, b"x-request-id")
         exchange.request_id = raw_id if hdr.valid_request_id(raw_id) else b"%032x" % getrandbits(128)
         raw_path, _, query = exchange.url.partition(b"?")
-        path = unquote(raw_path.decode("latin-1"))
+        path = quoted(unquote(raw_path.decode("latin-1")))
         route = UNMATCHED_ROUTE
         span: EdgeSpan | None = None
         try:
+            hosts = sum(1 for name, _ in exchange.headers if name == b"host")
+            if hosts > 1 or (hosts == 0 and exchange.version != "1.0"):
+                raise ClientError("a request carries exactly one Host header (RFC 9112 §3.2)")
+            if any(sep in raw_path for sep in _ENCODED_SEPARATORS):
+                raise ClientError("a path may not carry an encoded '/' (%2F)")
             if self.admin is not None and path in self.admin.paths:
                 route = path
-                status, headers, body = await self.admin.serve(path, exchange.method)
+                status, headers, body = await self.admin.serve(path, exchange.method, exchange.headers)
                 conn.respond(exchange, status, headers, body)
                 return
             if exchange.method not in _METHODS:  # TRACE, CONNECT, ...: never forwarded
@@ -142,12 +169,10 @@ class Gateway:
                     allow=FORWARDED_METHODS,
                 )
             match = self.routes.match(path)
-            if match is None:
+            if match is None or internal(match.upstream_path):
                 raise NotFoundError(f"no route for {path}")
             route = match.prefix
-            principal = self.auth.authenticate(
-                hdr.get(exchange.headers, b"authorization"), hdr.get(exchange.headers, b"x-api-key")
-            )
+            principal = self._authenticate(exchange)
             wait = self.limiter.acquire(principal.customer)
             if wait:
                 raise TooManyRequestsError(f"{principal.customer} is over its request rate", retry_after=wait)
@@ -165,6 +190,7 @@ class Gateway:
             else:
                 upstream_path = quote(match.upstream_path).encode()
             target = upstream_path + (b"?" + query if query else b"")
+            signed_path = unquote(upstream_path.decode("latin-1"))
             extra: hdr.Headers = [(b"x-caravan-customer", principal.customer.encode())]
             if principal.scopes:
                 extra.append((b"x-caravan-scopes", " ".join(principal.scopes).encode()))
@@ -192,7 +218,7 @@ class Gateway:
             )
             try:
                 async with asyncio.timeout(timeout) as scope:
-                    await self.forward(exchange, match.service, target, base, scope)
+                    await self.forward(exchange, match.service, target, base, scope, (signed_path, principal))
             except TimeoutError:
                 raise DeadlineExceededError(
                     f"{match.service} did not answer within the deadline ({timeout:g}s)",
@@ -220,6 +246,25 @@ class Gateway:
             self.in_flight -= 1
             if self.in_flight == 0:
                 self.idle.set()
+
+    def _authenticate(self, exchange: Exchange) -> Principal:
+        """The caller's principal (401), after the failed attempts of its address are counted: an
+        address over its allowance of failures gets 429 before its credentials are looked at."""
+        limiter, address = self.auth_failures, exchange.conn.client_ip.decode("latin-1")
+        if limiter is not None:
+            wait = limiter.wait(address)
+            if wait:
+                raise TooManyRequestsError(
+                    "too many failed authentications from this address", retry_after=wait
+                )
+        try:
+            return self.auth.authenticate(
+                hdr.get(exchange.headers, b"authorization"), hdr.get(exchange.headers, b"x-api-key")
+            )
+        except UnauthorizedError:
+            if limiter is not None:
+                limiter.acquire(address)
+            raise
 
     @staticmethod
     def _access_log(exchange: Exchange, path: str, span: EdgeSpan | None) -> None:
@@ -258,7 +303,13 @@ class Gateway:
 
     # ------------------------------------------------------------------ forwarding
     async def forward(
-        self, exchange: Exchange, service: str, target: bytes, base: hdr.Headers, scope: asyncio.Timeout
+        self,
+        exchange: Exchange,
+        service: str,
+        target: bytes,
+        base: hdr.Headers,
+        scope: asyncio.Timeout,
+        signing: tuple[str, Principal] | None = None,
     ) -> None:
         breaker = self.circuit(service)
         budget = self.budget(service)
@@ -290,7 +341,7 @@ class Gateway:
             attempt += 1
             try:
                 instance = self.balancer.pick(service, await self.resolver.resolve(service), avoid=previous)
-                await self._attempt(exchange, instance, first_line, base, body, scope, loop)
+                await self._attempt(exchange, instance, first_line, base, body, scope, loop, signing)
             except _AttemptFailed as failed:
                 assert instance is not None
                 self.balancer.report_failure(instance)
@@ -332,6 +383,7 @@ class Gateway:
         body: bytes | None,
         scope: asyncio.Timeout,
         loop: asyncio.AbstractEventLoop,
+        signing: tuple[str, Principal] | None = None,
     ) -> None:
         when = scope.when()
         remaining = (when - loop.time()) if when is not None else self.settings.default_timeout_s
@@ -349,8 +401,14 @@ class Gateway:
         headers = list(base)
         headers.append((b"host", f"{instance.host}:{instance.port}".encode()))
         headers.append((b"x-request-timeout-ms", b"%d" % max(0, int(remaining * 1000))))
-        if self.signer is not None:
-            headers.append((b"x-caravan-identity", self.signer.token_for(instance.service).encode()))
+        if self.signer is not None and signing is not None:
+            # one assertion per attempt, bound to this request and the customer it acts for
+            path, principal = signing
+            token = self.signer.token_for(
+                instance.service, exchange.method.decode(), path,
+                customer=principal.customer, scopes=principal.scopes,
+            )  # fmt: skip
+            headers.append((b"x-caravan-identity", token.encode()))
         if exchange.too_large:
             up.pool.release(up)
             raise PayloadTooLargeError(f"the request body may be at most {self.max_body} bytes")

@@ -29,7 +29,9 @@ _CONSUMED = frozenset(
 )  # fmt: skip
 #: Answer headers the gateway sets itself (framing, and the request id it echoes once).
 _SET_ON_ANSWERS = frozenset({b"content-length", b"x-request-id"})
-_VALID_REQUEST_ID = re.compile(rb"[A-Za-z0-9._:@/+=-]{1,128}")
+#: A client's X-Request-Id is kept only when it looks like an id (a UUID, hex, a ULID...): letters,
+#: digits, '-' and '_', 8-64 of them; anything else is replaced by one of the gateway's own.
+_VALID_REQUEST_ID = re.compile(rb"[A-Za-z0-9_-]{8,64}")
 _TOKEN_SPLIT = re.compile(rb"\s*,\s*")
 
 

@@ -1,4 +1,5 @@
-"""Per-caller rate limiting: one token bucket per customer id."""
+"""Rate limiting: one token bucket per customer id, and one per client address for failed
+authentications."""
 
 from __future__ import annotations
 
@@ -40,6 +41,14 @@ class RateLimiter:
             return 0.0
         bucket[0] = tokens
         return (1.0 - tokens) / self.rate
+
+    def wait(self, caller: str) -> float:
+        """Like :meth:`acquire` without taking a token: 0.0 when ``caller`` has one left."""
+        bucket = self._buckets.get(caller)
+        if bucket is None:
+            return 0.0
+        tokens = min(self.burst, bucket[0] + (self._clock() - bucket[1]) * self.rate)
+        return 0.0 if tokens >= 1.0 else (1.0 - tokens) / self.rate
 
     def _evict_full(self, now: float) -> None:
         """Forget callers whose bucket has refilled completely (they are indistinguishable from new)."""

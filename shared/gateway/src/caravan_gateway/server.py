@@ -67,6 +67,7 @@ def build_gateway(
         resolver=resolver,
         authenticator=auth,
         limiter=RateLimiter(settings.rate_per_second, settings.rate_burst),
+        auth_failures=RateLimiter(settings.auth_failures_per_second, settings.auth_failures_burst),
         metrics=metrics,
         signer=signer,
         tracer=edge_tracer(settings, tracing),

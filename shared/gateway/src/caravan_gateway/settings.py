@@ -37,9 +37,24 @@ class GatewaySettings(ServiceSettings, frozen=True, kw_only=True):
     jwt_audience: str | None = None
     #: Largest request body accepted, in bytes (Content-Length and streamed bytes are both checked).
     max_body_bytes: Annotated[int, Meta(ge=0)] = 10 * 1024 * 1024
-    #: Per-caller token bucket: sustained requests per second and burst size.
-    rate_per_second: Annotated[float, Meta(gt=0)] = 1000.0
-    rate_burst: Annotated[int, Meta(ge=1)] = 2000
+    #: Per-customer token bucket: sustained requests per second and burst size. Sized from the
+    #: measured capacity (bench/e2e_orders.py: the whole system confirms 11-35 orders/s on two
+    #: cores): one customer may use about the system's order capacity, not a multiple of it.
+    rate_per_second: Annotated[float, Meta(gt=0)] = 50.0
+    rate_burst: Annotated[int, Meta(ge=1)] = 100
+    #: Failed authentications per client address: sustained per second and burst; over it, 429.
+    auth_failures_per_second: Annotated[float, Meta(gt=0)] = 1.0
+    auth_failures_burst: Annotated[int, Meta(ge=1)] = 30
+    #: Longest request target (path and query) in bytes; longer → 414.
+    max_target_bytes: Annotated[int, Meta(ge=64)] = 8192
+    #: How long a client may take to send a complete request head; then 408 and close.
+    head_timeout_s: Annotated[float, Meta(gt=0)] = 10.0
+    #: Most client connections held at once; one more is answered 503 and closed.
+    max_connections: Annotated[int, Meta(ge=1)] = 1024
+    #: What the foundation model lets the gateway call on each service (service → rules, see
+    #: ``caravan_commons.identity.rule_matches``; null: everything): the public OpenAPI document
+    #: lists only those operations. Unset: every operation of every service.
+    gateway_policy: dict[str, list[str] | None] | None = None
     #: Deadline of a request that brings none (X-Request-Timeout-Ms), and the most it may ask for.
     default_timeout_s: Annotated[float, Meta(gt=0)] = 30.0
     max_timeout_s: Annotated[float, Meta(gt=0)] = 120.0

@@ -32,8 +32,9 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def wait_for_port(port: int, proc: subprocess.Popen, what: str) -> None:
-    for _ in range(200):
+def wait_for_port(port: int, proc: subprocess.Popen, what: str, within: float = 60.0) -> None:
+    deadline = time.monotonic() + within  # a loaded machine may take a while to start a process
+    while time.monotonic() < deadline:
         if proc.poll() is not None:
             raise RuntimeError(
                 f"{what} exited with {proc.returncode}: {proc.stderr.read() if proc.stderr else ''}"
@@ -147,6 +148,9 @@ def start_gateway(state_dir: Path, jwt_keys) -> Iterator:
             "CARAVAN_TRACE_FILE": str(state_dir / "gateway.traces.jsonl"),
             "CARAVAN_LOG_FILE": str(state_dir / "gateway.log"),
             "CARAVAN_CIRCUIT_COOLDOWN_S": "1",
+            # the suites' own load stays far from the production defaults' concern
+            "CARAVAN_RATE_PER_SECOND": "100000",
+            "CARAVAN_RATE_BURST": "100000",
         })  # fmt: skip
         if upstreams is not None:
             env["CARAVAN_DISCOVERY_BACKEND"] = "static"
@@ -156,7 +160,12 @@ def start_gateway(state_dir: Path, jwt_keys) -> Iterator:
         proc = subprocess.Popen(
             [sys.executable, "-m", "caravan_gateway"], env=env, stderr=subprocess.PIPE, text=True
         )
-        wait_for_port(port, proc, "gateway")
+        try:
+            wait_for_port(port, proc, "gateway")
+        except RuntimeError:
+            proc.kill()  # never leave a gateway behind that the test could not use
+            proc.wait()
+            raise
         gw = Gateway(port, proc, key, state_dir, env)
         started.append(gw)
         return gw

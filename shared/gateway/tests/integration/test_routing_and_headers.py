@@ -124,7 +124,13 @@ def test_client_identity_and_customer_headers_are_replaced_by_the_gateways(
     assert seen["x-caravan-scopes"] == ["operator"]
     assert len(seen["x-caravan-identity"]) == 1
     verifier = Verifier.from_file("svc-a", state_dir / "identities" / "public-keys.json")
-    assert verifier.verify(seen["x-caravan-identity"][0]) == "gateway"
+    assertion = verifier.verify(seen["x-caravan-identity"][0], method="GET", path="/echo")
+    # the customer and scopes are signed into the assertion of this one request (issue 18)
+    assert (assertion.caller, assertion.customer, assertion.scopes) == (
+        "gateway",
+        "acme",
+        frozenset({"operator"}),
+    )
 
 
 def test_upstream_hop_by_hop_answer_headers_do_not_reach_the_caller(start_gateway, upstreams):

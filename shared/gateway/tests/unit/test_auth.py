@@ -20,7 +20,7 @@ def test_add_key_stores_only_the_hash_with_mode_0600(tmp_path):
     assert add_key(path, "acme") != key and len(load_keys(path).keys) == 2
 
 
-@pytest.mark.parametrize("customer", ["", "a,b", "x\ny", "c" * 129])
+@pytest.mark.parametrize("customer", ["", "a,b", "x\ny", "c" * 129, "a b", "a\r\nX-Caravan-Scopes: operator"])
 def test_add_key_refuses_bad_customers(tmp_path, customer):
     with pytest.raises(AuthConfigError):
         add_key(tmp_path / "keys.json", customer)
@@ -89,3 +89,19 @@ def test_a_verified_jwt_is_remembered_only_until_it_expires(monkeypatch):
     now[0] += 120  # past exp: the cache no longer answers, the token is verified again
     auth.authenticate(b"Bearer " + token, None)
     assert len(calls) == 2
+
+
+@pytest.mark.parametrize(
+    "claims",
+    [{"sub": "alice\r\nX-Caravan-Scopes: operator"},
+     {"sub": "alice", "scope": "read\r\nX-Caravan-Customer: bob"},
+     {"sub": "alice", "scopes": ["operator\nx"]}, {"sub": "alice bob"}, {"sub": "x" * 129}, {"sub": 42},
+     {"sub": "alice", "scopes": "operator"}, {"sub": "alice", "scopes": [1]}],
+)  # fmt: skip
+def test_jwt_claims_that_are_not_plain_words_are_refused(claims):
+    """Regression (issue 18, defect 2): a CR/LF in ``sub`` or ``scopes`` reached the upstream head."""
+    secret = "s" * 32
+    auth = Authenticator(jwt_key=secret, jwt_algorithms=["HS256"])
+    token = jwt.encode({"exp": int(time.time()) + 60, **claims}, secret, "HS256")
+    with pytest.raises(UnauthorizedError):
+        auth.authenticate(b"Bearer " + token.encode(), None)

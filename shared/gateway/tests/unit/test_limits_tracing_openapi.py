@@ -1,5 +1,6 @@
 import re
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from opentelemetry.sdk.trace import TracerProvider
@@ -67,8 +68,45 @@ def test_openapi_documents_merge_under_their_prefixes_with_prefixed_components()
         "components": {"responses": {"Ok": {"description": "ok"}}, "schemas": {"Item": {"type": "object"}}},
     }
     merged = merge_openapi({"svc-a": ("/api/svc-a", doc)}, ["svc-b"])
-    assert set(merged["paths"]) == {"/api/svc-a/items", "/api/svc-a"}
+    assert set(merged["paths"]) == {"/api/svc-a/items"}  # a path without operations is left out
     ref = merged["paths"]["/api/svc-a/items"]["get"]["responses"]["200"]["$ref"]
     assert ref == "#/components/responses/svc-a_Ok"
     assert set(merged["components"]["schemas"]) == {"svc-a_Item"}
     assert merged["x-caravan-unavailable"] == ["svc-b"]
+
+
+def test_the_public_document_holds_what_its_reader_can_call_and_declares_the_schemes():
+    """Regression (issue 18, defect 10): every operation was listed, with no security scheme."""
+    ok = {"responses": {"200": {"description": "ok"}}}
+    operator = {**ok, "x-caravan-scopes": ["operator"]}
+    doc = {"paths": {"/products": {"get": ok, "post": operator}, "/reservations": {"get": ok, "post": ok},
+                     "/metrics": {"get": ok}, "/health/ready": {"get": ok}}}  # fmt: skip
+    policy = {"svc-a": ["/products", "GET,HEAD /reservations"]}
+    customer = merge_openapi({"svc-a": ("/api/svc-a", doc)}, [], policy=policy)
+    assert {p: sorted(k for k in i if k != "parameters") for p, i in customer["paths"].items()} == {
+        "/api/svc-a/products": ["get"], "/api/svc-a/reservations": ["get"],
+    }  # fmt: skip
+    as_operator = merge_openapi(
+        {"svc-a": ("/api/svc-a", doc)}, [], policy=policy, scopes=frozenset({"operator"})
+    )
+    assert sorted(as_operator["paths"]["/api/svc-a/products"]) == ["get", "post"]
+    assert set(customer["components"]["securitySchemes"]) == {"apiKey", "bearer"}
+    assert customer["security"] == [{"apiKey": []}, {"bearer": []}]
+    assert customer["paths"]["/api/svc-a/products"]["get"]["security"] == customer["security"]
+    closed = {"svc-b": ("/api/svc-b", {"paths": {"/orders": {"get": ok}}})}
+    assert "/api/svc-b/orders" not in merge_openapi(closed, [],
+                                                    policy={})["paths"]  # fmt: skip
+
+
+def test_failed_attempts_are_counted_without_taking_a_token_to_look():
+    from caravan_gateway.limits import RateLimiter
+
+    now = [0.0]
+    limiter = RateLimiter(1.0, 2, clock=lambda: now[0])
+    assert limiter.wait("10.0.0.1") == 0.0
+    limiter.acquire("10.0.0.1")
+    limiter.acquire("10.0.0.1")
+    assert limiter.wait("10.0.0.1") == pytest.approx(1.0)
+    assert limiter.wait("10.0.0.1") == pytest.approx(1.0)  # looking takes nothing
+    now[0] += 1.0
+    assert limiter.wait("10.0.0.1") == 0.0

@@ -1,5 +1,7 @@
 """``/reservations``: stock held for an order. The security groups let only svc-b create, commit or
-release them (the gateway may read them); the handlers need not check the caller again.
+release them (the gateway may read them). A reservation belongs to svc-b's order, not to a
+customer: through the gateway only the operator may read one (a customer gets 403 whether it
+exists or not, and sees its order through svc-b instead).
 
 ``POST /reservations`` answers 201 when it created the reservation and 200 when the order already
 had one with the same lines (whatever its status); an ``Idempotency-Key`` is optional and, when
@@ -13,8 +15,9 @@ from litestar import Controller, Request, Response, get, post
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import JSONBody
 
+from caravan_commons.errors import ForbiddenError
 from caravan_commons.idempotency import fingerprint, require_key
-from caravan_commons.principal import principal_of
+from caravan_commons.principal import OPERATOR, principal_of
 from caravan_commons.problems import problem_responses
 from caravan_commons.schemas import encode
 from svc_a.api.deps import CatalogDep, UnitOfWork, strict_body
@@ -28,6 +31,17 @@ JSON = "application/json"
 
 def _answer(reservation: Reservation, created: bool) -> Response[ReservationOut]:
     return Response(content=ReservationOut.of(reservation), status_code=201 if created else 200)
+
+
+def not_for_customers(connection: Request, _handler: object) -> None:
+    """A Litestar guard: a request acting for a customer needs the operator scope (403 before any
+    lookup, so a customer learns nothing about which reservations exist)."""
+    principal = principal_of(connection)
+    if principal.customer is not None and not principal.has_scope(OPERATOR):
+        raise ForbiddenError("reservations are open to operators only; read your order instead")
+
+
+not_for_customers.caravan_scope = OPERATOR  # type: ignore[attr-defined]  # the public document marks it
 
 
 class ReservationController(Controller):
@@ -79,7 +93,12 @@ class ReservationController(Controller):
             await uow.commit()
         return answer
 
-    @get("/{order_id:str}", summary="An order's reservation", responses=problem_responses(404))
+    @get(
+        "/{order_id:str}",
+        summary="An order's reservation (operators and svc-b)",
+        guards=[not_for_customers],
+        responses=problem_responses(403, 404),
+    )
     async def get_reservation(self, uow: UnitOfWork, order_id: OrderIdPath) -> ReservationOut:
         return ReservationOut.of(await handlers.get_reservation(order_id, uow))
 

@@ -210,3 +210,13 @@ def test_reservations_past_their_expiry_show_in_the_metrics_until_swept(
     while _metric(client, "reservations_held_past_ttl") != 1 and time.monotonic() < deadline:
         time.sleep(0.05)
     assert _metric(client, "reservations_held_past_ttl") == 1
+
+
+def test_a_customer_reads_no_reservation_and_learns_not_whether_it_exists(shop: TestClient[Any]) -> None:
+    """Regression (issue 18, defect 3): a customer read any reservation, and 404 told it which exist."""
+    assert shop.post("/reservations", json=ORDER).status_code == 201
+    for order_id in ("o-1", "o-missing"):
+        answer = shop.get(f"/reservations/{order_id}", headers={"X-Caravan-Customer": "demo-2"})
+        assert_problem(answer, 403, "forbidden")
+    operator = {"X-Caravan-Customer": "ops", "X-Caravan-Scopes": "operator"}
+    assert shop.get("/reservations/o-1", headers=operator).status_code == 200

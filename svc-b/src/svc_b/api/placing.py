@@ -1,7 +1,9 @@
 """``POST /orders`` behind its Idempotency-Key: the saga runs once per (customer, key).
 
-- The order id is derived from the customer and the key (a UUID5), so a retry can never place a
-  second order: at worst it finds the first one.
+- The order id is derived from the customer and the key with HMAC-SHA256 under svc-b's secret
+  (provisioned into a 0600 file, ``CARAVAN_SECRET_KEY_FILE``), so a retry can never place a
+  second order — at worst it finds the first one — and nobody without the secret can compute
+  another customer's order ids.
 - While a request with a key is being processed, another with the same key is refused (409):
   in this process by a registry of keys in flight; across instances by the order row itself
   (inserting the same order id twice fails; a young order whose last saga step is a call without
@@ -21,6 +23,9 @@ stored answer is written in a transaction of its own after the saga — safe, be
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+import secrets
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -43,13 +48,13 @@ from svc_b.domain.model import Order
 from svc_b.infrastructure.db.unit_of_work import write_transaction
 from svc_b.service_layer.saga import LineRequest, PlaceOrder, Saga
 
-#: Namespace of order ids derived from (customer, Idempotency-Key).
-ORDER_NAMESPACE = uuid.UUID("6f1c1f52-8a0e-4c59-9d55-5b3c0f4e2a71")
 PATH = "/orders"
 
 
-def order_id_for(customer: str, key: str) -> str:
-    return str(uuid.uuid5(ORDER_NAMESPACE, f"{customer}\n{key}"))
+def order_id_for(customer: str, key: str, secret: bytes) -> str:
+    """The order id of (customer, Idempotency-Key): a UUID made of HMAC-SHA256 under ``secret``."""
+    digest = hmac.new(secret, f"{customer}\n{key}".encode(), hashlib.sha256).digest()
+    return str(uuid.UUID(bytes=digest[:16], version=4))
 
 
 def location_of(order: Order) -> str:
@@ -60,7 +65,8 @@ def location_of(order: Order) -> str:
 def same_request(order: Order, request: PlaceOrderIn) -> bool:
     placed = [(line.sku, line.quantity) for line in order.lines]
     asked = [(line.sku, line.quantity) for line in request.lines]
-    return placed == asked and order.card_token == request.payment.card_token
+    # once authorised the order keeps no card token: the lines must match then
+    return placed == asked and order.card_token in (None, request.payment.card_token)
 
 
 class _NoStoredAnswer(Exception):
@@ -75,6 +81,9 @@ class OrderDesk:
     #: how long after placing an unfinished order may still belong to a running request
     in_flight_for: timedelta = timedelta(seconds=30)
     in_flight: set[str] = field(default_factory=set)
+    #: the key order ids are derived with (random when none is provisioned: ids are then stable
+    #: only within this process)
+    id_secret: bytes = field(default_factory=lambda: secrets.token_bytes(32))
 
     async def place(self, *, customer: str, key: str, body: bytes, request: PlaceOrderIn) -> Response[Any]:
         fp = fingerprint("POST", PATH, body)
@@ -86,7 +95,7 @@ class OrderDesk:
             stored = await self._stored_answer(key, fp, customer)
             if stored is not None:
                 return stored.to_response()
-            order_id = order_id_for(customer, key)
+            order_id = order_id_for(customer, key, self.id_secret)
             order = await self.saga.order(order_id)
             if order is None:
                 order = await self.saga.place(

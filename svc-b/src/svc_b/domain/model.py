@@ -128,7 +128,8 @@ class Order:
         self.payment = payment
         self.authorization_id = authorization_id
         self.cancel_reason = cancel_reason
-        self.card_token = card_token  # the payment method, kept so recovery can still authorise
+        #: the payment method, kept only until the payment is authorised (recovery may still need it)
+        self.card_token = card_token
         self.placed_at = placed_at
         self.version = version  # optimistic concurrency: the stored version this object was read at
         self.events: list[events.Event] = []
@@ -186,6 +187,7 @@ class Order:
             raise InvalidOrder("an authorisation needs an id")
         self.status, self.payment = OrderStatus.PAYMENT_AUTHORIZED, PaymentState.AUTHORIZED
         self.authorization_id = authorization_id
+        self.card_token = None  # authorised: the card token is not needed any more
         self.events.append(events.PaymentAuthorized(self.id, authorization_id))
 
     def commit_stock(self) -> None:
@@ -259,4 +261,5 @@ class Order:
             "complete the cancellation",
         )
         self.status = OrderStatus.CANCELLED
+        self.card_token = None
         self.events.append(events.OrderCancelled(self.id, self.cancel_reason or ""))

@@ -219,3 +219,18 @@ async def test_pages_of_a_customer_are_newest_first_and_resume_after_a_cursor(
             assert last.placed_at is not None
             after = (last.placed_at, last.id)
     assert seen == expected
+
+
+async def test_an_authorised_order_is_stored_without_its_card_token(db: Database, new_id: IdMaker) -> None:
+    """Regression (issue 18, defect 9): svc-b kept the card token after authorisation."""
+    order = Order.place(new_id(), "c-1", [OrderLine("A", 1, Money(5, "EUR"))], card_token="tok_approve")
+    await save(db, order, T0)
+    async with PiccoloUnitOfWork(db) as uow:
+        loaded = await uow.orders.get(order.id)
+        assert loaded is not None
+        loaded.reserve_stock()
+        loaded.authorize_payment("auth-1")
+        await uow.commit()
+    async with PiccoloUnitOfWork(db) as uow:
+        stored = await uow.orders.get(order.id)
+    assert stored is not None and stored.card_token is None

@@ -150,3 +150,16 @@ def test_cancel_of_a_confirmed_order_refunds_and_releases() -> None:
     )
     with pytest.raises(IllegalTransition):
         order.cancel()  # cancelled is final
+
+
+def test_the_card_token_is_kept_only_until_the_payment_is_authorised() -> None:
+    """Regression (issue 18, defect 9): the card token stayed with the order after authorisation."""
+    order = Order.place("o-1", "c-1", [line()], card_token="tok_approve")
+    order.reserve_stock()
+    assert order.card_token == "tok_approve"  # recovery may still need it to authorise
+    order.authorize_payment("auth-1")
+    assert order.card_token is None
+    declined = Order.place("o-2", "c-1", [line()], card_token="tok_decline")
+    declined.fail(CancelReason.PAYMENT_DECLINED)
+    declined.complete_cancellation()
+    assert declined.card_token is None

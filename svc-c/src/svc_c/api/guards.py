@@ -17,3 +17,6 @@ def operators_or_services(connection: Any, _handler: Any) -> None:
     if principal.caller is not None and principal.caller != GATEWAY:
         return  # a service verified by the identity middleware (security groups let only svc-b here)
     raise ForbiddenError("payments are read by operators (the 'operator' scope) or by services directly")
+
+
+operators_or_services.caravan_scope = OPERATOR  # type: ignore[attr-defined]  # the public document marks it

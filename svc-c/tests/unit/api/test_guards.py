@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from caravan_commons.errors import ForbiddenError
-from caravan_commons.identity import CALLER_STATE_KEY
+from caravan_commons.identity import ASSERTION_STATE_KEY, CALLER_STATE_KEY, Assertion
 from svc_c.api.guards import operators_or_services
 
 
@@ -19,7 +19,14 @@ class Connection:
 
     @property
     def scope(self) -> dict[str, Any]:
-        return {"state": {CALLER_STATE_KEY: self.caller}} if self.caller else {"state": {}}
+        """As the identity middleware leaves it: the verified assertion (the customer and scopes
+        signed into it; here, those of the headers)."""
+        if not self.caller:
+            return {"state": {}}
+        customer = self.headers.get("x-caravan-customer")
+        scopes = frozenset(self.headers.get("x-caravan-scopes", "").split())
+        assertion = Assertion(self.caller, "GET", "/payments/p-1", customer, scopes)
+        return {"state": {CALLER_STATE_KEY: self.caller, ASSERTION_STATE_KEY: assertion}}
 
 
 @pytest.mark.parametrize(

@@ -72,6 +72,20 @@ def url(rt: LocalRuntime) -> str:
     return f"http://{rt.foundation.host}:{rt.ports.port_for(PROGRAM, MEMBER)}"
 
 
+#: Gateway settings a workspace may set through ``CARAVAN_GATEWAY_<NAME>`` (else the defaults).
+RATE_SETTINGS = ("RATE_PER_SECOND", "RATE_BURST")
+
+
+def policy(rt: LocalRuntime) -> dict[str, list[str] | None]:
+    """What the foundation model lets the gateway call on each routed service (its public OpenAPI
+    document lists only that)."""
+    out: dict[str, list[str] | None] = {}
+    for service in sorted(set(routes(rt).values())):
+        rules = rt.foundation.callers_of(service).get(MEMBER, ())
+        out[service] = None if rules is None else list(rules)
+    return out
+
+
 def program(rt: LocalRuntime, python: Path) -> Program:
     port = rt.ports.port_for(PROGRAM, MEMBER)
     env = {
@@ -80,13 +94,17 @@ def program(rt: LocalRuntime, python: Path) -> Program:
         "CARAVAN_PORT": str(port),
         "CARAVAN_INSTANCE_ID": PROGRAM,
         "CARAVAN_GATEWAY_ROUTES": json.dumps(routes(rt), sort_keys=True),
+        "CARAVAN_GATEWAY_POLICY": json.dumps(policy(rt), sort_keys=True),
         "CARAVAN_IDENTITY_KEY_FILE": str(rt.identity_dir / f"{MEMBER}.key"),
         "CARAVAN_API_KEYS_FILE": str(gateway_dir(rt) / "api-keys.json"),
         "CARAVAN_TRACE_FILE": str(rt.ctx.state_dir / "traces" / f"{PROGRAM}.jsonl"),
         "CARAVAN_ACCESS_LOG": "true",
         "PYTHONUNBUFFERED": "1",
         **rt.discovery_env(),
-    }
+        # the per-customer rate, when the workspace says (e.g. a suite measuring capacity)
+        **{f"CARAVAN_{name}": os.environ[f"CARAVAN_GATEWAY_{name}"] for name in RATE_SETTINGS
+           if f"CARAVAN_GATEWAY_{name}" in os.environ},
+    }  # fmt: skip
     return Program(
         name=PROGRAM, member=MEMBER, kind="gateway", command=(str(python), "-m", "caravan_gateway"),
         port=port, ready_path="/health/ready", metrics_path="/metrics", env=env, stopwaitsecs=20,

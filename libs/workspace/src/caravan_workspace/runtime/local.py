@@ -165,6 +165,7 @@ class LocalRuntime:
             "CARAVAN_IDENTITY_NAME": member,
             "CARAVAN_IDENTITY_KEY_FILE": str(self.identity_dir / f"{member}.key"),
             "CARAVAN_PUBLIC_KEYS_FILE": str(self.identity_dir / PUBLIC_KEYS_FILE),
+            "CARAVAN_SECRET_KEY_FILE": str(self.identity_dir / f"{member}.secret"),
             "CARAVAN_ALLOWED_CALLERS": json.dumps(
                 {k: list(v) if v else None for k, v in sorted(callers.items())}
             ),
@@ -234,7 +235,8 @@ class LocalRuntime:
         if module is None:
             return False
         if database_url is None:
-            (self.ctx.state_dir / "data").mkdir(parents=True, exist_ok=True)
+            (self.ctx.state_dir / "data").mkdir(mode=0o700, parents=True, exist_ok=True)
+            (self.ctx.state_dir / "data").chmod(0o700)
             database_url = self.database_url(service)
         self.ctx.progress(f"applying the migrations of {service.name}")
         done = subprocess.run(
@@ -245,6 +247,7 @@ class LocalRuntime:
             text=True,
             check=False,
             timeout=600,
+            umask=0o077,  # a SQLite database it creates is the service's alone (0600)
         )
         if done.returncode != 0:
             last = ((done.stderr or done.stdout).strip().splitlines() or ["failed"])[-1]
@@ -398,8 +401,9 @@ class LocalRuntime:
         for p in programs:
             if p.port:
                 check_collision(p.name, p.port, ours)
-        (self.ctx.state_dir / "data").mkdir(parents=True, exist_ok=True)
-        (self.ctx.state_dir / "traces").mkdir(parents=True, exist_ok=True)
+        for folder in ("data", "traces"):  # databases and span files: private to the workspace
+            (self.ctx.state_dir / folder).mkdir(mode=0o700, parents=True, exist_ok=True)
+            (self.ctx.state_dir / folder).chmod(0o700)
         self.record_programs(programs)
         changed = []
         for p in programs:

@@ -157,7 +157,7 @@ class Supervisor:
                 f"identifier={self.name}",
                 "nodaemon=false",
                 "minfds=1024",
-                "umask=022",
+                "umask=077",  # databases, span files and logs: 0600 in 0700 folders
                 "",
                 "[rpcinterface:supervisor]",
                 "supervisor.rpcinterface_factory = supervisor.rpcinterface:make_main_rpcinterface",

@@ -138,11 +138,11 @@ def check_enforcement(rt: LocalRuntime, target: str, port: int, path: str) -> li
     forbidden = next((c for c in sorted(rt.known_identities()) if c not in callers and c != target), None)
     problems = []
     if allowed is not None:
-        status = http_status(port, path, headers=_signer(rt, allowed).headers_for(target))
+        status = http_status(port, path, headers=_signer(rt, allowed).headers_for(target, "GET", path))
         if status in (0, 401, 403) or status >= 500:
             problems.append(f"{allowed} → {target} (allowed) got {status or 'no answer'}")
     if forbidden is not None:
-        status = http_status(port, path, headers=_signer(rt, forbidden).headers_for(target))
+        status = http_status(port, path, headers=_signer(rt, forbidden).headers_for(target, "GET", path))
         if status != 403:
             problems.append(f"{forbidden} → {target} (forbidden) got {status or 'no answer'}, not 403")
     status = http_status(port, path)

@@ -19,6 +19,7 @@ def order_values(order: Order, now: datetime) -> dict[Any, Any]:
         OrderRow.payment: order.payment.value,
         OrderRow.authorization_id: order.authorization_id,
         OrderRow.cancel_reason: order.cancel_reason,
+        OrderRow.card_token: order.card_token,
         OrderRow.updated_at: now,
     }
 
