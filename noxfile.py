@@ -83,8 +83,13 @@ def integration(session: nox.Session) -> None:
         session.skip("no cross-service tests under tests/ yet")
     session.install("-e", "libs/workspace", "pytest", "hypothesis", "httpx", "asyncpg", "schemathesis>=4.0")
     session.run(
-        "pytest", "tests", "-q", "-rs",
-        "--ignore=tests/console", "--ignore=tests/docker", "--ignore=tests/security",
+        "pytest",
+        "tests",
+        "-q",
+        "-rs",
+        "--ignore=tests/console",
+        "--ignore=tests/docker",
+        "--ignore=tests/security",
         *session.posargs,
     )
 

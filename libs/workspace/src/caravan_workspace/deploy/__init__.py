@@ -44,5 +44,7 @@ def prepare(root: Path, env_name: str, folder: Path) -> tuple[Deployment, Enviro
     deploy never ships files the user has not seen)."""
     stale = [p for p in render.drift(root) if p.startswith(str(folder))]
     if stale:
-        raise DeployError(f"the rendered files are stale ({stale[0]}): run `invoke render` and review the diff")
+        raise DeployError(
+            f"the rendered files are stale ({stale[0]}): run `invoke render` and review the diff"
+        )
     return load_deployment(root), load_environment(root, env_name)
