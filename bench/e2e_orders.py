@@ -11,6 +11,10 @@ it), then:
   counted in svc-b's database afterwards (an answer is not a confirmation);
 - half load: the same at about half the saturation rate (each wrk connection waits between its
   requests), reporting p50 and p99 latency;
+- per order and per service (svc-a, svc-b, svc-c), over the saturation run: SQL statements and
+  commits, counted by commons' database engines (``caravan_db_statements_total`` /
+  ``caravan_db_commits_total`` on each service's ``/metrics``; transaction control — BEGIN,
+  COMMIT, ROLLBACK — is not a statement), and CPU milliseconds (the process's user + system time);
 - baseline, measured in the same run: a hello-world Litestar app on the same ASGI server (granian),
   ``wrk -t1 -c32`` (bench/commons_stack.py's "bare" variant). Orders per second are reported as a
   share of its requests per second, since absolute figures on these machines are noisy.
@@ -21,6 +25,7 @@ Prints a table and writes bench/results/e2e_orders-<database>.json (sqlite, or p
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import platform
@@ -35,6 +40,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT / "tests"), str(ROOT / "bench")]
 
+import psutil  # noqa: E402
 from commons_stack import _ms, measure  # noqa: E402
 from reconcile import fetch  # noqa: E402
 from system import System, bring_up, tear_down  # noqa: E402
@@ -93,14 +99,85 @@ def confirmed_count(system: System, sku: str) -> int:
     return int(rows[0]["n"])
 
 
+SERVICES = ("svc-a", "svc-b", "svc-c")
+COUNTERS = {"statements": "caravan_db_statements_total", "commits": "caravan_db_commits_total"}
+
+
+def service_counters(system: System) -> dict[str, dict[str, float]]:
+    """Per service: its database counters (from /metrics; absent with a commons without them)
+    and its process's CPU seconds so far."""
+    ports = system.runtime.metrics_ports()
+    out: dict[str, dict[str, float]] = {}
+    for service in SERVICES:
+        program = f"{service}-1"
+        values: dict[str, float] = {}
+        status = system.runtime.supervisor.program(program)
+        if status is not None and status.pid:
+            with contextlib.suppress(psutil.Error):
+                times = psutil.Process(status.pid).cpu_times()
+                values["cpu_s"] = times.user + times.system
+        with contextlib.suppress(Exception):
+            text = system.http.get(f"http://127.0.0.1:{ports[program]}/metrics", timeout=5).text
+            for name, metric in COUNTERS.items():
+                found = re.search(rf"^{metric} ([\d.e+]+)$", text, re.M)
+                if found:
+                    values[name] = float(found.group(1))
+        out[service] = values
+    return out
+
+
+def per_order(before: dict, after: dict, orders: int) -> dict[str, dict[str, float | None]]:
+    result: dict[str, dict[str, float | None]] = {}
+    for service in SERVICES:
+        row: dict[str, float | None] = {}
+        for name in ("statements", "commits", "cpu_s"):
+            a, b = after[service].get(name), before[service].get(name)
+            row[name] = None if a is None or b is None or not orders else (a - b) / orders
+        result[service] = row
+    return result
+
+
 def run_load(system: System, duration: int, connections: int, delay_ms: int, workdir: Path) -> dict:
     sku = system.new_product(stock=10_000_000, price=500)
+    before = service_counters(system)
     started = time.monotonic()
     result = wrk_orders(system, sku, duration, connections, delay_ms, workdir)
     elapsed = time.monotonic() - started
     time.sleep(1.0)  # let the last sagas finish
-    result["confirmed_per_s"] = confirmed_count(system, sku) / elapsed
+    confirmed = confirmed_count(system, sku)
+    result["confirmed_per_s"] = confirmed / elapsed
+    result["per_order"] = per_order(before, service_counters(system), confirmed)
     return result
+
+
+def fmt(value: float | None, scale: float = 1.0, digits: int = 1) -> str:
+    return "n/a" if value is None else f"{value * scale:.{digits}f}"
+
+
+def print_table(hello: dict, saturation: dict, half: dict) -> float:
+    share = saturation["confirmed_per_s"] / hello["rps"]
+    rows = [
+        ("hello-world Litestar (granian), requests/s", f"{hello['rps']:.0f}", "baseline"),
+        ("orders at saturation, confirmed/s", f"{saturation['confirmed_per_s']:.1f}",
+         f"goal {GOALS['confirmed_per_s']:.0f}"),
+        ("  share of hello-world", f"{share:.2%}", f"goal {GOALS['share_of_hello_world']:.1%}"),
+        ("  p50 / p99 at saturation, ms", f"{saturation['p50_ms']:.1f} / {saturation['p99_ms']:.1f}", ""),
+        ("orders at half load, confirmed/s", f"{half['confirmed_per_s']:.1f}", ""),
+        ("  p50 / p99 at half load, ms", f"{half['p50_ms']:.1f} / {half['p99_ms']:.1f}",
+         f"goal p99 ≤ {GOALS['p99_ms_at_half_load']:.0f}"),
+        ("  non-2xx answers (saturation, half)", f"{saturation['non_2xx']}, {half['non_2xx']}", ""),
+    ]  # fmt: skip
+    for service, row in saturation["per_order"].items():
+        rows.append((
+            f"{service} per order: statements / commits / CPU ms",
+            f"{fmt(row['statements'])} / {fmt(row['commits'])} / {fmt(row['cpu_s'], 1000)}",
+            "saturation run",
+        ))  # fmt: skip
+    width = max(len(r[0]) for r in rows)
+    print(f"\n{'measure':<{width}}  {'value':>20}  note")
+    for name, value, note in rows:
+        print(f"{name:<{width}}  {value:>20}  {note}")
+    return share
 
 
 def main() -> None:
@@ -124,25 +201,13 @@ def main() -> None:
             # half the rate: each connection waits about one answer's time between requests
             per_request_ms = args.connections * 1000 / max(saturation["answers_per_s"], 1)
             half = run_load(system, args.duration, args.connections, round(per_request_ms), Path(tmp))
+            share = print_table(hello, saturation, half)  # before tearing down: nothing measured is lost
         finally:
-            tear_down(state, args.postgres)
+            try:
+                tear_down(state, args.postgres)
+            except Exception as exc:  # a slow stop must not throw away what was measured
+                print(f"warning: tear-down: {exc}", file=sys.stderr)
 
-    share = saturation["confirmed_per_s"] / hello["rps"]
-    rows = [
-        ("hello-world Litestar (granian), requests/s", f"{hello['rps']:.0f}", "baseline"),
-        ("orders at saturation, confirmed/s", f"{saturation['confirmed_per_s']:.1f}",
-         f"goal {GOALS['confirmed_per_s']:.0f}"),
-        ("  share of hello-world", f"{share:.2%}", f"goal {GOALS['share_of_hello_world']:.1%}"),
-        ("  p50 / p99 at saturation, ms", f"{saturation['p50_ms']:.1f} / {saturation['p99_ms']:.1f}", ""),
-        ("orders at half load, confirmed/s", f"{half['confirmed_per_s']:.1f}", ""),
-        ("  p50 / p99 at half load, ms", f"{half['p50_ms']:.1f} / {half['p99_ms']:.1f}",
-         f"goal p99 ≤ {GOALS['p99_ms_at_half_load']:.0f}"),
-        ("  non-2xx answers (saturation, half)", f"{saturation['non_2xx']}, {half['non_2xx']}", ""),
-    ]  # fmt: skip
-    width = max(len(r[0]) for r in rows)
-    print(f"\n{'measure':<{width}}  {'value':>14}  note")
-    for name, value, note in rows:
-        print(f"{name:<{width}}  {value:>14}  {note}")
     results = Path(str(RESULTS).format(database="postgres" if args.postgres else "sqlite"))
     results.parent.mkdir(parents=True, exist_ok=True)
     results.write_text(json.dumps({

@@ -124,7 +124,7 @@ def build_app(
     (default: the process environment, read here, once) unless a ``resolver`` is given.
     """
     assert settings.database_url is not None  # the settings default it
-    database = Database(settings.database_url, [COMMONS_APP, APP_CONFIG])
+    database = Database.for_settings(settings, [COMMONS_APP, APP_CONFIG])
     wiring = Wiring(
         settings, database, resolver or resolver_from_env(os.environ if environ is None else environ)
     )
