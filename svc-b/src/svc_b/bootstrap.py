@@ -68,10 +68,9 @@ class Wiring:
             catalog=HttpCatalog(self.catalog_client),
             payments=HttpPayments(self.payments_client),
         )
+        # keys stored by svc-b before 0.3 (the order's row is the key's record now) age out
         self.store = IdempotencyStore(self.database.engine)
-        self.desk = OrderDesk(
-            self.saga, self.store, self.database, in_flight_for=timedelta(seconds=settings.recovery_min_age_s)
-        )
+        self.desk = OrderDesk(self.saga, in_flight_for=timedelta(seconds=settings.recovery_min_age_s))
 
     @contextlib.asynccontextmanager
     async def clients(self, _app: object = None) -> AsyncIterator[None]:

@@ -28,6 +28,7 @@ own), exported as ``caravan_db_statements_total`` and ``caravan_db_commits_total
 from __future__ import annotations
 
 import asyncio
+import weakref
 from collections.abc import Iterator
 from typing import Any, Literal
 
@@ -87,12 +88,32 @@ def _is_read(sql: str) -> bool:
     return head.startswith(("SELECT", "WITH", "PRAGMA", "EXPLAIN"))
 
 
+class _LoopConnections:
+    """One event loop's writer (and the lock writers queue on) and readers."""
+
+    __slots__ = ("idle", "opening", "readers", "writer", "writer_lock")
+
+    def __init__(self) -> None:
+        self.writer_lock = asyncio.Lock()
+        self.opening = asyncio.Lock()
+        self.writer: aiosqlite.Connection | None = None
+        self.readers: list[aiosqlite.Connection] = []
+        self.idle: asyncio.Queue[aiosqlite.Connection] = asyncio.Queue()
+
+    def checkin(self, connection: aiosqlite.Connection) -> None:
+        if connection in self.readers:
+            self.idle.put_nowait(connection)
+
+    def all(self) -> list[aiosqlite.Connection]:
+        return [*self.readers, *([self.writer] if self.writer else [])]
+
+
 class ServiceSQLiteTransaction(SQLiteTransaction):
     """A transaction on the engine's long-lived connections. A write transaction holds the writer
     lock from ``BEGIN`` to ``COMMIT``/``ROLLBACK``; a read-only one has a reader to itself. The
     connection stays open afterwards."""
 
-    __slots__ = ("_holds_writer", "_reader", "read_only")
+    __slots__ = ("_connections", "_holds_writer", "_reader", "read_only")
 
     def __init__(
         self, engine: ServiceSQLiteEngine, *args: Any, read_only: bool = False, **kwargs: Any
@@ -101,13 +122,15 @@ class ServiceSQLiteTransaction(SQLiteTransaction):
         self.read_only = read_only
         self._holds_writer = False
         self._reader: aiosqlite.Connection | None = None
+        self._connections: _LoopConnections | None = None
 
     async def get_connection(self) -> aiosqlite.Connection:
         engine: ServiceSQLiteEngine = self.engine  # type: ignore[assignment]
+        connections = self._connections = engine.here()
         if self.read_only:
             self._reader = await engine.checkout_reader()
             return self._reader
-        await engine.writer_lock.acquire()
+        await connections.writer_lock.acquire()
         self._holds_writer = True
         try:
             return await engine.writer()
@@ -116,12 +139,14 @@ class ServiceSQLiteTransaction(SQLiteTransaction):
             raise
 
     def _release(self) -> None:
-        engine: ServiceSQLiteEngine = self.engine  # type: ignore[assignment]
+        connections = self._connections
+        if connections is None:
+            return
         if self._holds_writer:
             self._holds_writer = False
-            engine.writer_lock.release()
+            connections.writer_lock.release()
         if self._reader is not None:
-            engine.checkin_reader(self._reader)
+            connections.checkin(self._reader)
             self._reader = None
 
     async def __aexit__(self, exception_type: Any, exception: Any, traceback: Any) -> bool:
@@ -156,11 +181,22 @@ class ServiceSQLiteEngine(SQLiteEngine):
         self.synchronous = synchronous
         self.stats = stats
         self.readers_wanted = max(1, readers)
-        self.writer_lock = asyncio.Lock()
-        self._writer: aiosqlite.Connection | None = None
-        self._readers: list[aiosqlite.Connection] = []
-        self._idle_readers: asyncio.Queue[aiosqlite.Connection] = asyncio.Queue()
-        self._opening = asyncio.Lock()
+        self._loops: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _LoopConnections] = (
+            weakref.WeakKeyDictionary()
+        )
+
+    def here(self) -> _LoopConnections:
+        """The connections of the running event loop (a service has one loop; a test may drive an
+        app on another loop than its own code: each loop gets its own, SQLite serialises them)."""
+        loop = asyncio.get_running_loop()
+        connections = self._loops.get(loop)
+        if connections is None:
+            connections = self._loops[loop] = _LoopConnections()
+        return connections
+
+    @property
+    def writer_lock(self) -> asyncio.Lock:
+        return self.here().writer_lock
 
     async def _connect(self) -> aiosqlite.Connection:
         connection = await aiosqlite.connect(**self.connection_kwargs)
@@ -172,36 +208,40 @@ class ServiceSQLiteEngine(SQLiteEngine):
         return connection
 
     async def writer(self) -> aiosqlite.Connection:
-        if self._writer is None:
-            async with self._opening:
-                if self._writer is None:
-                    self._writer = await self._connect()
-        return self._writer
+        connections = self.here()
+        if connections.writer is None:
+            async with connections.opening:
+                if connections.writer is None:
+                    connections.writer = await self._connect()
+        return connections.writer
 
     async def checkout_reader(self) -> aiosqlite.Connection:
         """A reader for the caller alone (give it back with :meth:`checkin_reader`)."""
-        if self._idle_readers.empty() and len(self._readers) < self.readers_wanted:
-            async with self._opening:
-                if len(self._readers) < self.readers_wanted:
+        connections = self.here()
+        if connections.idle.empty() and len(connections.readers) < self.readers_wanted:
+            async with connections.opening:
+                if len(connections.readers) < self.readers_wanted:
                     connection = await self._connect()
-                    self._readers.append(connection)
+                    connections.readers.append(connection)
                     return connection
-        return await self._idle_readers.get()
+        return await connections.idle.get()
 
     def checkin_reader(self, connection: aiosqlite.Connection) -> None:
-        if connection in self._readers:
-            self._idle_readers.put_nowait(connection)
+        self.here().checkin(connection)
 
     async def get_connection(self) -> aiosqlite.Connection:
         return await self.writer()
 
+    @property
+    def is_open(self) -> bool:
+        return any(connections.all() for connections in self._loops.values())
+
     async def close(self) -> None:
         """Close every connection (the last one to close checkpoints the WAL)."""
-        readers, self._readers = self._readers, []
-        self._idle_readers = asyncio.Queue()
-        writer, self._writer = self._writer, None
-        for connection in [*readers, *([writer] if writer else [])]:
-            await connection.close()
+        loops, self._loops = list(self._loops.values()), weakref.WeakKeyDictionary()
+        for connections in loops:
+            for connection in connections.all():
+                await connection.close()
 
     def transaction(
         self, transaction_type: TransactionType = TransactionType.deferred, allow_nested: bool = True

@@ -49,7 +49,7 @@ async def test_sqlite_keeps_its_connections_and_sets_pragmas_once(database_url: 
             assert (await cursor.fetchone())["synchronous"] == 2  # FULL, as set
         async with writer.execute("PRAGMA foreign_keys") as cursor:
             assert (await cursor.fetchone())["foreign_keys"] == 1
-    assert db.engine._writer is None  # type: ignore[attr-defined]  # closed with the lifespan
+    assert not db.engine.is_open  # type: ignore[attr-defined]  # closed with the lifespan
 
 
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
