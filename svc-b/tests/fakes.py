@@ -177,15 +177,8 @@ class Store:
 
 class FakeOrders(AbstractOrderRepository):
     def __init__(self, store: Store) -> None:
+        super().__init__()
         self.store = store
-        self.added: dict[str, tuple[Order, datetime, SagaProgress]] = {}
-        self.saved: dict[str, tuple[Order, SagaProgress]] = {}
-
-    def add(self, order: Order, created_at: datetime, progress: SagaProgress) -> None:
-        self.added[order.id] = (order, created_at, progress)
-
-    def save(self, order: Order, progress: SagaProgress) -> None:
-        self.saved[order.id] = (order, progress)
 
     async def load(self, order_id: str) -> tuple[Order, SagaProgress] | None:
         if order_id not in self.store.orders:
@@ -249,8 +242,7 @@ class FakeUnitOfWork(AbstractUnitOfWork):
         self.store.log.append(Written(order_id, progress.step, progress.outcome, progress.detail))
 
     async def rollback(self) -> None:
-        self.orders.added.clear()
-        self.orders.saved.clear()
+        self.orders.forget()
 
 
 def unavailable(what: str = "upstream") -> UpstreamUnavailableError:

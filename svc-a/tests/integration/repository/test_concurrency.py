@@ -95,11 +95,18 @@ def test_reads_do_not_wait_for_a_writer(run: Runner) -> None:
         await handlers.add_product(
             Product(sku=sku, name="Read", price=Money(100, "EUR")), PiccoloUnitOfWork(db), initial_stock=3
         )
+        writing = asyncio.Event()
+
+        async def read() -> tuple[Stock, Product]:  # another request: a task of its own
+            await writing.wait()
+            reader = PiccoloUnitOfWork(db, read_only=True)
+            return await handlers.get_stock(sku, reader), await handlers.get_product(sku, reader)
+
+        request = asyncio.create_task(read())  # created outside the writer's transaction
         async with PiccoloUnitOfWork(db) as writer:
             await writer.stocks.get(sku)  # Postgres: FOR UPDATE on the row; SQLite: the writer
-            reader = PiccoloUnitOfWork(db, read_only=True)
-            stock = await asyncio.wait_for(handlers.get_stock(sku, reader), 5)
-            product = await asyncio.wait_for(handlers.get_product(sku, reader), 5)
+            writing.set()
+            stock, product = await asyncio.wait_for(request, 5)
             await writer.rollback()
         assert stock.available == 3 and product.sku == sku
 

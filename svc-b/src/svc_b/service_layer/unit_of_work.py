@@ -45,14 +45,25 @@ class SagaProgress:
 
 
 class AbstractOrderRepository(abc.ABC):
-    @abc.abstractmethod
+    """Reads at once; writes are collected here and made by the unit of work's ``commit``."""
+
+    def __init__(self) -> None:
+        self.added: dict[str, tuple[Order, datetime, SagaProgress]] = {}
+        self.saved: dict[str, tuple[Order, SagaProgress]] = {}
+
     def add(self, order: Order, created_at: datetime, progress: SagaProgress) -> None:
         """Insert at commit (``ConflictError`` when the id exists)."""
+        self.added[order.id] = (order, created_at, progress)
 
-    @abc.abstractmethod
     def save(self, order: Order, progress: SagaProgress) -> None:
         """Write an order held in memory at commit, only if its stored version is still
         ``order.version`` (``ConflictError`` otherwise); the commit then bumps ``order.version``."""
+        self.saved[order.id] = (order, progress)
+
+    def forget(self) -> None:
+        """Drop the collected writes (after a commit or a rollback)."""
+        self.added.clear()
+        self.saved.clear()
 
     @abc.abstractmethod
     async def load(self, order_id: str) -> tuple[Order, SagaProgress] | None: ...

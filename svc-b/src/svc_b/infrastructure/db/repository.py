@@ -63,17 +63,7 @@ def to_domain(row: dict[str, Any], lines: Sequence[dict[str, Any]]) -> Order:
 
 
 class PiccoloOrderRepository(AbstractOrderRepository):
-    """Reads immediately; writes are collected and done by the unit of work's ``commit``."""
-
-    def __init__(self) -> None:
-        self.added: dict[str, tuple[Order, datetime, SagaProgress]] = {}
-        self.saved: dict[str, tuple[Order, SagaProgress]] = {}
-
-    def add(self, order: Order, created_at: datetime, progress: SagaProgress) -> None:
-        self.added[order.id] = (order, created_at, progress)
-
-    def save(self, order: Order, progress: SagaProgress) -> None:
-        self.saved[order.id] = (order, progress)
+    """The orders on piccolo's tables (writes are collected by the port, made at commit)."""
 
     async def _load(self, rows: list[dict[str, Any]]) -> list[Order]:
         if not rows:

@@ -97,5 +97,4 @@ class PiccoloUnitOfWork(AbstractUnitOfWork):
             raise ConflictError(f"order {order.id} was changed by someone else; retry")
 
     async def rollback(self) -> None:
-        self.orders.added.clear()
-        self.orders.saved.clear()
+        self.orders.forget()
