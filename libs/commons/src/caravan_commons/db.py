@@ -12,7 +12,7 @@
 engine, gives ``lifespan`` to ``create_app(..., lifespan=[db.lifespan])`` and
 ``readiness_check`` to ``create_app(..., readiness_checks={"database": db.readiness_check})``.
 Migrations are applied by a command, :func:`apply_migrations`, which runs piccolo's own
-``piccolo migrations forwards`` in a child process with ``PICCOLO_CONF`` set (piccolo reads its
+``migrations forwards`` for every app in one child process with ``PICCOLO_CONF`` set (piccolo reads its
 configuration from that module), and are *checked* by readiness: a database with pending
 migrations is not ready.
 """
@@ -314,7 +314,8 @@ def apply_migrations(
     extra_env: Mapping[str, str] | None = None,
     timeout: float = 300.0,
 ) -> list[str]:
-    """Run ``piccolo migrations forwards <app>`` for each app, in order; return their output.
+    """Run piccolo's ``migrations forwards`` for each app, in order, in one child process; return
+    its output (one element).
 
     ``conf_module`` is the importable piccolo conf (``PICCOLO_CONF``) whose ``DB`` reads
     ``CARAVAN_DATABASE_URL`` (see :func:`piccolo_conf`). Creates the database first when it does
@@ -334,20 +335,18 @@ def apply_migrations(
     except Exception as exc:  # the server refused or is unreachable: one clear line
         raise MigrationError(f"cannot create or reach the database: {exc}") from exc
     env = {**os.environ, **(extra_env or {}), "PICCOLO_CONF": conf_module, DATABASE_URL_ENV: database_url}
-    outputs: list[str] = []
-    for app in app_names:
-        proc = subprocess.run(
-            [sys.executable, "-m", "piccolo.main", "migrations", "forwards", app],
-            cwd=cwd,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            check=False,
-        )
-        output = (proc.stdout + proc.stderr).strip()
-        if proc.returncode != 0 or "Traceback" in output:
-            tail = " | ".join(line for line in output.splitlines()[-6:] if line.strip())
-            raise MigrationError(f"migrations of {app!r} failed (exit {proc.returncode}): {tail}")
-        outputs.append(output)
-    return outputs
+    proc = subprocess.run(  # one child for every app (see caravan_commons.db_forwards)
+        [sys.executable, "-m", "caravan_commons.db_forwards", *app_names],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+    output = (proc.stdout + proc.stderr).strip()
+    if proc.returncode != 0 or "Traceback" in output:
+        tail = " | ".join(line for line in output.splitlines()[-6:] if line.strip())
+        apps = ", ".join(repr(app) for app in app_names)
+        raise MigrationError(f"migrations of {apps} failed (exit {proc.returncode}): {tail}")
+    return [output]
