@@ -22,9 +22,8 @@ from svc_b.service_layer.ports import (
 )
 from svc_b.service_layer.unit_of_work import (
     AbstractOrderRepository,
-    AbstractSagaLog,
     AbstractUnitOfWork,
-    SagaStep,
+    SagaProgress,
     StepOutcome,
 )
 
@@ -159,28 +158,34 @@ class FakePayments(PaymentsPort):
 # ------------------------------------------------------------------------- unit of work
 
 
+@dataclass(frozen=True, slots=True)
+class Written:
+    """One write of an order's progress (the fake keeps the history; the database keeps the last)."""
+
+    order_id: str
+    step: str
+    outcome: StepOutcome
+    detail: str = ""
+
+
 @dataclass
 class Store:
     orders: dict[str, tuple[Order, datetime]] = field(default_factory=dict)
-    log: list[SagaStep] = field(default_factory=list)
+    progress: dict[str, SagaProgress] = field(default_factory=dict)
+    log: list[Written] = field(default_factory=list)
 
 
 class FakeOrders(AbstractOrderRepository):
     def __init__(self, store: Store) -> None:
+        super().__init__()
         self.store = store
-        self.added: dict[str, tuple[Order, datetime]] = {}
-        self.seen: dict[str, Order] = {}
 
-    def add(self, order: Order, created_at: datetime) -> None:
-        self.added[order.id] = (order, created_at)
-
-    async def get(self, order_id: str) -> Order | None:
+    async def load(self, order_id: str) -> tuple[Order, SagaProgress] | None:
         if order_id not in self.store.orders:
             return None
         order = copy.deepcopy(self.store.orders[order_id][0])
         order.events = []
-        self.seen[order_id] = order
-        return order
+        return order, copy.deepcopy(self.store.progress.get(order_id, SagaProgress()))
 
     async def unfinished(self, limit: int = 100) -> list[tuple[Order, datetime]]:
         rows = [(copy.deepcopy(o), at) for o, at in self.store.orders.values() if o.status not in TERMINAL]
@@ -207,50 +212,37 @@ class FakeOrders(AbstractOrderRepository):
         return [order for _, _, order in mine[:limit]]
 
 
-class FakeSagaLog(AbstractSagaLog):
-    def __init__(self, store: Store) -> None:
-        self.store = store
-        self.new: list[tuple[str, str, StepOutcome, str]] = []
-
-    def record(self, order_id: str, step: str, outcome: StepOutcome, detail: str = "") -> None:
-        self.new.append((order_id, step, outcome, detail))
-
-    async def steps(self, order_id: str) -> list[SagaStep]:
-        return [s for s in self.store.log if s.order_id == order_id]
-
-
 class FakeUnitOfWork(AbstractUnitOfWork):
     def __init__(self, store: Store) -> None:
         self.store = store
         self.orders = FakeOrders(store)
-        self.saga = FakeSagaLog(store)
         self.commits = 0
 
     async def commit(self) -> None:
-        for order_id, order in self.orders.seen.items():
+        for order_id, (order, _) in self.orders.saved.items():
             stored, _ = self.store.orders[order_id]
             if stored.version != order.version:
                 raise ConflictError(f"order {order_id} changed meanwhile")
-        for order_id, (order, at) in self.orders.added.items():
+        for order_id, (order, at, progress) in self.orders.added.items():
             if order_id in self.store.orders:
                 raise ConflictError(f"order {order_id} exists")
             saved = copy.deepcopy(order)
             saved.version = 1
             self.store.orders[order_id] = (saved, at)
-        for order_id, order in self.orders.seen.items():
-            saved = copy.deepcopy(order)
-            saved.version = order.version + 1
-            self.store.orders[order_id] = (saved, self.store.orders[order_id][1])
-        for order_id, step, outcome, detail in self.saga.new:
-            seq = sum(1 for s in self.store.log if s.order_id == order_id) + 1
-            self.store.log.append(SagaStep(order_id, seq, step, outcome, detail))
+            self._note(order_id, progress)
+        for order_id, (order, progress) in self.orders.saved.items():
+            order.version += 1
+            self.store.orders[order_id] = (copy.deepcopy(order), self.store.orders[order_id][1])
+            self._note(order_id, progress)
         self.commits += 1
         await self.rollback()
 
+    def _note(self, order_id: str, progress: SagaProgress) -> None:
+        self.store.progress[order_id] = copy.deepcopy(progress)
+        self.store.log.append(Written(order_id, progress.step, progress.outcome, progress.detail))
+
     async def rollback(self) -> None:
-        self.orders.added.clear()
-        self.orders.seen.clear()
-        self.saga.new.clear()
+        self.orders.forget()
 
 
 def unavailable(what: str = "upstream") -> UpstreamUnavailableError:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 
 from system import System
 
@@ -13,11 +14,32 @@ from caravan_workspace.traces import Trace, find_trace, read_spans
 HOPS = {"gateway", "svc-b", "svc-a", "svc-c"}
 
 
-def trace_of(system: System, order_id: str, within: float = 20.0) -> Trace:
+#: The server routes one confirmed order's trace holds (reserve, commit; authorise, capture).
+ORDER_ROUTES = {
+    ("svc-a", "/reservations"),
+    ("svc-a", "/reservations/{order_id}/commit"),
+    ("svc-c", "/payments/authorize"),
+    ("svc-c", "/payments/{payment_id}/capture"),
+}
+
+
+def served_routes(trace: Trace) -> set[tuple[str, str | None]]:
+    return {(s.service, s.attributes.get("http.route")) for s in trace.spans if s.kind == "SERVER"}
+
+
+def every_hop(trace: Trace) -> bool:
+    return trace.services() >= HOPS
+
+
+def trace_of(
+    system: System, order_id: str, complete: Callable[[Trace], bool] = every_hop, within: float = 20.0
+) -> Trace:
+    """The order's trace once ``complete`` holds for it — span files are written in batches, by
+    each program on its own schedule, so a test waits for the very spans it asserts."""
     deadline = time.monotonic() + within
-    while True:  # span files are written in batches
+    while True:
         found = find_trace(read_spans(system.state_dir / "traces"), order_id)
-        if (found is not None and found.services() >= HOPS) or time.monotonic() > deadline:
+        if (found is not None and complete(found)) or time.monotonic() > deadline:
             assert found is not None, f"no span mentions {order_id}"
             return found
         time.sleep(0.5)
@@ -27,7 +49,7 @@ def test_an_orders_trace_spans_every_hop_with_correct_parents(system: System) ->
     sku = system.new_product(stock=3)
     order = system.settled(system.place_order([(sku, 1)]).json()["id"])
     assert order["status"] == "confirmed"
-    trace = trace_of(system, order["id"])
+    trace = trace_of(system, order["id"], lambda t: every_hop(t) and served_routes(t) >= ORDER_ROUTES)
     assert trace.services() >= HOPS
     (root,) = trace.roots
     assert (root.service, root.kind, root.attributes.get("url.path")) == (

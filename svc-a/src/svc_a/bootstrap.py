@@ -23,7 +23,7 @@ from svc_a.infrastructure.unit_of_work import PiccoloUnitOfWork
 
 def build_database(settings: Settings) -> Database:
     assert settings.database_url is not None  # commons' settings default it
-    return Database(settings.database_url, [commons_app.APP_CONFIG, piccolo_app.APP_CONFIG])
+    return Database.for_settings(settings, [commons_app.APP_CONFIG, piccolo_app.APP_CONFIG])
 
 
 def build_app(settings: Settings) -> Litestar:

@@ -71,10 +71,9 @@ class Wiring:
             catalog=HttpCatalog(self.catalog_client),
             payments=HttpPayments(self.payments_client),
         )
+        # keys stored by svc-b before 0.3 (the order's row is the key's record now) age out
         self.store = IdempotencyStore(self.database.engine)
-        self.desk = OrderDesk(
-            self.saga, self.store, self.database, in_flight_for=timedelta(seconds=settings.recovery_min_age_s)
-        )
+        self.desk = OrderDesk(self.saga, in_flight_for=timedelta(seconds=settings.recovery_min_age_s))
         if settings.secret_key_file:
             self.desk.id_secret = Path(settings.secret_key_file).read_bytes().strip()
 
@@ -129,7 +128,7 @@ def build_app(
     (default: the process environment, read here, once) unless a ``resolver`` is given.
     """
     assert settings.database_url is not None  # the settings default it
-    database = Database(settings.database_url, [COMMONS_APP, APP_CONFIG])
+    database = Database.for_settings(settings, [COMMONS_APP, APP_CONFIG])
     wiring = Wiring(
         settings, database, resolver or resolver_from_env(os.environ if environ is None else environ)
     )

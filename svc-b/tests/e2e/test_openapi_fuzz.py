@@ -27,6 +27,7 @@ from caravan_commons.testing import free_port, fuzz_openapi, run_module, served
 from svc_b.domain.model import Order, OrderLine, OrderStatus, PaymentState, StockState
 from svc_b.infrastructure.db.piccolo_app import APP_CONFIG
 from svc_b.infrastructure.db.unit_of_work import PiccoloUnitOfWork
+from svc_b.service_layer.unit_of_work import SagaProgress, StepOutcome
 
 OPERATIONS = 7  # health/live, health/ready, info, POST /orders, GET /orders, GET /orders/{id}, cancel
 CONFIG = """\
@@ -59,7 +60,7 @@ async def seed_confirmed_order(url: str, customer: str) -> str:
         card_token="tok_approve",
     )
     async with database.lifespan(), PiccoloUnitOfWork(database) as uow:
-        uow.orders.add(order, datetime.now(UTC))
+        uow.orders.add(order, datetime.now(UTC), SagaProgress("confirm", StepOutcome.DONE))
         await uow.commit()
     return order.id
 

@@ -25,7 +25,7 @@ from svc_b.bootstrap import Wiring, build_app
 from svc_b.config import Settings
 from svc_b.domain.model import Order, OrderLine
 from svc_b.infrastructure.db.migrate import migrate
-from svc_b.service_layer.unit_of_work import StepOutcome
+from svc_b.service_layer.unit_of_work import SagaProgress, StepOutcome
 
 OTHER = {"X-Caravan-Customer": f"other-{uuid.uuid4()}"}
 
@@ -383,8 +383,8 @@ async def test_a_young_order_calling_an_upstream_is_in_flight_for_another_instan
                 placed_at=datetime.now(UTC),
             ),
             datetime.now(UTC),
+            SagaProgress("reserve_stock", StepOutcome.STARTED, ("reserve_stock",)),
         )
-        uow.saga.record(order_id, "reserve_stock", StepOutcome.STARTED)
         await uow.commit()
     assert_problem(api.place(key="k-elsewhere"), 409)
     api.wiring.desk.in_flight_for = timedelta(0)  # later it belongs to recovery: its current state

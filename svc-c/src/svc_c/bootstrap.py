@@ -26,7 +26,7 @@ def build_app(settings: Settings) -> Litestar:
     """The app with the whole commons stack (health, metrics, tracing, problem+json errors), the
     payment and ledger endpoints, the database pool and the Idempotency-Key sweeper."""
     assert settings.database_url is not None  # the commons settings default it to a SQLite file
-    db = Database(settings.database_url, [commons_piccolo_app.APP_CONFIG, piccolo_app.APP_CONFIG])
+    db = Database.for_settings(settings, [commons_piccolo_app.APP_CONFIG, piccolo_app.APP_CONFIG])
     store = IdempotencyStore(db.engine, ttl=timedelta(seconds=settings.idempotency_ttl_s))
     payments = Payments(
         new_uow=partial(PiccoloUnitOfWork, db),

@@ -12,7 +12,7 @@
 engine, gives ``lifespan`` to ``create_app(..., lifespan=[db.lifespan])`` and
 ``readiness_check`` to ``create_app(..., readiness_checks={"database": db.readiness_check})``.
 Migrations are applied by a command, :func:`apply_migrations`, which runs piccolo's own
-``piccolo migrations forwards`` in a child process with ``PICCOLO_CONF`` set (piccolo reads its
+``migrations forwards`` for every app in one child process with ``PICCOLO_CONF`` set (piccolo reads its
 configuration from that module), and are *checked* by readiness: a database with pending
 migrations is not ready.
 """
@@ -32,8 +32,11 @@ from piccolo.apps.migrations.commands.base import BaseMigrationManager
 from piccolo.conf.apps import AppConfig, AppRegistry
 from piccolo.engine.base import Engine
 from piccolo.engine.postgres import PostgresEngine
-from piccolo.engine.sqlite import SQLiteEngine
+from piccolo.engine.sqlite import SQLiteEngine, TransactionType
 from piccolo.querystring import QueryString
+
+from caravan_commons.db_engines import ServicePostgresEngine, ServiceSQLiteEngine, Synchronous
+from caravan_commons.settings import ServiceSettings
 
 DATABASE_URL_ENV = "CARAVAN_DATABASE_URL"
 MIGRATION_TABLE = "migration"
@@ -51,22 +54,10 @@ class NotReadyError(RuntimeError):
     """The database is unreachable or has pending migrations (raised by the readiness check)."""
 
 
-class LazyPostgresEngine(PostgresEngine):
-    """piccolo's PostgresEngine without the blocking server-version check in its constructor.
-
-    piccolo connects while constructing an engine (``run_sync(check_version())``), which blocks
-    and touches the network at app build time; :meth:`Database.open` runs the check instead.
-    """
-
-    async def check_version(self) -> None:
-        return None
-
-    async def prep_database(self) -> None:
-        return None
-
-    async def check_version_now(self) -> None:
-        await super().check_version()
-        await super().prep_database()
+#: piccolo's Postgres engine without the blocking server-version check in its constructor (piccolo
+#: connects while constructing an engine, which blocks and touches the network at app build time;
+#: :meth:`Database.open` runs the check instead).
+LazyPostgresEngine = ServicePostgresEngine
 
 
 def sqlite_path(database_url: str, base_dir: Path | None = None) -> Path:
@@ -87,18 +78,32 @@ def create_engine(
     base_dir: Path | None = None,
     busy_timeout: float = 5.0,
     log_queries: bool = False,
+    service: bool = False,
+    synchronous: Synchronous = "NORMAL",
+    sqlite_readers: int = 2,
 ) -> Engine:
-    """A piccolo engine for ``database_url`` (not connected yet; see :class:`Database`)."""
+    """A piccolo engine for ``database_url`` (not connected yet; see :class:`Database`).
+
+    ``service=True`` (what :class:`Database` uses): on SQLite the long-lived-connection engine of
+    :mod:`caravan_commons.db_engines`; otherwise piccolo's own (the migration CLI)."""
     scheme = urlsplit(database_url).scheme
     if scheme == "sqlite":
         path = sqlite_path(database_url, base_dir)
+        if service:
+            return ServiceSQLiteEngine(
+                str(path),
+                synchronous=synchronous,
+                readers=sqlite_readers,
+                busy_timeout=busy_timeout,
+                log_queries=log_queries,
+            )
         return SQLiteEngine(path=str(path), log_queries=log_queries, timeout=busy_timeout)
     if scheme in ("postgresql", "postgres"):
         if not urlsplit(database_url).hostname and "host=" not in database_url:
             raise DatabaseConfigError(
                 f"database_url: a Postgres URL needs a host, got scheme {scheme!r} only"
             )
-        return LazyPostgresEngine(config={"dsn": database_url}, log_queries=log_queries)
+        return ServicePostgresEngine(config={"dsn": database_url}, log_queries=log_queries)
     raise DatabaseConfigError(
         f"database_url: unsupported scheme {scheme or '(none)'!r}; use sqlite:///file.sqlite3 or postgresql://..."
     )
@@ -148,28 +153,51 @@ class Database:
         pool_min_size: int = 1,
         pool_max_size: int = 10,
         log_queries: bool = False,
+        synchronous: Synchronous = "NORMAL",
+        sqlite_readers: int = 2,
     ) -> None:
         self.database_url = database_url
         self.apps = list(apps)
         self.engine = create_engine(
-            database_url, base_dir=base_dir, busy_timeout=busy_timeout, log_queries=log_queries
+            database_url,
+            base_dir=base_dir,
+            busy_timeout=busy_timeout,
+            log_queries=log_queries,
+            service=True,
+            synchronous=synchronous,
+            sqlite_readers=sqlite_readers,
         )
         self._pool_sizes = {"min_size": pool_min_size, "max_size": pool_max_size}
         for app in self.apps:
             for table in app.table_classes:
                 table._meta.db = self.engine
 
+    @classmethod
+    def for_settings(cls, settings: ServiceSettings, apps: Sequence[AppConfig]) -> Database:
+        """The service's database as its settings say (URL, pool size, SQLite durability)."""
+        assert settings.database_url is not None  # ServiceSettings fills the default in
+        return cls(
+            settings.database_url,
+            apps,
+            pool_max_size=settings.database_pool_size,
+            pool_min_size=min(2, settings.database_pool_size),
+            synchronous=settings.sqlite_synchronous,
+            sqlite_readers=settings.sqlite_readers,
+        )
+
     @property
     def is_postgres(self) -> bool:
         return is_postgres(self.engine)
 
     async def open(self) -> None:
-        """Start the Postgres pool, or switch the SQLite file to WAL (a persistent setting)."""
-        if isinstance(self.engine, PostgresEngine):
+        """Start the Postgres pool, or open the SQLite connections (WAL, set per connection)."""
+        if isinstance(self.engine, ServicePostgresEngine):
+            if self.engine.pool is None:
+                await self.engine.start_service_pool(**self._pool_sizes)
+                await self.engine.check_version_now()
+        elif isinstance(self.engine, PostgresEngine):
             if self.engine.pool is None:
                 await self.engine.start_connection_pool(**self._pool_sizes)
-                if isinstance(self.engine, LazyPostgresEngine):
-                    await self.engine.check_version_now()
         elif isinstance(self.engine, SQLiteEngine):
             Path(self.engine.path).parent.mkdir(parents=True, exist_ok=True)
             await self.engine.run_ddl("PRAGMA journal_mode=WAL")
@@ -177,6 +205,8 @@ class Database:
     async def close(self) -> None:
         if isinstance(self.engine, PostgresEngine) and self.engine.pool is not None:
             await self.engine.close_connection_pool()
+        elif isinstance(self.engine, ServiceSQLiteEngine):
+            await self.engine.close()
 
     @contextlib.asynccontextmanager
     async def lifespan(self, _app: object = None) -> AsyncIterator[Database]:
@@ -205,6 +235,21 @@ class Database:
 
     def transaction(self) -> Any:
         """The engine's transaction (rolls back unless the block ends without an exception)."""
+        return self.engine.transaction()
+
+    def write_transaction(self) -> Any:
+        """A transaction that will write: on SQLite it takes the write lock up front (the service
+        engine's writer; piccolo's own engine: ``BEGIN IMMEDIATE``), so writers queue instead of
+        failing on a lock upgrade."""
+        if isinstance(self.engine, SQLiteEngine):
+            return self.engine.transaction(transaction_type=TransactionType.immediate)
+        return self.engine.transaction()
+
+    def read_transaction(self) -> Any:
+        """A transaction that only reads: on the SQLite service engine a reader of its own (no
+        write lock; one consistent snapshot); on Postgres a plain transaction."""
+        if isinstance(self.engine, ServiceSQLiteEngine):
+            return self.engine.read_transaction()
         return self.engine.transaction()
 
 
@@ -269,7 +314,8 @@ def apply_migrations(
     extra_env: Mapping[str, str] | None = None,
     timeout: float = 300.0,
 ) -> list[str]:
-    """Run ``piccolo migrations forwards <app>`` for each app, in order; return their output.
+    """Run piccolo's ``migrations forwards`` for each app, in order, in one child process; return
+    its output (one element).
 
     ``conf_module`` is the importable piccolo conf (``PICCOLO_CONF``) whose ``DB`` reads
     ``CARAVAN_DATABASE_URL`` (see :func:`piccolo_conf`). Creates the database first when it does
@@ -289,20 +335,18 @@ def apply_migrations(
     except Exception as exc:  # the server refused or is unreachable: one clear line
         raise MigrationError(f"cannot create or reach the database: {exc}") from exc
     env = {**os.environ, **(extra_env or {}), "PICCOLO_CONF": conf_module, DATABASE_URL_ENV: database_url}
-    outputs: list[str] = []
-    for app in app_names:
-        proc = subprocess.run(
-            [sys.executable, "-m", "piccolo.main", "migrations", "forwards", app],
-            cwd=cwd,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            check=False,
-        )
-        output = (proc.stdout + proc.stderr).strip()
-        if proc.returncode != 0 or "Traceback" in output:
-            tail = " | ".join(line for line in output.splitlines()[-6:] if line.strip())
-            raise MigrationError(f"migrations of {app!r} failed (exit {proc.returncode}): {tail}")
-        outputs.append(output)
-    return outputs
+    proc = subprocess.run(  # one child for every app (see caravan_commons.db_forwards)
+        [sys.executable, "-m", "caravan_commons.db_forwards", *app_names],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+    output = (proc.stdout + proc.stderr).strip()
+    if proc.returncode != 0 or "Traceback" in output:
+        tail = " | ".join(line for line in output.splitlines()[-6:] if line.strip())
+        apps = ", ".join(repr(app) for app in app_names)
+        raise MigrationError(f"migrations of {apps} failed (exit {proc.returncode}): {tail}")
+    return [output]

@@ -25,7 +25,9 @@ Usage in a handler's unit of work::
 
 In-flight detection: on Postgres a transaction-scoped advisory lock on the key (released by
 commit, rollback or a crashed connection — nothing stays locked); on SQLite, whose writers are
-serialised anyway, a per-process registry of keys being processed. Errors raised inside the block
+serialised anyway, a per-process registry of keys being processed — with commons' service engine
+(one writer) a twin inside a write transaction queues behind the first and then gets its stored
+answer. Errors raised inside the block
 store nothing and roll the effect back, so a retry with the same key runs again.
 """
 

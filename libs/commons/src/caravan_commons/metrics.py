@@ -6,6 +6,8 @@ raw path; requests that match no route are labelled ``route="<unmatched>"``):
 - ``http_requests_total{method, route, status}`` — counter
 - ``http_request_errors_total{method, route, status}`` — counter of 5xx answers
 - ``http_request_duration_seconds{method, route}`` — histogram
+- ``caravan_db_statements_total``, ``caravan_db_commits_total`` — what this process sent to its
+  database (see caravan_commons.db_engines)
 - ``process_*``, ``python_gc_*``, ``python_info`` — prometheus_client's standard collectors
 
 This runs on every request, so the middleware does not go through prometheus_client's labelled
@@ -26,6 +28,8 @@ from prometheus_client import CollectorRegistry, GCCollector, PlatformCollector,
 from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 from prometheus_client.metrics_core import CounterMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector
+
+from caravan_commons import db_engines
 
 if TYPE_CHECKING:
     from litestar.types import ASGIApp, Message, Receive, Scope, Send
@@ -97,6 +101,7 @@ def create_registry(http_metrics: HttpMetrics) -> CollectorRegistry:
     """A registry with the app's RED collector and the standard process/platform/GC collectors."""
     registry = CollectorRegistry(auto_describe=True)
     registry.register(http_metrics)
+    registry.register(db_engines.STATS)
     ProcessCollector(registry=registry)
     PlatformCollector(registry=registry)
     GCCollector(registry=registry)

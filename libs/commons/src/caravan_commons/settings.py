@@ -62,6 +62,13 @@ class ServiceSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_
     otlp_endpoint: str | None = None
     #: Piccolo database URL; default a per-service SQLite file ``sqlite:///<service_name>.sqlite3``.
     database_url: str | None = None
+    #: Most connections of the Postgres pool (per process).
+    database_pool_size: Annotated[int, Meta(ge=1, le=200)] = 10
+    #: SQLite durability: ``NORMAL`` (WAL; survives a process crash, a power loss may lose the last
+    #: commits) or ``FULL`` (an fsync per commit). See caravan_commons.db_engines.
+    sqlite_synchronous: Literal["NORMAL", "FULL"] = "NORMAL"
+    #: Long-lived SQLite reader connections (reads never wait for the one writer).
+    sqlite_readers: Annotated[int, Meta(ge=1, le=16)] = 2
     #: Longest time in-flight requests may take to drain after SIGTERM, in seconds.
     shutdown_timeout_s: Annotated[float, Meta(gt=0)] = 30.0
     #: One log line per request (method, path, status, duration, trace id); off by default.

@@ -38,9 +38,12 @@ def provide_catalog(state: State) -> Catalog:
     return catalog
 
 
-def provide_uow(state: State) -> PiccoloUnitOfWork:
+def provide_uow(state: State, request: Request[Any, Any, Any]) -> PiccoloUnitOfWork:
+    """A fresh unit of work; read-only for GET and HEAD (no write lock, no row locks)."""
     catalog: Catalog = state.catalog
-    return catalog.uow_factory()
+    uow = catalog.uow_factory()
+    uow.read_only = request.method in ("GET", "HEAD")
+    return uow
 
 
 def _integral_floats_as_ints(value: Any) -> Any:

@@ -1,8 +1,8 @@
 """The piccolo unit of work: one database transaction that rolls back unless ``commit()`` is called.
 
 On SQLite the transaction starts with ``BEGIN IMMEDIATE`` (the write lock is taken up front, so two
-writers queue on the busy timeout instead of deadlocking on a lock upgrade); on Postgres stock rows
-are read with ``FOR UPDATE``.
+writers queue instead of deadlocking on a lock upgrade); on Postgres stock rows are read with
+``FOR UPDATE``. A read-only unit (GET requests) reads a snapshot without either.
 """
 
 from __future__ import annotations
@@ -22,19 +22,23 @@ from svc_a.service_layer.ports import AbstractUnitOfWork
 
 
 class PiccoloUnitOfWork(AbstractUnitOfWork):
-    def __init__(self, database: Database) -> None:
+    def __init__(self, database: Database, *, read_only: bool = False) -> None:
         self._db = database
         self._transaction: Any = None
+        #: a unit that only reads (GET): a reader's snapshot, no write lock, no row locks
+        self.read_only = read_only
 
     async def __aenter__(self) -> Self:
         engine = self._db.engine
-        if isinstance(engine, SQLiteEngine):
+        if self.read_only:
+            transaction = self._db.read_transaction()
+        elif isinstance(engine, SQLiteEngine):
             transaction = engine.transaction(transaction_type=TransactionType.immediate, allow_nested=False)
         else:
             transaction = engine.transaction(allow_nested=False)
         self._transaction = await transaction.__aenter__()
         self.products = PiccoloProductRepository()
-        self.stocks = PiccoloStockRepository(lock_rows=self._db.is_postgres)
+        self.stocks = PiccoloStockRepository(lock_rows=self._db.is_postgres and not self.read_only)
         self.reservations = PiccoloReservationRepository()
         return self
 

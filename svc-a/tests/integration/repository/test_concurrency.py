@@ -83,3 +83,31 @@ def test_concurrent_identical_reservations_for_one_order_hold_once(run: Runner) 
             assert await uow.stocks.get("LAMP-1") == Stock("LAMP-1", on_hand=3, reserved=1)
 
     run(scenario)
+
+
+def test_reads_do_not_wait_for_a_writer(run: Runner) -> None:
+    """GET requests use a read-only unit of work: while a writer holds its transaction open,
+    products and stock are still read (SQLite: a reader connection, not the write lock;
+    Postgres: no row lock)."""
+
+    async def scenario(db: Database) -> None:
+        sku = f"READ-{id(db) % 10_000}"
+        await handlers.add_product(
+            Product(sku=sku, name="Read", price=Money(100, "EUR")), PiccoloUnitOfWork(db), initial_stock=3
+        )
+        writing = asyncio.Event()
+
+        async def read() -> tuple[Stock, Product]:  # another request: a task of its own
+            await writing.wait()
+            reader = PiccoloUnitOfWork(db, read_only=True)
+            return await handlers.get_stock(sku, reader), await handlers.get_product(sku, reader)
+
+        request = asyncio.create_task(read())  # created outside the writer's transaction
+        async with PiccoloUnitOfWork(db) as writer:
+            await writer.stocks.get(sku)  # Postgres: FOR UPDATE on the row; SQLite: the writer
+            writing.set()
+            stock, product = await asyncio.wait_for(request, 5)
+            await writer.rollback()
+        assert stock.available == 3 and product.sku == sku
+
+    run(scenario)

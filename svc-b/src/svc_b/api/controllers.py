@@ -122,7 +122,7 @@ class OrderController(Controller):
         body = await request.body()
         # Litestar converts leniently ("1" for 1); the contract has strict JSON types: decode again
         strict = msgspec.convert(integral(json_decoder.decode(body)), PlaceOrderIn, strict=True)
-        return await desk.place(customer=customer_of(request), key=key, body=body, request=strict)
+        return await desk.place(customer=customer_of(request), key=key, request=strict)
 
     @get(
         "/",

@@ -1,24 +1,20 @@
 """``POST /orders`` behind its Idempotency-Key: the saga runs once per (customer, key).
 
-- The order id is derived from the customer and the key with HMAC-SHA256 under svc-b's secret
-  (provisioned into a 0600 file, ``CARAVAN_SECRET_KEY_FILE``), so a retry can never place a
-  second order — at worst it finds the first one — and nobody without the secret can compute
-  another customer's order ids.
+- The order id is derived from the customer and the key (:func:`order_id_for`) with HMAC-SHA256
+  under svc-b's secret (provisioned into a 0600 file, ``CARAVAN_SECRET_KEY_FILE``), so a retry can
+  never place a second order — at worst it finds the first one — and nobody without the secret can
+  compute another customer's order ids. The order's row is the key's record — no separate
+  idempotency table on this path: a new key costs one look-up (one statement) and the order's
+  insert; a known key answers the order as it stands.
 - While a request with a key is being processed, another with the same key is refused (409):
   in this process by a registry of keys in flight; across instances by the order row itself
-  (inserting the same order id twice fails; a young order whose last saga step is a call without
-  an answer yet is taken as in flight) and by the idempotency store's lock on Postgres.
-- When the order was final (``confirmed`` / ``cancelled``) as it was answered, the answer is
-  stored in commons' ``caravan_idempotency`` table (same key and payload → that stored answer,
-  ``Idempotent-Replayed: true``; same key, other payload → 422). An order still moving (an
-  upstream was unreachable; recovery finishes it) is not stored: a repeat answers its current
-  state, which is what the client wants to learn.
-- Errors store nothing: the same key may simply be retried (e.g. after a 503).
-
-The idempotency store needs the transaction it writes in; the saga commits its own steps (each
-upstream call sits between two transactions, so no transaction spans a network call). So the
-stored answer is written in a transaction of its own after the saga — safe, because the effect
-(the order) is found again by its derived id if the process dies in between.
+  (inserting the same order id twice fails; a young order whose saga is at a call still awaiting
+  its answer is taken as in flight).
+- Same key, other body (lines or card) → 422. A final order (``confirmed`` / ``cancelled``) is
+  answered with ``Idempotent-Replayed: true``; an order still moving (an upstream was
+  unreachable; recovery finishes it) answers its current state, which is what the client wants.
+- Errors before the order is stored (e.g. the catalog unreachable for prices: 503) store nothing:
+  the same key may simply be retried.
 """
 
 from __future__ import annotations
@@ -33,19 +29,11 @@ from typing import Any
 
 from litestar import Response
 
-from caravan_commons.db import Database
 from caravan_commons.errors import ConflictError, UnprocessableError
-from caravan_commons.idempotency import (
-    IDEMPOTENCY_HEADER,
-    IdempotencyStore,
-    StoredResponse,
-    fingerprint,
-    key_id,
-)
+from caravan_commons.idempotency import IDEMPOTENCY_HEADER, REPLAYED_HEADER, key_id
 from caravan_commons.schemas import encode
 from svc_b.api.schemas import OrderOut, PlaceOrderIn
 from svc_b.domain.model import Order
-from svc_b.infrastructure.db.unit_of_work import write_transaction
 from svc_b.service_layer.saga import LineRequest, PlaceOrder, Saga
 
 PATH = "/orders"
@@ -69,15 +57,9 @@ def same_request(order: Order, request: PlaceOrderIn) -> bool:
     return placed == asked and order.card_token in (None, request.payment.card_token)
 
 
-class _NoStoredAnswer(Exception):
-    """Leaves the store's block without completing it (nothing is written)."""
-
-
 @dataclass
 class OrderDesk:
     saga: Saga
-    store: IdempotencyStore
-    database: Database
     #: how long after placing an unfinished order may still belong to a running request
     in_flight_for: timedelta = timedelta(seconds=30)
     in_flight: set[str] = field(default_factory=set)
@@ -85,27 +67,27 @@ class OrderDesk:
     #: only within this process)
     id_secret: bytes = field(default_factory=lambda: secrets.token_bytes(32))
 
-    async def place(self, *, customer: str, key: str, body: bytes, request: PlaceOrderIn) -> Response[Any]:
-        fp = fingerprint("POST", PATH, body)
+    async def place(self, *, customer: str, key: str, request: PlaceOrderIn) -> Response[Any]:
         claim = key_id(key, customer)
         if claim in self.in_flight:
             raise self._in_flight(key)
         self.in_flight.add(claim)
         try:
-            stored = await self._stored_answer(key, fp, customer)
-            if stored is not None:
-                return stored.to_response()
             order_id = order_id_for(customer, key, self.id_secret)
             order = await self.saga.order(order_id)
+            replayed = order is not None
             if order is None:
-                order = await self.saga.place(
-                    PlaceOrder(
-                        order_id,
-                        customer,
-                        [LineRequest(line.sku, line.quantity) for line in request.lines],
-                        card_token=request.payment.card_token,
+                try:
+                    order = await self.saga.place(
+                        PlaceOrder(
+                            order_id,
+                            customer,
+                            [LineRequest(line.sku, line.quantity) for line in request.lines],
+                            card_token=request.payment.card_token,
+                        )
                     )
-                )
+                except ConflictError:  # another instance inserted it first: it is in flight there
+                    raise self._in_flight(key) from None
             elif not same_request(order, request):
                 raise UnprocessableError(
                     f"this {IDEMPOTENCY_HEADER} was already used with a different request; use a new key",
@@ -113,13 +95,12 @@ class OrderDesk:
                 )
             elif not order.is_terminal and self._young(order) and await self.saga.calling_upstream(order.id):
                 raise self._in_flight(key)
-            content = encode(OrderOut.of(order))
             headers = {"location": location_of(order)}
-            if order.is_terminal:
-                twin = await self._store(key, fp, customer, content, headers)
-                if twin is not None:
-                    return twin.to_response()
-            return Response(content, status_code=201, media_type="application/json", headers=headers)
+            if replayed and order.is_terminal:
+                headers[REPLAYED_HEADER] = "true"
+            return Response(
+                encode(OrderOut.of(order)), status_code=201, media_type="application/json", headers=headers
+            )
         finally:
             self.in_flight.discard(claim)
 
@@ -134,29 +115,3 @@ class OrderDesk:
         """Placed so recently that the request placing it may still be running (after this age
         the recovery loop owns an unfinished order)."""
         return order.placed_at is None or datetime.now(UTC) - order.placed_at < self.in_flight_for
-
-    async def _stored_answer(self, key: str, fp: str, customer: str) -> StoredResponse | None:
-        """The stored answer for this key (422 when it was used with another payload)."""
-        try:
-            async with (
-                self.database.transaction() as txn,
-                self.store.begin(key, fp, txn, scope=customer) as slot,
-            ):
-                if slot.replay is not None:
-                    return slot.replay
-                raise _NoStoredAnswer
-        except _NoStoredAnswer:
-            return None
-
-    async def _store(
-        self, key: str, fp: str, customer: str, content: bytes, headers: dict[str, str]
-    ) -> StoredResponse | None:
-        """Store the answer; returns the answer another instance stored first, if any."""
-        async with (
-            write_transaction(self.database) as txn,
-            self.store.begin(key, fp, txn, scope=customer) as slot,
-        ):
-            if slot.replay is not None:
-                return slot.replay
-            slot.complete(201, content, headers)
-        return None

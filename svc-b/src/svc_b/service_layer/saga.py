@@ -1,9 +1,12 @@
 """The order saga: place an order across the catalog and payments, compensating any failure.
 
-Every step is recorded as ``started`` in the saga log (same transaction as the order) before the
-upstream call, and its result (``done``/``failed``, with the order's new state) after it; so a
-crash between two writes leaves an order that :mod:`svc_b.service_layer.recovery` can resume or
-compensate. All upstream calls are idempotent per order, so repeating one after a crash is safe.
+The order is kept in memory from placing to its end, and every transition is ONE write: a
+compare-and-set on the order's version that stores its new state together with the saga's
+progress (:class:`SagaProgress`) — "step k done, step k+1 started". A crash therefore leaves the
+order at a step noted ``started`` before its call, which :mod:`svc_b.service_layer.recovery`
+resumes or compensates; all upstream calls are idempotent per order, so repeating one is safe.
+Two workers never both run a step: whoever resumes an order first claims it with a
+compare-and-set, the other's write fails (``ConflictError``).
 
 Outcome policy: a definite refusal (out of stock, declined) or an unreachable upstream while
 reserving or authorising fails the order and compensates at once. An unreachable upstream while
@@ -30,10 +33,11 @@ from svc_b.service_layer.ports import (
     StockRequest,
     payment_key,
 )
-from svc_b.service_layer.unit_of_work import AbstractUnitOfWork, StepOutcome
+from svc_b.service_layer.unit_of_work import AbstractUnitOfWork, SagaProgress, StepOutcome
 
 UNAVAILABLE = (UpstreamUnavailableError, DeadlineExceededError)
 UowFactory = Callable[[], AbstractUnitOfWork]
+STARTED, DONE, FAILED = StepOutcome.STARTED, StepOutcome.DONE, StepOutcome.FAILED
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,6 +54,25 @@ class PlaceOrder:
     card_token: str = ""
 
 
+def next_step(order: Order) -> str:
+    """The step the order's state calls for next."""
+    if order.status is OrderStatus.CANCELLING:
+        return "compensate"
+    if order.status is OrderStatus.PENDING:
+        return "reserve_stock"
+    if order.status is OrderStatus.STOCK_RESERVED:
+        return "authorize_payment"
+    if order.stock is StockState.RESERVED:
+        return "commit_stock"
+    if order.payment is PaymentState.AUTHORIZED:
+        return "capture_payment"
+    return "confirm"
+
+
+def _failure(exc: Exception) -> str:
+    return f"{type(exc).__name__}: {exc}"
+
+
 @dataclass(slots=True)
 class Saga:
     """The saga's collaborators: a unit-of-work factory and the two upstream ports."""
@@ -62,38 +85,41 @@ class Saga:
     # ---------------------------------------------------------------------- commands
 
     async def place(self, command: PlaceOrder) -> Order:
-        """Snapshot prices, persist the pending order, then run it to confirmed or cancelled."""
+        """Snapshot prices, store the pending order (its first step noted started, in the same
+        write), then run it to confirmed or cancelled."""
         prices = await self.catalog.prices([line.sku for line in command.lines])
         lines = [OrderLine(line.sku, line.quantity, prices[line.sku]) for line in command.lines]
         now = self.clock()
         order = Order.place(
             command.order_id, command.customer_id, lines, card_token=command.card_token, placed_at=now
         )
+        progress = SagaProgress()
+        progress.note(next_step(order), STARTED)
         async with self.uow() as uow:
-            uow.orders.add(order, now)
-            uow.saga.record(order.id, "place", StepOutcome.DONE, str(order.total.amount))
+            uow.orders.add(order, now, progress)
             await uow.commit()
-        return await self.advance(order.id)
+        order.version = 1
+        return await self.run(order, progress)
 
     async def cancel(self, order_id: str, customer_id: str) -> Order:
         """The customer cancels a confirmed order: refund, release, cancelled."""
-        async with self.uow() as uow:
-            order = await uow.orders.get(order_id)
-            if order is None or order.customer_id != customer_id:
-                raise NotFoundError(f"no order {order_id}")
-            order.cancel()
-            uow.saga.record(order.id, "cancel", StepOutcome.DONE)
-            await uow.commit()
-        return await self.advance(order_id)
+        loaded = await self.load(order_id)
+        if loaded is None or loaded[0].customer_id != customer_id:
+            raise NotFoundError(f"no order {order_id}")
+        order, progress = loaded
+        order.cancel()
+        progress.note("cancel", DONE)
+        await self._save(order, progress)
+        return await self.run(order, progress)
 
     async def abandon(self, order_id: str) -> Order:
         """Give up on an unfinished order (recovery, too old to resume) and compensate it."""
-        async with self.uow() as uow:
-            order = await self._get(uow, order_id)
-            if order.status in (OrderStatus.PENDING, OrderStatus.STOCK_RESERVED):
-                order.fail(CancelReason.ABANDONED)
-                uow.saga.record(order.id, "abandon", StepOutcome.DONE)
-                await uow.commit()
+        order, progress = await self._load(order_id)
+        if order.status in (OrderStatus.PENDING, OrderStatus.STOCK_RESERVED):
+            order.fail(CancelReason.ABANDONED)
+            progress.note("abandon", DONE)
+            await self._save(order, progress)  # also the claim: a second worker's write fails
+            return await self.run(order, progress)
         return await self.advance(order_id)
 
     async def order(self, order_id: str) -> Order | None:
@@ -101,12 +127,16 @@ class Saga:
         async with self.uow() as uow:
             return await uow.orders.get(order_id)
 
-    async def calling_upstream(self, order_id: str) -> bool:
-        """Whether the order's last recorded step is a call still without an answer (a worker is
-        calling svc-a or svc-c for it right now — or died doing so)."""
+    async def load(self, order_id: str) -> tuple[Order, SagaProgress] | None:
+        """The order and its saga's progress as stored now, or None."""
         async with self.uow() as uow:
-            steps = await uow.saga.steps(order_id)
-        return bool(steps) and steps[-1].outcome is StepOutcome.STARTED
+            return await uow.orders.load(order_id)
+
+    async def calling_upstream(self, order_id: str) -> bool:
+        """Whether the order's last noted step is a call still without an answer (a worker is
+        calling svc-a or svc-c for it right now — or died doing so)."""
+        loaded = await self.load(order_id)
+        return loaded is not None and loaded[1].calling
 
     async def orders_of(
         self, customer_id: str, *, limit: int, after: tuple[datetime, str] | None = None
@@ -118,171 +148,144 @@ class Saga:
     # ------------------------------------------------------------------------ engine
 
     async def advance(self, order_id: str) -> Order:
-        """Run the order's next steps until it is final or must wait for recovery."""
-        while True:
-            async with self.uow() as uow:
-                order = await self._get(uow, order_id)
-            if order.is_terminal:
-                return order
-            if order.status is OrderStatus.CANCELLING:
-                if not await self._compensate(order):
-                    return await self._reload(order_id)
-                continue
-            if not await self._forward(order):
-                return await self._reload(order_id)
+        """Resume an order from the database: claim it (one compare-and-set noting its next step
+        started — ``ConflictError`` when another worker got there first), then run it."""
+        order, progress = await self._load(order_id)
+        if order.is_terminal:
+            return order
+        progress.note(next_step(order), STARTED)
+        await self._save(order, progress)
+        return await self.run(order, progress)
 
-    async def _forward(self, order: Order) -> bool:
+    async def run(self, order: Order, progress: SagaProgress) -> Order:
+        """Run an order held in memory (its next step already noted) until it is final or must
+        wait for recovery."""
+        while not order.is_terminal:
+            if order.status is OrderStatus.CANCELLING:
+                if not await self._compensate(order, progress):
+                    break
+            elif not await self._forward(order, progress):
+                break
+        return order
+
+    async def _forward(self, order: Order, progress: SagaProgress) -> bool:
         """One forward step; False when the order must wait (an upstream is unreachable)."""
-        if order.status is OrderStatus.PENDING:
+        step = next_step(order)
+        if step == "reserve_stock":
             requests = [StockRequest(line.sku, line.quantity) for line in order.lines]
             return await self._step(
-                order.id,
-                "reserve_stock",
+                order,
+                progress,
+                step,
                 lambda: self.catalog.reserve(order.id, requests),
-                lambda o, _: o.reserve_stock(),
+                lambda _: order.reserve_stock(),
                 refusals={OutOfStock: CancelReason.OUT_OF_STOCK},
                 fail_when_unavailable=True,
             )
-        if order.status is OrderStatus.STOCK_RESERVED:
+        if step == "authorize_payment":
             key = payment_key(order.id, "authorize")
             return await self._step(
-                order.id,
-                "authorize_payment",
+                order,
+                progress,
+                step,
                 lambda: self.payments.authorize(
                     key, order.id, order.customer_id, order.total, order.card_token or ""
                 ),
-                lambda o, auth: o.authorize_payment(str(auth)),
+                lambda auth: order.authorize_payment(str(auth)),
                 refusals={PaymentDeclined: CancelReason.PAYMENT_DECLINED},
                 fail_when_unavailable=True,
             )
-        auth = order.authorization_id or ""
-        if order.stock is StockState.RESERVED:
+        if step == "commit_stock":
             return await self._step(
-                order.id,
-                "commit_stock",
+                order,
+                progress,
+                step,
                 lambda: self.catalog.commit(order.id),
-                lambda o, _: o.commit_stock(),
+                lambda _: order.commit_stock(),
                 refusals={ReservationLost: CancelReason.OUT_OF_STOCK},
             )
-        if order.payment is PaymentState.AUTHORIZED:
+        if step == "capture_payment":
             key = payment_key(order.id, "capture")
+            auth = order.authorization_id or ""
             return await self._step(
-                order.id,
-                "capture_payment",
+                order,
+                progress,
+                step,
                 lambda: self.payments.capture(key, auth, order.total),
-                lambda o, _: o.capture_payment(),
+                lambda _: order.capture_payment(),
                 refusals={PaymentDeclined: CancelReason.PAYMENT_DECLINED},
             )
-        async with self.uow() as uow:
-            current = await self._get(uow, order.id)
-            current.confirm()
-            uow.saga.record(order.id, "confirm", StepOutcome.DONE)
-            await uow.commit()
+        order.confirm()
+        progress.note("confirm", DONE)
+        await self._save(order, progress)
         return True
 
     async def _step(
         self,
-        order_id: str,
+        order: Order,
+        progress: SagaProgress,
         name: str,
         call: Callable[[], Awaitable[object]],
-        apply: Callable[[Order, object], None],
+        apply: Callable[[object], None],
         *,
         refusals: dict[type[Exception], CancelReason] | None = None,
         fail_when_unavailable: bool = False,
     ) -> bool:
-        async with self.uow() as uow:
-            await self._get(uow, order_id)  # the commit bumps its version: one worker per step
-            uow.saga.record(order_id, name, StepOutcome.STARTED)
-            await uow.commit()
+        if not (progress.step == name and progress.calling):
+            progress.note(name, STARTED)  # not noted with the previous write: note it first
+            await self._save(order, progress)
         try:
             result = await call()
         except UNAVAILABLE as exc:
             if fail_when_unavailable:
-                await self._fail(order_id, name, CancelReason.UPSTREAM_UNAVAILABLE, exc)
-                return True
-            await self._note(order_id, name, StepOutcome.FAILED, f"{type(exc).__name__}: {exc}")
-            return False
+                order.fail(CancelReason.UPSTREAM_UNAVAILABLE)
+            progress.note(name, FAILED, _failure(exc))
+            await self._save(order, progress)
+            return fail_when_unavailable
         except tuple(refusals or ()) as exc:
-            await self._fail(order_id, name, (refusals or {})[type(exc)], exc)
+            order.fail((refusals or {})[type(exc)])
+            progress.note(name, FAILED, _failure(exc))
+            await self._save(order, progress)
             return True
-        async with self.uow() as uow:
-            order = await self._get(uow, order_id)
-            apply(order, result)
-            uow.saga.record(order_id, name, StepOutcome.DONE)
-            await uow.commit()
+        apply(result)
+        following = next_step(order)
+        if following == "confirm":  # no call: confirmed in the same write
+            order.confirm()
+            progress.note("confirm", DONE)
+        else:
+            progress.note(following, STARTED)
+        await self._save(order, progress)
         return True
-
-    async def _fail(self, order_id: str, step: str, reason: CancelReason, exc: Exception) -> None:
-        async with self.uow() as uow:
-            order = await self._get(uow, order_id)
-            order.fail(reason)
-            uow.saga.record(order_id, step, StepOutcome.FAILED, f"{type(exc).__name__}: {exc}")
-            await uow.commit()
-
-    async def _note(self, order_id: str, step: str, outcome: StepOutcome, detail: str = "") -> None:
-        async with self.uow() as uow:
-            await self._get(uow, order_id)
-            uow.saga.record(order_id, step, outcome, detail)
-            await uow.commit()
 
     # ------------------------------------------------------------------ compensation
 
-    async def _compensate(self, order: Order) -> bool:
-        """Undo what the order holds (or may hold: a started step whose answer was lost);
-        False when an upstream is unreachable (the order stays cancelling for recovery)."""
-        async with self.uow() as uow:
-            started = {s.step for s in await uow.saga.steps(order.id)}
+    async def _compensate(self, order: Order, progress: SagaProgress) -> bool:
+        """Undo what the order holds (or may hold: a started step whose answer was lost), then
+        write the cancelled order once; False when an upstream is unreachable (what was undone
+        is written, the order stays cancelling for recovery)."""
         try:
             if order.payment is PaymentState.CAPTURED:
-                await self._undo(
-                    order.id,
-                    "refund_payment",
-                    lambda key, auth: self.payments.refund(key, auth, order.total),
-                    Order.refund_payment,
-                )
+                key = payment_key(order.id, "refund")
+                await self.payments.refund(key, order.authorization_id or "", order.total)
+                order.refund_payment()
             elif order.payment is PaymentState.AUTHORIZED:
-                await self._undo(order.id, "void_payment", self.payments.void, Order.void_payment)
-            elif order.payment is PaymentState.NONE and "authorize_payment" in started:
+                await self.payments.void(payment_key(order.id, "void"), order.authorization_id or "")
+                order.void_payment()
+            elif order.payment is PaymentState.NONE and "authorize_payment" in progress.started:
                 await self._void_lost_authorization(order)
-            if order.holds_stock or (order.stock is StockState.NONE and "reserve_stock" in started):
-                await self._undo(
-                    order.id,
-                    "release_stock",
-                    lambda _key, _auth: self.catalog.release(order.id),
-                    Order.release_stock if order.holds_stock else None,
-                )
-        except UNAVAILABLE:
-            return False
-        async with self.uow() as uow:
-            current = await self._get(uow, order.id)
-            current.complete_cancellation()
-            uow.saga.record(order.id, "cancelled", StepOutcome.DONE, current.cancel_reason or "")
-            await uow.commit()
-        metrics.COMPENSATIONS.inc(current.cancel_reason or "unknown")
-        return True
-
-    async def _undo(
-        self,
-        order_id: str,
-        name: str,
-        call: Callable[[str, str], Awaitable[None]],
-        apply: Callable[[Order], None] | None,
-    ) -> None:
-        async with self.uow() as uow:
-            order = await self._get(uow, order_id)
-            uow.saga.record(order_id, name, StepOutcome.STARTED)
-            await uow.commit()
-        try:
-            await call(payment_key(order_id, name.removesuffix("_payment")), order.authorization_id or "")
+            if order.holds_stock or (order.stock is StockState.NONE and "reserve_stock" in progress.started):
+                await self.catalog.release(order.id)
+                if order.holds_stock:
+                    order.release_stock()
         except UNAVAILABLE as exc:
-            await self._note(order_id, name, StepOutcome.FAILED, f"{type(exc).__name__}: {exc}")
-            raise
-        async with self.uow() as uow:
-            order = await self._get(uow, order_id)
-            if apply is not None:
-                apply(order)
-            uow.saga.record(order_id, name, StepOutcome.DONE)
-            await uow.commit()
+            progress.note("compensate", FAILED, _failure(exc))
+            await self._save(order, progress)
+            return False
+        order.complete_cancellation()
+        progress.note("cancelled", DONE, order.cancel_reason or "")
+        await self._save(order, progress)
+        metrics.COMPENSATIONS.inc(order.cancel_reason or "unknown")
+        return True
 
     async def _void_lost_authorization(self, order: Order) -> None:
         """The authorise call started but its answer was lost: repeat it with the same key to
@@ -295,17 +298,18 @@ class Saga:
         except (PaymentDeclined, NothingAuthorized):
             return
         await self.payments.void(payment_key(order.id, "void"), auth)
-        await self._note(order.id, "void_payment", StepOutcome.DONE, f"lost authorisation {auth}")
 
     # ------------------------------------------------------------------------ helpers
 
-    @staticmethod
-    async def _get(uow: AbstractUnitOfWork, order_id: str) -> Order:
-        order = await uow.orders.get(order_id)
-        if order is None:
-            raise NotFoundError(f"no order {order_id}")
-        return order
-
-    async def _reload(self, order_id: str) -> Order:
+    async def _save(self, order: Order, progress: SagaProgress) -> None:
+        """One write: the order's state and progress, if nobody changed it since (bumps its
+        version in memory)."""
         async with self.uow() as uow:
-            return await self._get(uow, order_id)
+            uow.orders.save(order, progress)
+            await uow.commit()
+
+    async def _load(self, order_id: str) -> tuple[Order, SagaProgress]:
+        loaded = await self.load(order_id)
+        if loaded is None:
+            raise NotFoundError(f"no order {order_id}")
+        return loaded

@@ -1,5 +1,10 @@
-"""Repository and unit-of-work ports. The unit of work rolls back unless ``commit()`` is called;
-the order and its saga step log are written in one transaction."""
+"""Repository and unit-of-work ports. The unit of work rolls back unless ``commit()`` is called.
+
+The saga's progress (:class:`SagaProgress`: the step it is at, whether that step's call is still
+awaiting its answer, every step ever started) is stored on the order's own row, so one write — a
+compare-and-set on the order's version — persists "step k done, step k+1 started" together with
+the order's new state.
+"""
 
 from __future__ import annotations
 
@@ -18,21 +23,54 @@ class StepOutcome(enum.StrEnum):
     FAILED = "failed"
 
 
-@dataclass(frozen=True, slots=True)
-class SagaStep:
-    order_id: str
-    seq: int
-    step: str
-    outcome: StepOutcome
+@dataclass(slots=True)
+class SagaProgress:
+    """Where an order's saga stands: the last step noted and its outcome (``started`` = a call is
+    awaiting its answer, or its worker died), the detail of a failure, and every step ever
+    started (compensation undoes a started step whose answer was lost)."""
+
+    step: str = ""
+    outcome: StepOutcome = StepOutcome.DONE
+    started: tuple[str, ...] = ()
     detail: str = ""
+
+    def note(self, step: str, outcome: StepOutcome, detail: str = "") -> None:
+        self.step, self.outcome, self.detail = step, outcome, detail[:2000]
+        if outcome is StepOutcome.STARTED and step not in self.started:
+            self.started = (*self.started, step)
+
+    @property
+    def calling(self) -> bool:
+        return self.outcome is StepOutcome.STARTED
 
 
 class AbstractOrderRepository(abc.ABC):
-    @abc.abstractmethod
-    def add(self, order: Order, created_at: datetime) -> None: ...
+    """Reads at once; writes are collected here and made by the unit of work's ``commit``."""
+
+    def __init__(self) -> None:
+        self.added: dict[str, tuple[Order, datetime, SagaProgress]] = {}
+        self.saved: dict[str, tuple[Order, SagaProgress]] = {}
+
+    def add(self, order: Order, created_at: datetime, progress: SagaProgress) -> None:
+        """Insert at commit (``ConflictError`` when the id exists)."""
+        self.added[order.id] = (order, created_at, progress)
+
+    def save(self, order: Order, progress: SagaProgress) -> None:
+        """Write an order held in memory at commit, only if its stored version is still
+        ``order.version`` (``ConflictError`` otherwise); the commit then bumps ``order.version``."""
+        self.saved[order.id] = (order, progress)
+
+    def forget(self) -> None:
+        """Drop the collected writes (after a commit or a rollback)."""
+        self.added.clear()
+        self.saved.clear()
 
     @abc.abstractmethod
-    async def get(self, order_id: str) -> Order | None: ...
+    async def load(self, order_id: str) -> tuple[Order, SagaProgress] | None: ...
+
+    async def get(self, order_id: str) -> Order | None:
+        loaded = await self.load(order_id)
+        return None if loaded is None else loaded[0]
 
     @abc.abstractmethod
     async def unfinished(self, limit: int = 100) -> list[tuple[Order, datetime]]:
@@ -49,19 +87,10 @@ class AbstractOrderRepository(abc.ABC):
         starting after the ``(placed_at, id)`` of the previous page's last order."""
 
 
-class AbstractSagaLog(abc.ABC):
-    @abc.abstractmethod
-    def record(self, order_id: str, step: str, outcome: StepOutcome, detail: str = "") -> None: ...
-
-    @abc.abstractmethod
-    async def steps(self, order_id: str) -> list[SagaStep]: ...
-
-
 class AbstractUnitOfWork(BaseUnitOfWork):
     orders: AbstractOrderRepository
-    saga: AbstractSagaLog
 
     @abc.abstractmethod
     async def commit(self) -> None:
-        """Write everything added, changed and recorded, atomically; ``ConflictError`` when an
-        order changed since it was read (optimistic concurrency)."""
+        """Write everything added and saved, atomically; ``ConflictError`` when an order changed
+        since it was read (optimistic concurrency) or an added id exists."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -46,10 +47,12 @@ async def test_migrations_are_applied_and_ready(database_url: str) -> None:
             assert await table_exists(db, table), table
 
 
-async def test_migrations_roll_back_and_forward_again(tmp_path: Path) -> None:
-    # on its own empty SQLite file: rolling back the shared configured database would disturb others
-    url = f"sqlite:///{tmp_path / 'rollback.sqlite3'}"
-    migrate(url)
+async def test_migrations_roll_back_and_forward_again(tmp_path: Path, sqlite_template: Path) -> None:
+    # on its own SQLite file (a copy of one migrated from empty): rolling back the shared
+    # configured database would disturb others
+    path = tmp_path / "rollback.sqlite3"
+    shutil.copyfile(sqlite_template, path)
+    url = f"sqlite:///{path}"
     done = piccolo(url, "backwards", "svc_b", "--migration_id=all", "--auto_agree")
     assert done.returncode == 0, done.stdout + done.stderr
     db = Database(url, [COMMONS_APP, APP_CONFIG])

@@ -12,9 +12,9 @@ from caravan_commons.db import Database
 from caravan_commons.errors import ConflictError
 from caravan_commons.money import Money
 from svc_b.domain.model import CancelReason, Order, OrderLine, OrderStatus, PaymentState, StockState
-from svc_b.infrastructure.db.tables import OrderLineRow, OrderRow, SagaStepRow
+from svc_b.infrastructure.db.tables import OrderLineRow, OrderRow
 from svc_b.infrastructure.db.unit_of_work import PiccoloUnitOfWork
-from svc_b.service_layer.unit_of_work import StepOutcome
+from svc_b.service_layer.unit_of_work import SagaProgress, StepOutcome
 
 T0 = datetime(2026, 11, 27, 6, 0, tzinfo=UTC)
 IdMaker = Callable[..., str]
@@ -32,18 +32,24 @@ def make_order(order_id: str, customer: str = "c-1") -> Order:
 
 
 async def save(db: Database, order: Order, at: datetime = T0) -> None:
+    progress = SagaProgress()
+    progress.note("reserve_stock", StepOutcome.STARTED)
     async with PiccoloUnitOfWork(db) as uow:
-        uow.orders.add(order, at)
-        uow.saga.record(order.id, "place", StepOutcome.DONE)
+        uow.orders.add(order, at, progress)
         await uow.commit()
+
+
+async def load(db: Database, order_id: str) -> tuple[Order, SagaProgress]:
+    async with PiccoloUnitOfWork(db) as uow:
+        loaded = await uow.orders.load(order_id)
+    assert loaded is not None
+    return loaded
 
 
 async def test_round_trip_returns_a_domain_order(db: Database, new_id: IdMaker) -> None:
     order = make_order(new_id())
     await save(db, order)
-    async with PiccoloUnitOfWork(db) as uow:
-        loaded = await uow.orders.get(order.id)
-        steps = await uow.saga.steps(order.id)
+    loaded, progress = await load(db, order.id)
     assert isinstance(loaded, Order)
     assert loaded.lines == order.lines
     assert loaded.total == Money(3 * (10**15 + 7) + 1, "KWD")
@@ -53,38 +59,37 @@ async def test_round_trip_returns_a_domain_order(db: Database, new_id: IdMaker) 
         PaymentState.NONE,
         1,
     )
-    assert [(s.seq, s.step, s.outcome) for s in steps] == [(1, "place", StepOutcome.DONE)]
+    assert progress == SagaProgress("reserve_stock", StepOutcome.STARTED, ("reserve_stock",))
 
 
 async def test_missing_order_is_none(db: Database) -> None:
     async with PiccoloUnitOfWork(db) as uow:
         assert await uow.orders.get("no-such-order") is None
+        assert await uow.orders.load("no-such-order") is None
 
 
 async def test_nothing_is_written_without_commit(db: Database, new_id: IdMaker) -> None:
     order = make_order(new_id())
     async with PiccoloUnitOfWork(db) as uow:
-        uow.orders.add(order, T0)
-        uow.saga.record(order.id, "place", StepOutcome.DONE)
+        uow.orders.add(order, T0, SagaProgress())
     assert await OrderRow.count().where(OrderRow.id == order.id) == 0
-    assert await SagaStepRow.count().where(SagaStepRow.order_id == order.id) == 0
 
 
-async def test_state_changes_and_steps_are_saved_together(db: Database, new_id: IdMaker) -> None:
+async def test_a_transition_is_one_compare_and_set_of_state_and_progress(
+    db: Database, new_id: IdMaker
+) -> None:
     order = make_order(new_id())
     await save(db, order)
+    loaded, progress = await load(db, order.id)
+    loaded.reserve_stock()
+    loaded.authorize_payment("auth-9")
+    loaded.fail(CancelReason.UPSTREAM_UNAVAILABLE)
+    progress.note("authorize_payment", StepOutcome.FAILED, "boom")
     async with PiccoloUnitOfWork(db) as uow:
-        loaded = await uow.orders.get(order.id)
-        assert loaded is not None
-        loaded.reserve_stock()
-        loaded.authorize_payment("auth-9")
-        loaded.fail(CancelReason.UPSTREAM_UNAVAILABLE)
-        uow.saga.record(order.id, "authorize_payment", StepOutcome.FAILED, "boom")
+        uow.orders.save(loaded, progress)
         await uow.commit()
-    async with PiccoloUnitOfWork(db) as uow:
-        again = await uow.orders.get(order.id)
-        steps = await uow.saga.steps(order.id)
-    assert again is not None
+    assert loaded.version == 2  # bumped in memory: the next write needs no re-read
+    again, stored = await load(db, order.id)
     assert (again.status, again.stock, again.payment, again.authorization_id, again.cancel_reason) == (
         OrderStatus.CANCELLING,
         StockState.RESERVED,
@@ -93,12 +98,12 @@ async def test_state_changes_and_steps_are_saved_together(db: Database, new_id: 
         "upstream_unavailable",
     )
     assert again.version == 2
-    assert [(s.seq, s.step, s.outcome.value, s.detail) for s in steps][-1] == (
-        2,
-        "authorize_payment",
-        "failed",
-        "boom",
-    )
+    assert stored == SagaProgress("authorize_payment", StepOutcome.FAILED, ("reserve_stock",), "boom")
+    loaded.void_payment()
+    async with PiccoloUnitOfWork(db) as uow:
+        uow.orders.save(loaded, progress)  # held in memory since: no read in between
+        await uow.commit()
+    assert (await load(db, order.id))[0].version == 3
 
 
 async def test_a_failing_commit_writes_nothing(db: Database, new_id: IdMaker) -> None:
@@ -106,35 +111,36 @@ async def test_a_failing_commit_writes_nothing(db: Database, new_id: IdMaker) ->
     await save(db, existing)
     fresh = make_order(new_id())
     async with PiccoloUnitOfWork(db) as uow:
-        loaded = await uow.orders.get(existing.id)
+        loaded = await uow.orders.load(existing.id)
         assert loaded is not None
-        loaded.reserve_stock()
-        uow.orders.add(fresh, T0)
-        uow.orders.add(make_order(existing.id), T0)  # duplicate id: the whole commit fails
+        loaded[0].reserve_stock()
+        uow.orders.save(*loaded)
+        uow.orders.add(fresh, T0, SagaProgress())
+        uow.orders.add(make_order(existing.id), T0, SagaProgress())  # duplicate id: all fails
         with pytest.raises(ConflictError, match="exists already"):
             await uow.commit()
     assert await OrderRow.count().where(OrderRow.id == fresh.id) == 0
     assert await OrderLineRow.count().where(OrderLineRow.order_id == fresh.id) == 0
-    async with PiccoloUnitOfWork(db) as uow:
-        unchanged = await uow.orders.get(existing.id)
-    assert unchanged is not None and unchanged.status is OrderStatus.PENDING
+    unchanged, _ = await load(db, existing.id)
+    assert unchanged.status is OrderStatus.PENDING and unchanged.version == 1
 
 
 async def test_stale_write_is_refused(db: Database, new_id: IdMaker) -> None:
     order = make_order(new_id())
     await save(db, order)
+    a, progress_a = await load(db, order.id)
+    b, progress_b = await load(db, order.id)
+    a.reserve_stock()
+    b.fail(CancelReason.ABANDONED)
     async with PiccoloUnitOfWork(db) as first, PiccoloUnitOfWork(db) as second:
-        a = await first.orders.get(order.id)
-        b = await second.orders.get(order.id)
-        assert a is not None and b is not None
-        a.reserve_stock()
-        b.fail(CancelReason.ABANDONED)
+        first.orders.save(a, progress_a)
         await first.commit()
+        second.orders.save(b, progress_b)
         with pytest.raises(ConflictError, match="changed by someone else"):
             await second.commit()
-    async with PiccoloUnitOfWork(db) as uow:
-        final = await uow.orders.get(order.id)
-    assert final is not None and final.status is OrderStatus.STOCK_RESERVED
+    assert b.version == 1  # a refused write leaves the order in memory at the version it read
+    final, _ = await load(db, order.id)
+    assert final.status is OrderStatus.STOCK_RESERVED
 
 
 async def test_concurrent_writers_exactly_one_wins(db: Database, new_id: IdMaker) -> None:
@@ -143,12 +149,12 @@ async def test_concurrent_writers_exactly_one_wins(db: Database, new_id: IdMaker
     ready = asyncio.Barrier(6)
 
     async def worker(n: int) -> bool:
+        loaded, progress = await load(db, order.id)
+        loaded.reserve_stock()
+        progress.note(f"worker-{n}", StepOutcome.DONE)
+        await ready.wait()  # all have read version 1 before anyone writes
         async with PiccoloUnitOfWork(db) as uow:
-            loaded = await uow.orders.get(order.id)
-            assert loaded is not None
-            loaded.reserve_stock()
-            uow.saga.record(order.id, f"worker-{n}", StepOutcome.DONE)
-            await ready.wait()  # all have read version 1 before anyone writes
+            uow.orders.save(loaded, progress)
             try:
                 await uow.commit()
             except ConflictError:
@@ -157,7 +163,8 @@ async def test_concurrent_writers_exactly_one_wins(db: Database, new_id: IdMaker
 
     results = await asyncio.gather(*(worker(n) for n in range(6)))
     assert sorted(results) == [False] * 5 + [True]
-    assert await SagaStepRow.count().where(SagaStepRow.order_id == order.id) == 2  # place + the winner
+    final, progress = await load(db, order.id)
+    assert final.version == 2 and progress.step.startswith("worker-")
 
 
 async def test_unfinished_and_customer_listing(db: Database, new_id: IdMaker) -> None:
@@ -165,11 +172,11 @@ async def test_unfinished_and_customer_listing(db: Database, new_id: IdMaker) ->
     ids = [new_id() for _ in range(3)]
     for i, order_id in enumerate(ids):
         await save(db, make_order(order_id, customer), T0 + timedelta(minutes=i))
+    done, progress = await load(db, ids[0])
+    done.fail(CancelReason.OUT_OF_STOCK)
+    done.complete_cancellation()
     async with PiccoloUnitOfWork(db) as uow:
-        done = await uow.orders.get(ids[0])
-        assert done is not None
-        done.fail(CancelReason.OUT_OF_STOCK)
-        done.complete_cancellation()
+        uow.orders.save(done, progress)
         await uow.commit()
     async with PiccoloUnitOfWork(db) as uow:
         unfinished = {o.id: at for o, at in await uow.orders.unfinished(limit=10_000)}

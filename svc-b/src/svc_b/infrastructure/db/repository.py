@@ -8,11 +8,11 @@ from typing import Any
 
 from caravan_commons.money import Money
 from svc_b.domain.model import TERMINAL, Order, OrderLine, OrderStatus, PaymentState, StockState
-from svc_b.infrastructure.db.tables import OrderLineRow, OrderRow, SagaStepRow
-from svc_b.service_layer.unit_of_work import AbstractOrderRepository, AbstractSagaLog, SagaStep, StepOutcome
+from svc_b.infrastructure.db.tables import OrderLineRow, OrderRow
+from svc_b.service_layer.unit_of_work import AbstractOrderRepository, SagaProgress, StepOutcome
 
 
-def order_values(order: Order, now: datetime) -> dict[Any, Any]:
+def order_values(order: Order, progress: SagaProgress, now: datetime) -> dict[Any, Any]:
     return {
         OrderRow.status: order.status.value,
         OrderRow.stock: order.stock.value,
@@ -21,7 +21,27 @@ def order_values(order: Order, now: datetime) -> dict[Any, Any]:
         OrderRow.cancel_reason: order.cancel_reason,
         OrderRow.card_token: order.card_token,
         OrderRow.updated_at: now,
+        **progress_values(progress),
     }
+
+
+def progress_values(progress: SagaProgress) -> dict[Any, Any]:
+    return {
+        OrderRow.step: progress.step,
+        OrderRow.step_outcome: progress.outcome.value,
+        OrderRow.steps_started: ",".join(progress.started),
+        OrderRow.step_detail: progress.detail,
+    }
+
+
+def to_progress(row: dict[str, Any]) -> SagaProgress:
+    started = row.get("steps_started") or ""
+    return SagaProgress(
+        step=row.get("step") or "",
+        outcome=StepOutcome(row.get("step_outcome") or "done"),
+        started=tuple(started.split(",")) if started else (),
+        detail=row.get("step_detail") or "",
+    )
 
 
 def to_domain(row: dict[str, Any], lines: Sequence[dict[str, Any]]) -> Order:
@@ -44,14 +64,7 @@ def to_domain(row: dict[str, Any], lines: Sequence[dict[str, Any]]) -> Order:
 
 
 class PiccoloOrderRepository(AbstractOrderRepository):
-    """Reads immediately; writes are collected and done by the unit of work's ``commit``."""
-
-    def __init__(self) -> None:
-        self.added: dict[str, tuple[Order, datetime]] = {}
-        self.seen: dict[str, Order] = {}
-
-    def add(self, order: Order, created_at: datetime) -> None:
-        self.added[order.id] = (order, created_at)
+    """The orders on piccolo's tables (writes are collected by the port, made at commit)."""
 
     async def _load(self, rows: list[dict[str, Any]]) -> list[Order]:
         if not rows:
@@ -63,13 +76,11 @@ class PiccoloOrderRepository(AbstractOrderRepository):
             by_order[line["order_id"]].append(line)
         return [to_domain(row, by_order[row["id"]]) for row in rows]
 
-    async def get(self, order_id: str) -> Order | None:
+    async def load(self, order_id: str) -> tuple[Order, SagaProgress] | None:
         rows = await OrderRow.select().where(OrderRow.id == order_id)
-        orders = await self._load(rows)
-        if not orders:
+        if not rows:  # one statement when there is no such order (the usual case when placing)
             return None
-        self.seen[order_id] = orders[0]
-        return orders[0]
+        return (await self._load(rows))[0], to_progress(rows[0])
 
     async def unfinished(self, limit: int = 100) -> list[tuple[Order, datetime]]:
         rows = (
@@ -107,18 +118,3 @@ class PiccoloOrderRepository(AbstractOrderRepository):
             .limit(limit)
         )
         return await self._load(rows)
-
-
-class PiccoloSagaLog(AbstractSagaLog):
-    def __init__(self) -> None:
-        self.new: list[tuple[str, str, StepOutcome, str]] = []
-
-    def record(self, order_id: str, step: str, outcome: StepOutcome, detail: str = "") -> None:
-        self.new.append((order_id, step, outcome, detail[:2000]))
-
-    async def steps(self, order_id: str) -> list[SagaStep]:
-        rows = await SagaStepRow.select().where(SagaStepRow.order_id == order_id).order_by(SagaStepRow.seq)
-        return [
-            SagaStep(row["order_id"], row["seq"], row["step"], StepOutcome(row["outcome"]), row["detail"])
-            for row in rows
-        ]

@@ -21,6 +21,11 @@ class OrderRow(Table, tablename="svc_b_orders"):
     version = Integer(default=1)
     created_at = Timestamptz()
     updated_at = Timestamptz()
+    # the saga's progress (svc_b.service_layer.unit_of_work.SagaProgress), written with the order
+    step = Varchar(length=32, default="")
+    step_outcome = Varchar(length=16, default="done")
+    steps_started = Varchar(length=256, default="")
+    step_detail = Text(default="")
 
 
 class OrderLineRow(Table, tablename="svc_b_order_lines"):
@@ -34,6 +39,9 @@ class OrderLineRow(Table, tablename="svc_b_order_lines"):
 
 
 class SagaStepRow(Table, tablename="svc_b_saga_steps"):
+    """The saga step log of svc-b before 0.3 (one row per step): no longer written — the progress
+    is on the order's row; kept so orders placed before keep their history."""
+
     id = Serial(primary_key=True)
     order_id = ForeignKey(references=OrderRow, on_delete=OnDelete.cascade, index=True)
     seq = Integer()

@@ -1,20 +1,18 @@
-"""The piccolo unit of work: nothing is written until ``commit()``, which writes new orders, changed
-orders (optimistic version check) and saga steps in ONE transaction; otherwise it rolls back."""
+"""The piccolo unit of work: nothing is written until ``commit()``; a saga transition is one
+compare-and-set statement on the order's row, a new order one transaction (order and lines)."""
 
 from __future__ import annotations
 
 import sqlite3
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any
-
-from piccolo.engine.sqlite import SQLiteEngine, TransactionType
 
 from caravan_commons.db import Database
 from caravan_commons.errors import ConflictError
-from svc_b.infrastructure.db.repository import PiccoloOrderRepository, PiccoloSagaLog, order_values
-from svc_b.infrastructure.db.tables import OrderLineRow, OrderRow, SagaStepRow
-from svc_b.service_layer.unit_of_work import AbstractUnitOfWork
+from svc_b.domain.model import Order
+from svc_b.infrastructure.db.repository import PiccoloOrderRepository, order_values
+from svc_b.infrastructure.db.tables import OrderLineRow, OrderRow
+from svc_b.service_layer.unit_of_work import AbstractUnitOfWork, SagaProgress
 
 try:  # the postgres extra
     from asyncpg.exceptions import UniqueViolationError
@@ -22,40 +20,37 @@ except ImportError:  # pragma: no cover - asyncpg is a declared dependency
     UniqueViolationError = sqlite3.IntegrityError
 
 
-def write_transaction(database: Database) -> Any:
-    """A transaction that will write: on SQLite it takes the write lock first (``BEGIN IMMEDIATE``),
-    so concurrent writers wait for each other (busy timeout) instead of failing mid-way."""
-    engine = database.engine
-    if isinstance(engine, SQLiteEngine):
-        return engine.transaction(transaction_type=TransactionType.immediate)
-    return engine.transaction()
-
-
 class PiccoloUnitOfWork(AbstractUnitOfWork):
     orders: PiccoloOrderRepository
-    saga: PiccoloSagaLog
 
     def __init__(self, database: Database, clock: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
         self.database = database
         self.clock = clock
         self.orders = PiccoloOrderRepository()
-        self.saga = PiccoloSagaLog()
-
-    def _transaction(self) -> Any:
-        return write_transaction(self.database)
 
     async def commit(self) -> None:
+        """New orders: one transaction (the order and its lines). A saved order alone — every saga
+        transition — is ONE statement that commits on its own: a compare-and-set on its version."""
         now = self.clock()
         try:
-            async with self._transaction():
-                await self._write(now)
+            if self.orders.added or len(self.orders.saved) > 1:
+                async with self.database.write_transaction():
+                    await self._insert(now)
+                    for order, progress in self.orders.saved.values():
+                        await self._compare_and_set(order, progress, now)
+            else:
+                for order, progress in self.orders.saved.values():
+                    await self._compare_and_set(order, progress, now)
         except (sqlite3.IntegrityError, UniqueViolationError) as exc:
             raise ConflictError(f"an order with this id exists already ({type(exc).__name__})") from exc
+        else:
+            for order, _ in self.orders.saved.values():
+                order.version += 1
         finally:
             await self.rollback()
 
-    async def _write(self, now: datetime) -> None:
-        for order, created_at in self.orders.added.values():
+    async def _insert(self, now: datetime) -> None:
+        for order, created_at, progress in self.orders.added.values():
             await OrderRow.insert(
                 OrderRow(
                     id=order.id,
@@ -71,6 +66,10 @@ class PiccoloUnitOfWork(AbstractUnitOfWork):
                     version=1,
                     created_at=created_at,
                     updated_at=now,
+                    step=progress.step,
+                    step_outcome=progress.outcome.value,
+                    steps_started=",".join(progress.started),
+                    step_detail=progress.detail,
                 )
             )
             await OrderLineRow.insert(
@@ -86,33 +85,16 @@ class PiccoloUnitOfWork(AbstractUnitOfWork):
                     for i, line in enumerate(order.lines)
                 ]
             )
-        for order in self.orders.seen.values():
-            updated = (
-                await OrderRow.update({**order_values(order, now), OrderRow.version: order.version + 1})
-                .where((OrderRow.id == order.id) & (OrderRow.version == order.version))
-                .returning(OrderRow.id)
-            )
-            if not updated:
-                raise ConflictError(f"order {order.id} was changed by someone else; retry")
-        for order_id, step, outcome, detail in self.saga.new:
-            last = (
-                await SagaStepRow.select(SagaStepRow.seq)
-                .where(SagaStepRow.order_id == order_id)
-                .order_by(SagaStepRow.seq, ascending=False)
-                .first()
-            )
-            await SagaStepRow.insert(
-                SagaStepRow(
-                    order_id=order_id,
-                    seq=(last["seq"] if last else 0) + 1,
-                    step=step,
-                    outcome=outcome.value,
-                    detail=detail,
-                    recorded_at=now,
-                )
-            )
+
+    @staticmethod
+    async def _compare_and_set(order: Order, progress: SagaProgress, now: datetime) -> None:
+        updated = (
+            await OrderRow.update({**order_values(order, progress, now), OrderRow.version: order.version + 1})
+            .where((OrderRow.id == order.id) & (OrderRow.version == order.version))
+            .returning(OrderRow.id)
+        )
+        if not updated:
+            raise ConflictError(f"order {order.id} was changed by someone else; retry")
 
     async def rollback(self) -> None:
-        self.orders.added.clear()
-        self.orders.seen.clear()
-        self.saga.new.clear()
+        self.orders.forget()
