@@ -168,7 +168,10 @@ def test_received_alerts_show_firing_and_resolved_with_their_runbooks(
         "fingerprint": "f1",
         "startsAt": "2026-12-07T10:00:00Z",
         "labels": {"alertname": "InstanceDown", "severity": "critical", "program": "svc-a-1"},
-        "annotations": {"summary": "svc-a-1 (svc-a) is down", "runbook_url": "observability/runbooks/InstanceDown.md"},
+        "annotations": {
+            "summary": "svc-a-1 (svc-a) is down",
+            "runbook_url": "observability/runbooks/InstanceDown.md",
+        },
     }
     errors = {
         "status": "firing",
@@ -183,17 +186,27 @@ def test_received_alerts_show_firing_and_resolved_with_their_runbooks(
         "labels": {"alertname": "NotInThisRepo", "severity": "warning"},
         "annotations": {"runbook_url": "https://runbooks.example/NotInThisRepo"},
     }
-    nowhere = {**elsewhere, "fingerprint": "f4", "labels": {"alertname": "NoRunbook", "severity": "warning"},
-               "annotations": {"runbook_url": "observability/runbooks/NoRunbook.md"}}  # fmt: skip
+    nowhere = {
+        **elsewhere,
+        "fingerprint": "f4",
+        "labels": {"alertname": "NoRunbook", "severity": "warning"},
+        "annotations": {"runbook_url": "observability/runbooks/NoRunbook.md"},
+    }
     alert_log.append_alerts(settings.state_dir, "critical", [down], received_at=1_796_637_600.0)
-    alert_log.append_alerts(settings.state_dir, "warning", [errors, elsewhere, nowhere], received_at=1_796_637_601.0)
+    warnings = [errors, elsewhere, nowhere]
+    alert_log.append_alerts(settings.state_dir, "warning", warnings, received_at=1_796_637_601.0)
     resolved = {**errors, "status": "resolved", "endsAt": "2026-12-07T10:05:00Z"}
     alert_log.append_alerts(settings.state_dir, "warning", [resolved], received_at=1_796_637_900.0)
     page = client.get("/alerts")
     assert page.status_code == 200 and 'id="nothing-received"' not in page.text
     received = page.text[page.text.index('id="received"') : page.text.index("Held by Alertmanager")]
     rows = dict(re.findall(r'<tr data-alert="(\w+)" class="(\w+)">', received))
-    assert rows == {"InstanceDown": "firing", "HighErrorRatio": "resolved", "NotInThisRepo": "firing", "NoRunbook": "firing"}
+    assert rows == {
+        "InstanceDown": "firing",
+        "HighErrorRatio": "resolved",
+        "NotInThisRepo": "firing",
+        "NoRunbook": "firing",
+    }
     assert received.index("InstanceDown") < received.index("HighErrorRatio")  # firing ones first
     down_row = received[received.index('data-alert="InstanceDown"') :].split("</tr>")[0]
     assert "program=svc-a-1" in down_row and "svc-a-1 (svc-a) is down" in down_row
@@ -210,7 +223,8 @@ def test_received_alerts_show_firing_and_resolved_with_their_runbooks(
 def test_a_torn_line_in_the_receivers_log_is_skipped(client: TestClient, settings: ConsoleSettings) -> None:
     path = alert_log.log_path(settings.state_dir)
     path.parent.mkdir(parents=True)
-    path.write_text('{"received_at": 1, "labels": {"alertname": "InstanceDown"}, "status": "firing"}\n{"torn\n')
+    line = {"received_at": 1, "labels": {"alertname": "InstanceDown"}, "status": "firing"}
+    path.write_text(json.dumps(line) + '\n{"torn\n')
     page = client.get("/alerts")
     assert page.status_code == 200 and 'data-alert="InstanceDown" class="firing"' in page.text
 
@@ -221,9 +235,13 @@ def test_deployments_show_stage_14s_gates_and_the_environments_with_nomad_links(
     with StateStore(settings.state_dir).updating(14) as record:
         record.status = "failed"
         record.gates["nomad"] = GateRecord(
-            "Nomad jobs valid incl. scaling", False, "svc-a: no scaling block", "2026-12-07T11:00:00+00:00", 0.3,
+            "Nomad jobs valid incl. scaling",
+            False,
+            "svc-a: no scaling block",
+            "2026-12-07T11:00:00+00:00",
+            0.3,
             fix="invoke render",
-        )  # fmt: skip
+        )
     monkeypatch.setenv("NOMAD_ADDR", "http://127.0.0.1:4646/")
     monkeypatch.setenv("DOCKER_HOST", f"unix://{settings.state_dir}/no-such-docker.sock")
     page = client.get("/deployments")
@@ -249,7 +267,8 @@ def test_deployments_without_nomad_have_no_cluster_links(
     monkeypatch.delenv("NOMAD_ADDR", raising=False)
     monkeypatch.setenv("DOCKER_HOST", f"unix://{settings.state_dir}/no-such-docker.sock")
     page = client.get("/deployments")
-    assert page.status_code == 200 and "/ui/jobs" not in page.text and "Set <code>NOMAD_ADDR</code>" in page.text
+    assert page.status_code == 200 and "/ui/jobs" not in page.text
+    assert "Set <code>NOMAD_ADDR</code>" in page.text
 
 
 def test_a_run_streams_its_output_then_its_outcome(client: TestClient) -> None:

@@ -15,12 +15,12 @@ import os
 import subprocess
 from dataclasses import dataclass
 
+from caravan_workspace.console_web.readers.plan import StageRow
 from caravan_workspace.deploy import docker as docker_target
 from caravan_workspace.images import docker
 from caravan_workspace.images.docker import DockerError
 from caravan_workspace.registry import Context
 from caravan_workspace.render.model import RenderError, environment_names, load_deployment, load_environment
-from caravan_workspace.console_web.readers.plan import StageRow
 
 DEPLOYMENT_STAGE = 14
 #: The engine is local; a page must not hang on one that does not answer.
@@ -66,7 +66,8 @@ def nomad_address() -> str:
 def docker_view(ctx: Context) -> DockerView:
     project = docker_target.project_name()
     try:
-        done = docker.run(["version", "--format", "{{.Server.Version}}"], check=False, timeout=ENGINE_TIMEOUT_S)
+        version = ["version", "--format", "{{.Server.Version}}"]
+        done = docker.run(version, check=False, timeout=ENGINE_TIMEOUT_S)
         if done.returncode != 0 or not done.stdout.strip():
             reason = (done.stderr.strip().splitlines() or ["no answer"])[-1]
             return DockerView(project, [], f"no Docker engine answers ({reason})")
