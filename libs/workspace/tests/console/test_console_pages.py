@@ -15,6 +15,9 @@ from caravan_workspace.console_web.context import Console
 from caravan_workspace.console_web.readers.logs import LogFilter, read_from
 from caravan_workspace.console_web.runs import StageRun
 from caravan_workspace.console_web.settings import ConsoleSettings
+from caravan_workspace.ops import alert_log
+from caravan_workspace.render.model import environment_names, load_deployment, load_environment
+from caravan_workspace.state import GateRecord, StateStore
 
 
 def test_the_plan_graph_shows_every_stage_with_its_status(client: TestClient) -> None:
@@ -148,55 +151,124 @@ def test_metrics_say_when_prometheus_is_down(client: TestClient) -> None:
     assert page.status_code == 200 and 'id="prometheus-down"' in page.text
 
 
-def test_alerts_and_deployments_say_their_stage_is_not_built(client: TestClient) -> None:
+def test_alerts_say_when_nothing_was_received_and_alertmanager_is_down(client: TestClient) -> None:
     alerts = client.get("/alerts")
     assert alerts.status_code == 200
-    assert 'id="receiver-missing"' in alerts.text and "stage 15 not built" in alerts.text
-    assert 'id="alertmanager-down"' in alerts.text
-    deployments = client.get("/deployments")
-    assert deployments.status_code == 200 and "stage 14 not built" in deployments.text
+    assert 'id="nothing-received"' in alerts.text and "invoke stage 15" in alerts.text
+    assert 'id="alertmanager-down"' in alerts.text and "stage (2) has not run" in alerts.text
 
 
 def test_received_alerts_show_firing_and_resolved_with_their_runbooks(
     client: TestClient, settings: ConsoleSettings
 ) -> None:
-    folder = settings.state_dir / "alerts"
-    folder.mkdir()
-    firing = {
+    """The receiver's log, written by the receiver's own writer: the latest notification of each
+    alert wins; the runbook is the console's page of observability/runbooks/<alert>.md."""
+    down = {
         "status": "firing",
         "fingerprint": "f1",
         "startsAt": "2026-12-07T10:00:00Z",
         "labels": {"alertname": "InstanceDown", "severity": "critical", "program": "svc-a-1"},
-        "annotations": {"summary": "svc-a-1 is down", "runbook_url": "https://runbooks.example/InstanceDown"},
+        "annotations": {
+            "summary": "svc-a-1 (svc-a) is down",
+            "runbook_url": "observability/runbooks/InstanceDown.md",
+        },
     }
-    resolved = {
-        **firing,
+    errors = {
+        "status": "firing",
         "fingerprint": "f2",
-        "status": "resolved",
-        "endsAt": "2026-12-07T10:05:00Z",
-        "labels": {"alertname": "HighErrorRatio", "severity": "warning"},
+        "startsAt": "2026-12-07T10:00:00Z",
+        "labels": {"alertname": "HighErrorRatio", "severity": "warning", "route": "svc-b"},
         "annotations": {"summary": "5xx"},
     }
-    (folder / "received.jsonl").write_text(json.dumps({"version": "4", "alerts": [firing, resolved]}) + "\n")
-    page = client.get("/alerts")
-    assert 'data-alert="InstanceDown" class="firing"' in page.text
-    assert 'data-alert="HighErrorRatio" class="resolved"' in page.text
-    assert "https://runbooks.example/InstanceDown" in page.text
-
-
-def test_deployments_show_what_each_target_runs(client: TestClient, settings: ConsoleSettings) -> None:
-    folder = settings.state_dir / "deploy"
-    folder.mkdir()
-    doc = {
-        "target": "docker",
-        "deployed_at": "2026-12-07T10:00:00Z",
-        "programs": [
-            {"name": "svc-a", "version": "0.1.0", "image": "caravan/svc-a:0.1.0-abc", "state": "running"}
-        ],
+    elsewhere = {
+        **errors,
+        "fingerprint": "f3",
+        "labels": {"alertname": "NotInThisRepo", "severity": "warning"},
+        "annotations": {"runbook_url": "https://runbooks.example/NotInThisRepo"},
     }
-    (folder / "docker.json").write_text(json.dumps(doc))
+    nowhere = {
+        **elsewhere,
+        "fingerprint": "f4",
+        "labels": {"alertname": "NoRunbook", "severity": "warning"},
+        "annotations": {"runbook_url": "observability/runbooks/NoRunbook.md"},
+    }
+    alert_log.append_alerts(settings.state_dir, "critical", [down], received_at=1_796_637_600.0)
+    warnings = [errors, elsewhere, nowhere]
+    alert_log.append_alerts(settings.state_dir, "warning", warnings, received_at=1_796_637_601.0)
+    resolved = {**errors, "status": "resolved", "endsAt": "2026-12-07T10:05:00Z"}
+    alert_log.append_alerts(settings.state_dir, "warning", [resolved], received_at=1_796_637_900.0)
+    page = client.get("/alerts")
+    assert page.status_code == 200 and 'id="nothing-received"' not in page.text
+    received = page.text[page.text.index('id="received"') : page.text.index("Held by Alertmanager")]
+    rows = dict(re.findall(r'<tr data-alert="(\w+)" class="(\w+)">', received))
+    assert rows == {
+        "InstanceDown": "firing",
+        "HighErrorRatio": "resolved",
+        "NotInThisRepo": "firing",
+        "NoRunbook": "firing",
+    }
+    assert received.index("InstanceDown") < received.index("HighErrorRatio")  # firing ones first
+    down_row = received[received.index('data-alert="InstanceDown"') :].split("</tr>")[0]
+    assert "program=svc-a-1" in down_row and "svc-a-1 (svc-a) is down" in down_row
+    assert 'href="/alerts/runbooks/InstanceDown"' in down_row and "2026-12-07 10:00:00" in down_row
+    resolved_row = received[received.index('data-alert="HighErrorRatio"') :].split("</tr>")[0]
+    assert "2026-12-07 10:05:00" in resolved_row and 'href="/alerts/runbooks/HighErrorRatio"' in resolved_row
+    assert 'href="https://runbooks.example/NotInThisRepo"' in received
+    no_row = received[received.index('data-alert="NoRunbook"') :].split("</tr>")[0]
+    assert '<span class="bad">none</span>' in no_row and "href=" not in no_row
+    runbook = client.get("/alerts/runbooks/InstanceDown")
+    assert runbook.status_code == 200 and "## Mitigate" in runbook.text
+
+
+def test_a_torn_line_in_the_receivers_log_is_skipped(client: TestClient, settings: ConsoleSettings) -> None:
+    path = alert_log.log_path(settings.state_dir)
+    path.parent.mkdir(parents=True)
+    line = {"received_at": 1, "labels": {"alertname": "InstanceDown"}, "status": "firing"}
+    path.write_text(json.dumps(line) + '\n{"torn\n')
+    page = client.get("/alerts")
+    assert page.status_code == 200 and 'data-alert="InstanceDown" class="firing"' in page.text
+
+
+def test_deployments_show_stage_14s_gates_and_the_environments_with_nomad_links(
+    client: TestClient, settings: ConsoleSettings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with StateStore(settings.state_dir).updating(14) as record:
+        record.status = "failed"
+        record.gates["nomad"] = GateRecord(
+            "Nomad jobs valid incl. scaling",
+            False,
+            "svc-a: no scaling block",
+            "2026-12-07T11:00:00+00:00",
+            0.3,
+            fix="invoke render",
+        )
+    monkeypatch.setenv("NOMAD_ADDR", "http://127.0.0.1:4646/")
+    monkeypatch.setenv("DOCKER_HOST", f"unix://{settings.state_dir}/no-such-docker.sock")
     page = client.get("/deployments")
-    assert "caravan/svc-a:0.1.0-abc" in page.text and "stage 14 not built" not in page.text
+    assert page.status_code == 200
+    gate = page.text[page.text.index('<tr data-gate="nomad">') :].split("</tr>")[0]
+    assert "failed" in gate and "svc-a: no scaling block" in gate and "invoke render" in gate
+    assert '<tr data-gate="images">' in page.text and "not run" in page.text
+    assert 'id="docker-down"' in page.text and "Docker is not reachable" in page.text
+    assert 'href="http://127.0.0.1:4646/ui/jobs"' in page.text
+    deployment = load_deployment(settings.root)
+    for name in environment_names(settings.root):
+        env = load_environment(settings.root, name)
+        table = page.text[page.text.index(f'data-env="{name}"') :].split("</table>")[0]
+        for d in deployment.deployables.values():
+            row = table[table.index(f'<tr data-deployable="{d.name}">') :].split("</tr>")[0]
+            assert f'href="http://127.0.0.1:4646/ui/jobs/{d.name}"' in row
+            assert d.image(env) in row and f"<td>{d.count(env)}</td>" in row
+
+
+def test_deployments_without_nomad_have_no_cluster_links(
+    client: TestClient, settings: ConsoleSettings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("NOMAD_ADDR", raising=False)
+    monkeypatch.setenv("DOCKER_HOST", f"unix://{settings.state_dir}/no-such-docker.sock")
+    page = client.get("/deployments")
+    assert page.status_code == 200 and "/ui/jobs" not in page.text
+    assert "Set <code>NOMAD_ADDR</code>" in page.text
 
 
 def test_a_run_streams_its_output_then_its_outcome(client: TestClient) -> None:

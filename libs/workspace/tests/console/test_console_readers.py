@@ -1,15 +1,18 @@
 """The console's readers on their own: a log read backwards across block boundaries, the plan
-graph drawn once per picture, Prometheus asked once a minute."""
+graph drawn once per picture, Prometheus asked once a minute, a broken environment file."""
 
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
 
 from caravan_workspace.console_web.readers import metrics
+from caravan_workspace.console_web.readers.deployments import environments_view
 from caravan_workspace.console_web.readers.logs import CHUNK, LogFilter, read_tail
+from caravan_workspace.registry import Context
 
 
 def test_a_log_read_backwards_loses_and_cuts_no_line(tmp_path: Path) -> None:
@@ -77,3 +80,22 @@ def test_a_stage_run_is_the_cli_in_a_child_its_output_followed_one_run_at_a_time
         "line",
         "stage 8 gates_only=False",
     )
+
+
+def test_a_broken_environment_file_shows_its_error_and_the_others_still_render(
+    repo_root: Path, tmp_path: Path
+) -> None:
+    root = tmp_path / "repo"
+    root.mkdir()
+    for entry in repo_root.iterdir():
+        if entry.name != "deploy":
+            (root / entry.name).symlink_to(entry)
+    environments = root / "deploy" / "environments"
+    environments.mkdir(parents=True)
+    shutil.copy(repo_root / "deploy" / "environments" / "dev.toml", environments / "dev.toml")
+    (environments / "broken.toml").write_text('name = "broken"\nnamespace = [\n')
+    views = {v.name: v for v in environments_view(Context(root, tmp_path / "state"), "")}
+    assert set(views) == {"broken", "dev"}
+    assert "deploy/environments/broken.toml: not valid TOML" in views["broken"].problem
+    assert views["dev"].problem == "" and {d.name for d in views["dev"].deployables} >= {"gateway", "svc-a"}
+    assert all(d.nomad_job == "" for d in views["dev"].deployables)

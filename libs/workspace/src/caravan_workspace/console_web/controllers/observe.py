@@ -12,8 +12,8 @@ from caravan_workspace.console_web.context import ConsoleDep
 from caravan_workspace.console_web.readers.alerts import alerts_view, runbook_path
 from caravan_workspace.console_web.readers.deployments import DEPLOYMENT_STAGE, deployments_view
 from caravan_workspace.console_web.readers.metrics import PrometheusDown, prometheus_url, sparkline
-from caravan_workspace.console_web.readers.plan import read_records
-from caravan_workspace.state import StageRecord
+from caravan_workspace.console_web.readers.plan import read_records, stage_rows
+from caravan_workspace.registry import Context
 
 
 class ObserveController(Controller):
@@ -47,7 +47,8 @@ class ObserveController(Controller):
     @get("/deployments", sync_to_thread=True)
     def deployments(self, console: ConsoleDep) -> Template:
         records, _ = read_records(console.state_dir)
-        view = deployments_view(console.state_dir, records.get(DEPLOYMENT_STAGE, StageRecord()))
-        stage = console.plan.stages.get(DEPLOYMENT_STAGE)
-        context = {"page": "deployments", "view": view, "stage": stage}
+        rows = stage_rows(console.plan, records, set())
+        stage = next((r for r in rows if r.stage.number == DEPLOYMENT_STAGE), None)
+        view = deployments_view(Context(console.root, console.state_dir), stage)
+        context = {"page": "deployments", "view": view}
         return Template(template_name="deployments.html.j2", context=context)
