@@ -52,28 +52,34 @@ def database_kind() -> str:
     return "postgres" if os.environ.get("CARAVAN_TEST_POSTGRES_DSN") else "sqlite"
 
 
+def project_inputs(folder: Path, tests: str | None, python: Path, commons_version: str) -> Inputs:
+    """The inputs of a service gate that runs files only: the project's sources and project file,
+    its test folder ``tests`` (with the conftest files above it), the resolved dependency set of
+    the virtualenv ``python`` belongs to, the commons version of the workspace and the database
+    kind the tests run on."""
+    files = [folder / "src", folder / "pyproject.toml"]
+    if tests is not None:
+        suite = folder / tests
+        files.append(suite)
+        files += [parent / "conftest.py" for parent in suite.parents if parent.is_relative_to(folder)]
+    return Inputs(
+        files=files,
+        values={
+            "dependencies": installed_set(python),
+            "commons": commons_version,
+            "database": database_kind(),
+        },
+    )
+
+
 def service_inputs(tests: str | None, *, test_venv: bool = True) -> InputsFn:
-    """The inputs of a service gate that runs files only: the service's sources and project file,
-    the test folder ``tests`` (with the conftest files above it), the resolved dependency set of
-    the virtualenv it runs in, the commons version of the workspace and the database kind."""
+    """An inputs function for a service gate (plan.toml's ``service`` arg) that runs ``tests``
+    (None: no tests, e.g. migrations) in the service's (test) virtualenv."""
 
     def inputs(ctx: Context, service: str) -> Inputs:
         rt, svc = _service(ctx, service)
         python = rt.ensure_venv(svc, test=test_venv)
-        files = [svc.folder / "src", svc.folder / "pyproject.toml"]
-        if tests is not None:
-            folder = svc.folder / tests
-            files.append(folder)
-            above = [parent for parent in folder.parents if parent.is_relative_to(svc.folder)]
-            files += [parent / "conftest.py" for parent in above]
-        return Inputs(
-            files=files,
-            values={
-                "dependencies": installed_set(python),
-                "commons": release.project_version(release.commons_dir(ctx)),
-                "database": database_kind(),
-            },
-        )
+        return project_inputs(svc.folder, tests, python, release.project_version(release.commons_dir(ctx)))
 
     return inputs
 
