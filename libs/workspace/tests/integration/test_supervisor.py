@@ -200,11 +200,11 @@ def test_shutdown_stops_programs_and_supervisord(
     program_pid = supervisor.wait_for("web", ["RUNNING"]).pid
     daemon_pid = supervisor.pid()
     assert program_pid is not None and daemon_pid is not None
-    assert supervisor.shutdown() is True
+    assert supervisor.shutdown() is not None
     assert not _pid_alive(daemon_pid) and not _pid_alive(program_pid)
     assert (tmp_path / "drained").exists()  # a graceful stop, not a kill
     assert not supervisor.is_running()
-    assert supervisor.shutdown() is False  # nothing left to stop
+    assert supervisor.shutdown() is None  # nothing left to stop
     with pytest.raises(OSError):
         _get(port)
 

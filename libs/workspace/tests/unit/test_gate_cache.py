@@ -58,7 +58,8 @@ class Workspace:
         self.plan = plan
 
     def add_dist(self, name: str) -> None:
-        (self.root / "venv" / "lib" / "python3.11" / "site-packages" / f"{name}.dist-info").mkdir(parents=True)
+        site = self.root / "venv" / "lib" / "python3.11" / "site-packages"
+        (site / f"{name}.dist-info").mkdir(parents=True)
 
     def engine(self, *, fresh: bool = False) -> Engine:
         def suite(ctx, service):

@@ -438,6 +438,19 @@ class LocalRuntime:
         ]
         return monitoring.write_targets(self.ctx.state_dir, targets, self.jobs())
 
+    def wait_started(self, *, timeout: float = 60.0) -> None:
+        """Wait (bounded) until every program the supervisor is running or starting answers
+        ready — after `invoke down`, a new supervisor starts every program again, and a gate must
+        not probe one before it is ready."""
+        live = self.running_names() | self.starting_names()
+        programs = [
+            Program(name, str(info["member"]), str(info["kind"]), (), int(str(info["port"])),
+                    ready_path=str(info["ready_path"]))
+            for name, info in self.recorded_programs().items()
+            if name in live and info.get("port") and info.get("ready_path")
+        ]  # fmt: skip
+        self.wait_ready(programs, timeout=timeout)
+
     def wait_ready(self, programs: Iterable[Program], *, timeout: float = 60.0) -> None:
         pending = {p.name: p for p in programs if p.port and p.ready_path}
         deadline = time.monotonic() + timeout

@@ -116,6 +116,10 @@ def monitoring_scrapes(ctx: Context) -> str:
     running = status is not None and status.state in ("RUNNING", "STARTING")
     if port is None or not running or http_status(port, "/-/ready") != 200:
         raise GateFailure("Prometheus is not running", fix="invoke stage 2")
+    try:
+        rt.wait_started(timeout=SCRAPE_WAIT_S * 3)  # programs the supervisor just started again
+    except RuntimeError_ as exc:
+        raise GateFailure(str(exc), fix="invoke logs NAME") from exc
     rt.sync_monitoring()
     expected = {f"127.0.0.1:{p}" for p in rt.metrics_ports().values()}
     if not expected:

@@ -124,10 +124,15 @@ def up(c: Context, fresh: bool = False) -> None:
     from caravan_workspace.tasks.runtime import print_status
 
     print_status(workspace())
-    _print_demo_order(ws)
+    if result.records.get(DEMO_STAGE) and result.records[DEMO_STAGE].status == "passed":
+        _print_demo_order(ws)  # only an order this run placed
     if not result.ok:
         failed = [n for n, r in result.records.items() if r.status != "passed"]
         raise Exit(f"invoke up: stages not passing: {compact_numbers(failed)} (see invoke plan)", code=FAILED)
+
+
+#: The stage that places the demo order (integration).
+DEMO_STAGE = 13
 
 
 def _print_demo_order(ws: Workspace) -> None:
