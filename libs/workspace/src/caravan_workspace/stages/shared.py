@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from caravan_commons.discovery_local import LocalCatalogResolver
-from caravan_workspace.registry import ActionResult, Context, GateFailure, action, gate
+from caravan_workspace.registry import ActionError, ActionResult, Context, GateFailure, action, gate
 from caravan_workspace.runtime import catalog, monitoring
 from caravan_workspace.runtime import gateway as gateway_runtime
 from caravan_workspace.runtime.local import LocalRuntime, Program, RuntimeError_, http_status
@@ -19,7 +19,6 @@ from caravan_workspace.runtime.local import LocalRuntime, Program, RuntimeError_
 CHECK_INTERVAL_S = 1.0
 DISCOVERY_PROBE = "discovery-probe"
 
-INSTALL_PROMETHEUS = "apt-get install prometheus"
 #: How long the monitoring gate waits for every target to be scraped up (discovery and scrapes
 #: run every second, so a healthy target is up within a few seconds).
 SCRAPE_WAIT_S = 20.0
@@ -65,27 +64,23 @@ def _write_checked(path: Path, text: str, check: Callable[[Path], None]) -> bool
 
 @action("monitoring.ensure")
 def ensure_monitoring(ctx: Context) -> ActionResult:
-    """Alertmanager (when installed), then Prometheus with a generated, checked config and the
-    running programs as targets."""
-    if monitoring.prometheus_binary() is None:
-        return ActionResult(
-            changed=False, detail=f"Prometheus is not installed ({INSTALL_PROMETHEUS}): skipped"
-        )
+    """Alertmanager, then Prometheus with a generated, checked config and the running programs as
+    targets; either missing fails the action (`invoke toolchain --install` installs them)."""
+    if monitoring.prometheus_binary() is None or monitoring.alertmanager_binary() is None:
+        raise ActionError("Prometheus or Alertmanager is not installed: invoke toolchain --install")
     rt = LocalRuntime(ctx)
     folder = monitoring.monitoring_dir(ctx.state_dir)
     programs: list[Program] = []
-    alertmanager_port = None
     changed_configs: list[str] = []
-    if monitoring.alertmanager_binary() is not None:
-        alerting = alertmanager_program(rt)
-        alertmanager_port = alerting.port
-        if _write_checked(
-            folder / "alertmanager.yml",
-            monitoring.render_alertmanager_config(),
-            monitoring.check_alertmanager_config,
-        ):
-            changed_configs.append(alerting.name)
-        programs.append(alerting)
+    alerting = alertmanager_program(rt)
+    alertmanager_port = alerting.port
+    if _write_checked(
+        folder / "alertmanager.yml",
+        monitoring.render_alertmanager_config(),
+        monitoring.check_alertmanager_config,
+    ):
+        changed_configs.append(alerting.name)
+    programs.append(alerting)
     text = monitoring.render_config(ctx.state_dir, rt.jobs(), alertmanager_port=alertmanager_port)
     prometheus = prometheus_program(rt)
     if _write_checked(folder / "prometheus.yml", text, monitoring.check_config):
@@ -109,7 +104,7 @@ def ensure_monitoring(ctx: Context) -> ActionResult:
 def monitoring_scrapes(ctx: Context) -> str:
     """Prometheus reports every expected target up."""
     if monitoring.prometheus_binary() is None:
-        raise GateFailure("Prometheus is not installed", fix=INSTALL_PROMETHEUS)
+        raise GateFailure("Prometheus is not installed", fix="invoke toolchain --install")
     rt = LocalRuntime(ctx)
     port = rt.ports.allocated().get(monitoring.PROMETHEUS)
     status = rt.supervisor.program(monitoring.PROMETHEUS) if rt.supervisor.is_running() else None

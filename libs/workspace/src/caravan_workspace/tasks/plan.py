@@ -22,7 +22,7 @@ from caravan_workspace.engine import Engine, RunResult
 from caravan_workspace.plan import SelectionError
 from caravan_workspace.state import reset_state
 from caravan_workspace.tasks.common import BAD_INPUT, FAILED, Workspace, console, workspace
-from caravan_workspace.toolchain import survey
+from caravan_workspace.toolchain import InstallError, install_missing, survey
 from caravan_workspace.traces import find_trace, read_spans, waterfall
 
 
@@ -120,6 +120,7 @@ def stage(
 def up(c: Context, fresh: bool = False) -> None:
     """Run every stage in dependency order (lanes A, B and C concurrently), then show the status."""
     ws = workspace()
+    _install_system_packages()
     result = _run(ws, list(ws.plan.stages), with_deps=True, selector="1-15", fresh=fresh)
     from caravan_workspace.tasks.runtime import print_status
 
@@ -156,9 +157,22 @@ def reset(c: Context) -> None:
     print(f"state set aside as {moved.name}" if moved else "no state file: nothing to reset")
 
 
-@task
-def toolchain(c: Context) -> None:
+def _install_system_packages() -> None:
+    """Install the system packages the stages need (before anything else), or stop with exit 2
+    and the one command that installs them."""
+    try:
+        installed = install_missing(say=lambda line: console().print(Text(line, style="cyan")))
+    except InstallError as exc:
+        raise Exit(f"error: {exc}", code=BAD_INPUT) from exc
+    if installed:
+        console().print(Text(f"installed: {' '.join(installed)}", style="green"))
+
+
+@task(help={"install": "install the system packages the stages need (apt-get; as root or with sudo)"})
+def toolchain(c: Context, install: bool = False) -> None:
     """Show which tools are present, which are missing, and the command that installs each."""
+    if install:
+        _install_system_packages()
     table = Table(title="Toolchain")
     for column in ("tool", "status", "version", "used for", "install"):
         table.add_column(column)
