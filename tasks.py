@@ -3,7 +3,7 @@ the logic lives in the workspace package (libs/workspace)."""
 
 from invoke import Collection
 
-from caravan_workspace.tasks import commons, dev, plan, runtime, service
+from caravan_workspace.tasks import commons, dev, images, plan, runtime, service
 
 ns = Collection(
     plan.plan,
@@ -19,4 +19,5 @@ ns = Collection(
     dev.test,
 )
 ns.add_collection(commons.ns)
+ns.add_collection(images.ns)
 ns.configure({"run": {"echo": True}})

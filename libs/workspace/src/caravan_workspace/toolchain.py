@@ -46,7 +46,7 @@ TOOLS: tuple[Tool, ...] = (
     Tool(
         "docker",
         "docker",
-        "images (stage 14)",
+        "images and the Docker target (stage 14)",
         "apt-get install docker.io",
         package="docker.io",
         stages=(14,),
@@ -54,7 +54,7 @@ TOOLS: tuple[Tool, ...] = (
     Tool(
         "debootstrap",
         "debootstrap",
-        "the base image (stage 14)",
+        "the Debian base image where no registry is reachable (stage 14)",
         "apt-get install debootstrap",
         package="debootstrap",
         stages=(14,),
