@@ -82,7 +82,17 @@ def integration(session: nox.Session) -> None:
     if not any((ROOT / "tests").rglob("test_*.py")):
         session.skip("no cross-service tests under tests/ yet")
     session.install("-e", "libs/workspace", "pytest", "hypothesis", "httpx", "asyncpg", "schemathesis>=4.0")
-    session.run("pytest", "tests", "-q", "-rs", *session.posargs)
+    session.run("pytest", "tests", "--ignore=tests/quickstart", "-q", "-rs", *session.posargs)
+
+
+@nox.session(python=PYTHON, default=False, tags=["system"])
+def quickstart(session: nox.Session) -> None:
+    """The README's Quickstart on a fresh machine: a clean Debian 12 container (no system packages),
+    as root, a fresh clone, `./caravan up` → stages 1–13 pass with no manual step. Needs a Docker
+    engine and the network (Debian's mirror, PyPI); slow (the packages are downloaded). CI runs it
+    after `./caravan test`."""
+    session.install("-e", "libs/workspace", "pytest")
+    session.run("pytest", "tests/quickstart", "-q", "-rs", *session.posargs)
 
 
 @nox.session(python=PYTHON, tags=["static"])
