@@ -167,7 +167,13 @@ class LocalRuntime:
     # ------------------------------------------------------------------ service virtualenvs
 
     def venv_fingerprint(self, folder: Path) -> str:
+        """What a service's virtualenv is built from: Python, its project (and lock), and the
+        workspace's commons version — a new commons release rebuilds it, so it runs that release."""
         digest = hashlib.sha256(sys.version.encode())
+        commons = self.ctx.root / "libs" / "commons" / "pyproject.toml"
+        if commons.exists():
+            version = tomllib.loads(commons.read_text(encoding="utf-8")).get("project", {}).get("version")
+            digest.update(f"caravan-commons {version}".encode())
         for name in ("pyproject.toml", "uv.lock"):
             path = folder / name
             digest.update(name.encode() + (path.read_bytes() if path.exists() else b"-"))
