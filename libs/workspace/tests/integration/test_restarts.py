@@ -52,7 +52,8 @@ def demo_order(output: str) -> str:
 def assert_up_passed(done: subprocess.CompletedProcess[str], state: Path) -> None:
     status = stages(state)
     failing = {n: status.get(n) for n in BUILT if status.get(n) != "passed"}
-    assert not failing, f"{failing}\n{done.stdout[-4000:]}\n{done.stderr[-2000:]}"
+    failures = "\n".join(line for line in done.stdout.splitlines() if "✗" in line)
+    assert not failing, f"{failing}\n{failures}\n{done.stderr[-2000:]}"
     assert "Programs" in done.stdout and "Stages" in done.stdout  # the closing status table
 
 

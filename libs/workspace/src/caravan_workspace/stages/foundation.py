@@ -18,7 +18,7 @@ PROBE_STANDS_IN_FOR = "svc-a"
 RUNNING = ("RUNNING", "STARTING")
 #: How long the security gate waits for a service instance that is starting (after `invoke down`,
 #: the supervisor starts every program again) to answer ready before probing it.
-READY_WAIT_S = 60.0
+READY_WAIT_S = 120.0
 
 
 def runtime(ctx: Context) -> LocalRuntime:
@@ -64,7 +64,7 @@ def provision(ctx: Context) -> ActionResult:
     probe = probe_program(rt)
     try:
         changed = rt.run([probe])
-        rt.wait_ready([probe], timeout=30)
+        rt.wait_ready([probe], timeout=READY_WAIT_S)  # after a restart every program starts at once
     except (RuntimeError_, PortCollision) as exc:
         raise GateFailure(str(exc)) from exc
     parts = []
