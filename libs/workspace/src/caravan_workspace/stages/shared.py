@@ -112,7 +112,7 @@ def monitoring_scrapes(ctx: Context) -> str:
     if port is None or not running or http_status(port, "/-/ready") != 200:
         raise GateFailure("Prometheus is not running", fix="invoke stage 2")
     try:
-        rt.wait_started(timeout=SCRAPE_WAIT_S * 3)  # programs the supervisor just started again
+        rt.wait_started(timeout=120.0)  # programs the supervisor just started again (bounded)
     except RuntimeError_ as exc:
         raise GateFailure(str(exc), fix="invoke logs NAME") from exc
     rt.sync_monitoring()
