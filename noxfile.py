@@ -90,6 +90,7 @@ def integration(session: nox.Session) -> None:
         "--ignore=tests/console",
         "--ignore=tests/docker",
         "--ignore=tests/security",
+        "--ignore=tests/quickstart",
         *session.posargs,
     )
 
@@ -151,6 +152,16 @@ def supply_chain(session: nox.Session) -> None:
 
     session.install("pip-audit", "cyclonedx-bom")
     audit_deployables(session, ROOT, DEPLOYABLES, ROOT / "build" / "sbom")
+
+
+@nox.session(python=PYTHON, default=False, tags=["system"])
+def quickstart(session: nox.Session) -> None:
+    """The README's Quickstart on a fresh machine: a clean Debian 12 container (no system packages),
+    as root, a fresh clone, `./caravan up` → stages 1–13 pass with no manual step. Needs a Docker
+    engine and the network (Debian's mirror, PyPI); slow (the packages are downloaded). CI runs it
+    after `./caravan test`."""
+    session.install("-e", "libs/workspace", "pytest")
+    session.run("pytest", "tests/quickstart", "-q", "-rs", *session.posargs)
 
 
 @nox.session(python=PYTHON, tags=["static"])

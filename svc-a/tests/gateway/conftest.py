@@ -11,6 +11,7 @@ import httpx
 import pytest
 
 from caravan_commons.testing import RuntimeAccess
+from svc_a.domain.model import GATE_SKU_PREFIX
 
 DEMO_SKUS = ["BAG-SLEEP", "BOTTLE-1L", "LAMP-HEAD", "MAT-AIR", "MUG01", "PACK-40L", "STOVE-GAS", "TENT-2P"]
 
@@ -27,7 +28,8 @@ def http() -> Iterator[httpx.Client]:
 
 
 def fresh_sku() -> str:
-    return f"GW-{uuid.uuid4().hex[:12].upper()}"
+    """A product sku in the gate namespace: the gate's products never show in listings."""
+    return f"{GATE_SKU_PREFIX}{uuid.uuid4().hex[:12].upper()}"
 
 
 def fresh_order() -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import httpx
 
 from caravan_commons.testing import RuntimeAccess
+from svc_a.domain.model import GATE_SKU_PREFIX
 
 from .conftest import DEMO_SKUS, fresh_sku, is_problem
 
@@ -41,3 +42,22 @@ def test_only_an_operator_adds_or_changes_products(access: RuntimeAccess, http: 
     restock = access.api("svc-a", f"/stock/{sku}/restock")
     assert is_problem(http.post(restock, json={"quantity": 1}, headers=customer), 403)
     assert http.post(restock, json={"quantity": 1}, headers=operator).json()["on_hand"] == 6
+
+
+def test_the_gates_products_stay_out_of_listings(access: RuntimeAccess, http: httpx.Client) -> None:
+    sku = fresh_sku()
+    body = {"sku": sku, "name": "Gate probe", "price": {"amount": 100, "currency": "EUR"}}
+    url = access.api("svc-a", "/products")
+    assert http.post(url, json=body, headers=access.key_header(access.operator_key)).status_code == 201
+    for key in (access.customer_key, access.operator_key):
+        listed, cursor = [], None
+        while True:
+            params = {"limit": 100, **({"cursor": cursor} if cursor else {})}
+            page = http.get(url, params=params, headers=access.key_header(key)).json()
+            listed += [item["sku"] for item in page["items"]]
+            if not (cursor := page["next_cursor"]):
+                break
+        assert set(DEMO_SKUS) <= set(listed) and sku not in listed
+        assert not [s for s in listed if s.startswith(GATE_SKU_PREFIX)]
+    named = http.get(url, params={"sku": sku}, headers=access.key_header(access.customer_key)).json()
+    assert [item["sku"] for item in named["items"]] == [sku]

@@ -10,13 +10,24 @@ builds the app and serves it with granian's embedded server on ``settings.host:s
 (loopback by default), on uvloop. On SIGTERM or SIGINT the server stops accepting connections, lets in-flight
 requests finish (for at most ``settings.shutdown_timeout_s``), runs the app's shutdown hooks
 (flushing traces) and returns.
+
+Once it has stopped, nothing left behind keeps the process alive: a request cancelled in the
+middle of a SQLite transaction (a deadline, a client gone) can leave its aiosqlite connection
+unreachable but not yet collected, and that connection's worker thread — not a daemon — would
+hold the interpreter's exit until the supervisor kills the process at the end of its drain.
+:func:`serve` collects such garbage (aiosqlite stops a collected connection's thread), gives any
+other thread a moment, and exits without it, naming it in the log.
 """
 
 from __future__ import annotations
 
 import asyncio
 import gc
+import os
 import signal
+import sys
+import threading
+import time
 from collections.abc import Callable, Mapping
 from typing import TypeVar
 
@@ -78,11 +89,40 @@ async def serve_app(app: Litestar, settings: ServiceSettings) -> None:
     logger.info("stopped")
 
 
+#: How long threads still running after the app stopped get to finish before the process exits.
+LEFTOVER_THREAD_GRACE_S = 2.0
+
+
 def serve(app_factory: Callable[[S], Litestar], settings: S) -> None:
     """Build the app with ``app_factory(settings)`` and serve it (blocking) until SIGTERM, on
     uvloop's event loop (libuv: cheaper sockets and callbacks than asyncio's own loop)."""
     app = app_factory(settings)
     uvloop.run(serve_app(app, settings))
+    leave_no_thread_behind()
+
+
+def leave_no_thread_behind(grace: float = LEFTOVER_THREAD_GRACE_S) -> None:
+    """After the app stopped: collect what cancelled work left unreachable (an aiosqlite connection's
+    finaliser stops its worker thread), wait up to ``grace`` for other threads, and if one is still
+    running, name it in the log and exit now instead of waiting for it."""
+    gc.unfreeze()  # serve_app froze the start-up objects out of the collector's reach
+    gc.collect()
+    deadline = time.monotonic() + grace
+    for thread in _leftover_threads():
+        thread.join(max(0.0, deadline - time.monotonic()))
+    left = _leftover_threads()
+    if left:
+        names = ", ".join(sorted(t.name for t in left))
+        logger.warning("threads still running after the app stopped: {}; exiting without them", names)
+        logger.complete()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(0)
+
+
+def _leftover_threads() -> list[threading.Thread]:
+    main = threading.main_thread()
+    return [t for t in threading.enumerate() if t is not main and not t.daemon and t.is_alive()]
 
 
 def run_service(
@@ -98,4 +138,4 @@ def run_service(
     serve(app_factory, settings)
 
 
-__all__ = ["run_service", "serve", "serve_app"]
+__all__ = ["leave_no_thread_behind", "run_service", "serve", "serve_app"]

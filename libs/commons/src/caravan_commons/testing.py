@@ -45,7 +45,7 @@ class Served:
 
 @contextmanager
 def served(
-    module: str, cwd: Path, env: Mapping[str, str] | None = None, *, limit: float = 30.0
+    module: str, cwd: Path, env: Mapping[str, str] | None = None, *, limit: float = 90.0
 ) -> Iterator[Served]:
     """Run ``python -m module`` on a free loopback port until it answers /health/live; on exit send
     SIGTERM and record its exit code in ``returncode`` (it is killed if it does not stop)."""

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import threading
 from typing import Annotated
 
 import msgspec
@@ -60,8 +61,29 @@ async def log_something() -> str:
     return "logged"
 
 
+#: What /leave-behind left: nothing refers to it from outside its own reference cycle.
+_LEFT: list[object] = []
+
+
+@post("/leave-behind/{what:str}", include_in_schema=False)
+async def leave_behind(what: FromPath[str]) -> str:
+    """Leave what a cancelled request can leave behind: an open aiosqlite connection that only a
+    reference cycle keeps (``connection``), or a thread that never ends (``thread``)."""
+    if what == "connection":
+        import aiosqlite
+
+        cycle: dict[str, object] = {}
+        cycle["self"] = cycle
+        cycle["connection"] = await aiosqlite.connect(os.environ["CORE_SERVICE_SQLITE"])
+        await cycle["connection"].execute("BEGIN IMMEDIATE")  # type: ignore[attr-defined]
+        del cycle
+    else:
+        threading.Thread(target=threading.Event().wait, name="stuck-worker").start()
+    return "left"
+
+
 def build(settings: ServiceSettings):  # type: ignore[no-untyped-def]
-    return create_app(settings, route_handlers=[get_item, add_item, slow, log_something])
+    return create_app(settings, route_handlers=[get_item, add_item, slow, log_something, leave_behind])
 
 
 def build_undocumented(settings: ServiceSettings):  # type: ignore[no-untyped-def]

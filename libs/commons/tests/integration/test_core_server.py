@@ -178,3 +178,29 @@ def test_bad_settings_stop_start_up_with_one_line(tmp_path: Path, env: dict[str,
     assert result.returncode == 2
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and f"configuration error: {variable}:" in lines[0]
+
+
+@pytest.mark.parametrize("what", ["connection", "thread"])
+def test_a_stopped_service_exits_at_once_whatever_a_request_left_behind(tmp_path: Path, what: str) -> None:
+    """A connection a cancelled transaction left open (kept only by a reference cycle) or a thread
+    that never ends must not hold the process after it logged "stopped" (svc-b once lived on
+    until the supervisor killed it at the end of its drain)."""
+    running = start(
+        tmp_path, CORE_SERVICE_SQLITE=str(tmp_path / "left.sqlite3"), CARAVAN_SHUTDOWN_TIMEOUT_S="30"
+    )
+    try:
+        assert running.request(f"/leave-behind/{what}", "POST")[0] == 201
+        running.process.send_signal(signal.SIGTERM)
+        code = running.process.wait(timeout=20)  # well within the 30 s drain
+    finally:
+        if running.process.poll() is None:
+            running.process.kill()
+            running.process.wait()
+    assert code == 0
+    messages = [record["message"] for record in running.logs()]
+    assert "stopped" in messages
+    warnings = [m for m in messages if m.startswith("threads still running")]
+    if what == "thread":
+        assert warnings == ["threads still running after the app stopped: stuck-worker; exiting without them"]
+    else:  # collected: aiosqlite stops a collected connection's thread, nothing is left to name
+        assert warnings == []

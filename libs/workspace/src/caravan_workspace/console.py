@@ -74,7 +74,9 @@ def gate_line(gate_id: str, title: str, record: GateRecord | None) -> Text:
     if record is None:
         return Text.assemble(("· ", "dim"), (f"{title}", "dim"), (" — never checked", "dim"))
     mark, style = ("✓", "green") if record.ok else ("✗", "red")
-    text = Text.assemble((f"{mark} ", style), title, (f" — {record.detail}", "dim" if record.ok else style))
+    text = Text.assemble(
+        (f"{mark} ", style), title, (f" — {record.shown_detail}", "dim" if record.ok else style)
+    )
     text.append(f" ({record.at})", style="dim")
     if record.fix and not record.ok:
         text.append(f" fix: {record.fix}", style="yellow")
@@ -122,6 +124,7 @@ def plan_json(plan: Plan, records: Mapping[int, StageRecord]) -> dict[str, Any]:
                     "fix": None if last is None else last.fix,
                     "at": None if last is None else last.at,
                     "duration_s": None if last is None else last.duration_s,
+                    "cached_since": None if last is None else last.cached_since,
                 }
             )
         stages.append(
@@ -221,7 +224,7 @@ class ConsoleReporter:
                 (f"{mark} gate ", style),
                 record.title,
                 (f" ({record.duration_s:.2f}s): ", "dim"),
-                (record.detail, "dim" if record.ok else style),
+                (record.shown_detail, "dim" if record.ok else style),
             )
             if record.fix and not record.ok:
                 line.append(f" — fix: {record.fix}", style="yellow")

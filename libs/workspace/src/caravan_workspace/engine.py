@@ -18,9 +18,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Protocol
 
+from caravan_workspace.gate_cache import Entry, GateCache, InputsFn, cache_key
 from caravan_workspace.plan import Gate, Plan, Stage
 from caravan_workspace.registry import (
     ACTIONS,
+    GATE_INPUTS,
     GATES,
     Action,
     ActionError,
@@ -116,6 +118,8 @@ class Engine:
         reporter: Reporter | None = None,
         gates: Mapping[str, GateProbe] | None = None,
         actions: Mapping[str, Action] | None = None,
+        gate_inputs: Mapping[str, InputsFn] | None = None,
+        fresh: bool = False,
         max_workers: int = 4,
     ) -> None:
         self.plan = plan
@@ -125,6 +129,9 @@ class Engine:
         self.reporter: Reporter = reporter or NullReporter()
         self.gates = GATES if gates is None else gates
         self.actions = ACTIONS if actions is None else actions
+        self.gate_inputs = GATE_INPUTS if gate_inputs is None else gate_inputs
+        self.fresh = fresh  # re-run every gate, cached or not
+        self.cache = GateCache(state_dir)
         self.max_workers = max_workers
         self._events: list[Event] = []
         self._events_lock = threading.Lock()
@@ -146,6 +153,41 @@ class Engine:
 
     def evaluate_gate(self, stage: Stage, gate: Gate) -> GateRecord:
         started, at = time.perf_counter(), now_iso()
+        key, digests = self._cache_key(stage, gate)
+        cached = self.cache.lookup(gate.check, gate.args, key) if key and not self.fresh else None
+        if cached is not None:
+            record = GateRecord(
+                title=gate.title,
+                ok=True,
+                detail=cached.detail,
+                at=at,
+                duration_s=round(time.perf_counter() - started, 3),
+                cached_since=cached.at,
+            )
+        else:
+            record = self._probe(stage, gate, at, started)
+            if key and record.ok:
+                entry = Entry(key, record.detail, record.at, record.duration_s, digests)
+                self.cache.store(gate.check, gate.args, entry)
+            elif key:
+                self.cache.forget(gate.check, gate.args)
+        self.store.record_gate(stage.number, gate.id, record)
+        self.reporter.gate_done(stage, gate.id, record)
+        return record
+
+    def _cache_key(self, stage: Stage, gate: Gate) -> tuple[str | None, dict[str, str]]:
+        """The gate's cache key from its declared inputs; None when it has none (it probes the
+        running system) or they cannot be read (the gate then runs and reports why)."""
+        inputs = self.gate_inputs.get(gate.check)
+        if inputs is None or gate.check not in self.gates:
+            return None, {}
+        try:
+            digests = inputs(self._context(stage), **gate.args).digests(self.root)
+        except Exception:  # e.g. its virtualenv cannot be built: the probe says why
+            return None, {}
+        return cache_key(gate.check, gate.args, digests), digests
+
+    def _probe(self, stage: Stage, gate: Gate, at: str, started: float) -> GateRecord:
         probe = self.gates.get(gate.check)
         ok, fix = False, None
         if probe is None:
@@ -158,7 +200,7 @@ class Engine:
                 detail, fix = exc.reason, exc.fix
             except Exception as exc:  # a crashing probe is a failed gate, with its reason
                 detail = f"probe crashed: {type(exc).__name__}: {_one_line(exc)}"
-        record = GateRecord(
+        return GateRecord(
             title=gate.title,
             ok=ok,
             detail=_one_line(detail),
@@ -166,9 +208,6 @@ class Engine:
             duration_s=round(time.perf_counter() - started, 3),
             fix=fix,
         )
-        self.store.record_gate(stage.number, gate.id, record)
-        self.reporter.gate_done(stage, gate.id, record)
-        return record
 
     def evaluate_gates(self, number: int) -> dict[str, GateRecord]:
         stage = self.plan.stages[number]

@@ -9,6 +9,11 @@ it returns ``ActionResult(changed=False, ...)`` without redoing work.
 Probes live in ``caravan_workspace.stages.<area>`` modules, which register themselves with the
 ``@gate`` / ``@action`` decorators when :func:`load_all` imports them. A name that plan.toml uses
 but nobody registered is a gate that is "not implemented yet" — it fails, it never passes.
+
+A gate whose result depends only on files (a test suite, say) passes ``inputs=`` to ``@gate``: a
+function ``(ctx, **args) -> Inputs`` naming what it reads. The engine then reuses the gate's last
+pass while those inputs are unchanged (see :mod:`caravan_workspace.gate_cache`); a gate without
+one probes every time.
 """
 
 from __future__ import annotations
@@ -19,6 +24,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
+
+from caravan_workspace.gate_cache import InputsFn
 
 
 class GateFailure(Exception):
@@ -65,14 +72,20 @@ Gate = Callable[..., str]
 Action = Callable[..., ActionResult]
 
 GATES: dict[str, Gate] = {}
+#: The inputs function of each gate whose result is cached by its inputs.
+GATE_INPUTS: dict[str, InputsFn] = {}
 ACTIONS: dict[str, Action] = {}
 
 
-def gate(name: str) -> Callable[[Gate], Gate]:
+def gate(name: str, *, inputs: InputsFn | None = None) -> Callable[[Gate], Gate]:
+    """Register a gate probe; ``inputs`` (what its result depends on) makes its passes cacheable."""
+
     def register(fn: Gate) -> Gate:
         if name in GATES:
             raise RuntimeError(f"gate probe {name!r} registered twice")
         GATES[name] = fn
+        if inputs is not None:
+            GATE_INPUTS[name] = inputs
         return fn
 
     return register

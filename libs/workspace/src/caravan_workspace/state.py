@@ -37,6 +37,14 @@ class GateRecord:
     at: str
     duration_s: float
     fix: str | None = None
+    cached_since: str | None = None  # reused: its inputs have not changed since this pass
+
+    @property
+    def shown_detail(self) -> str:
+        """The detail as the CLI shows it, saying when a pass was reused from the cache."""
+        if self.cached_since is None:
+            return self.detail
+        return f"passed (cached: inputs unchanged since {self.cached_since}): {self.detail}"
 
 
 @dataclass

@@ -200,11 +200,11 @@ def test_shutdown_stops_programs_and_supervisord(
     program_pid = supervisor.wait_for("web", ["RUNNING"]).pid
     daemon_pid = supervisor.pid()
     assert program_pid is not None and daemon_pid is not None
-    assert supervisor.shutdown() is True
+    assert supervisor.shutdown() is not None
     assert not _pid_alive(daemon_pid) and not _pid_alive(program_pid)
     assert (tmp_path / "drained").exists()  # a graceful stop, not a kill
     assert not supervisor.is_running()
-    assert supervisor.shutdown() is False  # nothing left to stop
+    assert supervisor.shutdown() is None  # nothing left to stop
     with pytest.raises(OSError):
         _get(port)
 
@@ -259,3 +259,35 @@ def test_unknown_program_is_a_clear_error(supervisor: Supervisor) -> None:
     supervisor.ensure_running()
     with pytest.raises(SupervisorError, match="BAD_NAME"):
         supervisor.start("nope")
+
+
+STUBBORN = "import signal, time\nsignal.signal(signal.SIGTERM, lambda *a: None)\ntime.sleep(600)\n"
+
+
+def test_shutdown_waits_for_the_longest_drain_and_names_who_held_it_up(
+    supervisor: Supervisor, tmp_path: Path
+) -> None:
+    script = tmp_path / "stubborn.py"
+    script.write_text(STUBBORN)
+    supervisor.add_program("stubborn", [sys.executable, str(script)], stopwaitsecs=3)
+    supervisor.add_program("quick", [sys.executable, "-c", "import time; time.sleep(600)"], stopwaitsecs=30)
+    supervisor.wait_for("stubborn", ["RUNNING"])
+    supervisor.wait_for("quick", ["RUNNING"])
+    assert supervisor.drains() == {"stubborn": 3, "quick": 30}
+    done = supervisor.shutdown()  # waits up to the longest drain (30 s) plus the margin
+    assert done is not None and done.slowest == "stubborn"
+    assert done.slowest_s >= 3  # it ignored SIGTERM: killed at the end of its 3 s drain
+    assert "killing 'stubborn'" in supervisor.logfile.read_text()
+
+
+def test_a_shutdown_that_times_out_names_the_programs_still_running(
+    supervisor: Supervisor, tmp_path: Path
+) -> None:
+    script = tmp_path / "stubborn.py"
+    script.write_text(STUBBORN)
+    supervisor.add_program("stubborn", [sys.executable, str(script)], stopwaitsecs=20)
+    pid = supervisor.wait_for("stubborn", ["RUNNING"]).pid
+    with pytest.raises(
+        SupervisorError, match=rf"did not stop within 1s: still running: stubborn \(pid {pid}\)"
+    ):
+        supervisor.shutdown(timeout=1)

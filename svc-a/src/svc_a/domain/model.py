@@ -11,6 +11,9 @@ from svc_a.domain.errors import InvalidProduct, InvalidQuantity, InvalidSku, Out
 #: Upper-case letters and digits in 1–4 dash-separated groups, e.g. ``TENT-2P`` or ``MUG01``.
 SKU_PATTERN = re.compile(r"[A-Z0-9]{2,16}(?:-[A-Z0-9]{1,16}){0,3}")
 SKU_MAX_LENGTH = 64
+#: The gate namespace: products the stage gates create to probe the running system (their skus
+#: start with this). Listings leave them out; they are found only by naming their sku.
+GATE_SKU_PREFIX = "GATE-"
 NAME_MAX_LENGTH = 200
 DESCRIPTION_MAX_LENGTH = 4000
 #: The most units one stock row or one line may hold (fits a 32-bit column with room to spare).

@@ -86,6 +86,7 @@ class PiccoloProductRepository(AbstractProductRepository):
         limit: int = 50,
         active: bool | None = None,
         skus: Sequence[str] | None = None,
+        hidden_prefix: str | None = None,
     ) -> list[Product]:
         if skus is not None and not skus:
             return []
@@ -96,6 +97,8 @@ class PiccoloProductRepository(AbstractProductRepository):
             query = query.where(ProductRow.active == active)
         if skus is not None:
             query = query.where(ProductRow.sku.is_in(list(skus)))
+        if hidden_prefix is not None:  # skus are upper-case letters, digits and dashes: no wildcards
+            query = query.where(ProductRow.sku.not_like(f"{hidden_prefix}%"))
         return [product_from(row) for row in await query]
 
 

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 from svc_a.domain import inventory
 from svc_a.domain.errors import ReservationNotFound, UnknownSku
-from svc_a.domain.model import Product, Stock, validate_sku
+from svc_a.domain.model import GATE_SKU_PREFIX, Product, Stock, validate_sku
 from svc_a.domain.reservation import Line, Reservation, normalise_lines, validate_order_id
 from svc_a.service_layer.ports import AbstractUnitOfWork
 
@@ -47,12 +47,16 @@ async def list_products(
     active: bool | None = None,
     skus: Sequence[str] | None = None,
 ) -> tuple[list[Product], str | None]:
-    """A page of products by sku and the cursor of the next page (``None`` on the last page)."""
+    """A page of products by sku and the cursor of the next page (``None`` on the last page).
+    Products in the gate namespace are listed only when ``skus`` names them."""
     if after is not None:
         validate_sku(after)
     wanted = None if skus is None else sorted({validate_sku(sku) for sku in skus})
+    hidden = GATE_SKU_PREFIX if wanted is None else None
     async with uow:
-        page = await uow.products.list(after=after, limit=limit + 1, active=active, skus=wanted)
+        page = await uow.products.list(
+            after=after, limit=limit + 1, active=active, skus=wanted, hidden_prefix=hidden
+        )
     if len(page) > limit:
         return page[:limit], page[limit - 1].sku
     return page, None

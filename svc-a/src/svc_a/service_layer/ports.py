@@ -31,9 +31,11 @@ class AbstractProductRepository(abc.ABC):
         limit: int = 50,
         active: bool | None = None,
         skus: Sequence[str] | None = None,
+        hidden_prefix: str | None = None,
     ) -> list[Product]:
         """Products ordered by sku, those after ``after`` (a cursor), at most ``limit``; only
-        ``active`` ones (or inactive ones) when given, and only ``skus`` when given."""
+        ``active`` ones (or inactive ones) when given, only ``skus`` when given, and none whose
+        sku starts with ``hidden_prefix`` when given."""
 
 
 class AbstractStockRepository(abc.ABC):

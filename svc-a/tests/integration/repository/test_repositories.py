@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -72,6 +73,17 @@ def test_list_filters_by_active(run: Runner) -> None:
         async with PiccoloUnitOfWork(db) as uow:
             assert [p.sku for p in await uow.products.list(active=True)] == ["TENT-2P"]
             assert [p.sku for p in await uow.products.list(active=False)] == ["MUG01"]
+
+    run(scenario)
+
+
+def test_list_leaves_out_a_hidden_prefix(run: Runner) -> None:
+    async def scenario(db: Database) -> None:
+        await handlers.add_product(TENT, PiccoloUnitOfWork(db))
+        await handlers.add_product(replace(TENT, sku="GATE-0A1B"), PiccoloUnitOfWork(db))
+        async with PiccoloUnitOfWork(db) as uow:
+            assert [p.sku for p in await uow.products.list(hidden_prefix="GATE-")] == ["TENT-2P"]
+            assert [p.sku for p in await uow.products.list()] == ["GATE-0A1B", "TENT-2P"]
 
     run(scenario)
 

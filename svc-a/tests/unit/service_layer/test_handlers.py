@@ -52,9 +52,11 @@ class FakeProducts(AbstractProductRepository):
         limit: int = 50,
         active: bool | None = None,
         skus: Sequence[str] | None = None,
+        hidden_prefix: str | None = None,
     ) -> list[Product]:
         found = [p for sku, p in sorted(self.rows.items()) if after is None or sku > after]
         found = [p for p in found if skus is None or p.sku in skus]
+        found = [p for p in found if hidden_prefix is None or not p.sku.startswith(hidden_prefix)]
         return [p for p in found if active is None or p.active == active][:limit]
 
 
@@ -173,6 +175,17 @@ def test_listing_pages_by_sku_with_filters() -> None:
     assert [p.sku for p in page] == ["CC", "DD"] and cursor is None
     page, _ = run(handlers.list_products(uow, active=True, skus=["DD", "BB", "AA", "ZZ"]))
     assert [p.sku for p in page] == ["AA", "DD"]
+
+
+def test_the_gate_namespace_is_listed_only_by_name() -> None:
+    uow = FakeUnitOfWork()
+    for sku in ("AA", "GATE-1F2E", "ZZ"):
+        run(handlers.add_product(Product(sku, "n", Money(1, "EUR")), uow))
+    page, cursor = run(handlers.list_products(uow, limit=2))
+    assert [p.sku for p in page] == ["AA", "ZZ"] and cursor is None
+    page, _ = run(handlers.list_products(uow, skus=["GATE-1F2E", "AA"]))
+    assert [p.sku for p in page] == ["AA", "GATE-1F2E"]
+    assert run(handlers.get_product("GATE-1F2E", uow)).sku == "GATE-1F2E"
 
 
 def test_changing_a_product_keeps_its_sku_and_commits_only_a_change() -> None:

@@ -174,7 +174,13 @@ class LocalRuntime:
     # ------------------------------------------------------------------ service virtualenvs
 
     def venv_fingerprint(self, folder: Path) -> str:
+        """What a service's virtualenv is built from: Python, its project (and lock), and the
+        workspace's commons version — a new commons release rebuilds it, so it runs that release."""
         digest = hashlib.sha256(sys.version.encode())
+        commons = self.ctx.root / "libs" / "commons" / "pyproject.toml"
+        if commons.exists():
+            version = tomllib.loads(commons.read_text(encoding="utf-8")).get("project", {}).get("version")
+            digest.update(f"caravan-commons {version}".encode())
         for name in ("pyproject.toml", "uv.lock"):
             path = folder / name
             digest.update(name.encode() + (path.read_bytes() if path.exists() else b"-"))
@@ -483,6 +489,19 @@ class LocalRuntime:
             for name, port in self.metrics_ports().items()
         ]
         return monitoring.write_targets(self.ctx.state_dir, targets, self.jobs())
+
+    def wait_started(self, *, timeout: float = 60.0) -> None:
+        """Wait (bounded) until every program the supervisor is running or starting answers
+        ready — after `invoke down`, a new supervisor starts every program again, and a gate must
+        not probe one before it is ready."""
+        live = self.running_names() | self.starting_names()
+        programs = [
+            Program(name, str(info["member"]), str(info["kind"]), (), int(str(info["port"])),
+                    ready_path=str(info["ready_path"]))
+            for name, info in self.recorded_programs().items()
+            if name in live and info.get("port") and info.get("ready_path")
+        ]  # fmt: skip
+        self.wait_ready(programs, timeout=timeout)
 
     def wait_ready(self, programs: Iterable[Program], *, timeout: float = 60.0) -> None:
         pending = {p.name: p for p in programs if p.port and p.ready_path}

@@ -45,6 +45,9 @@ _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 _ENV_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _SOCKET_MAX = 100  # AF_UNIX paths are limited to 107 bytes on Linux; keep a margin
 _SIGNALS = {"TERM", "INT", "QUIT", "KILL", "HUP", "USR1", "USR2"}
+#: How long a shutdown waits beyond the longest drain (stopwaitsecs) of its programs: supervisord
+#: kills a program at the end of its drain, then needs a moment to reap it and exit.
+SHUTDOWN_MARGIN_S = 10.0
 
 
 class SupervisorError(Exception):
@@ -60,6 +63,15 @@ class ProgramStatus:
     description: str
     exitstatus: int
     log_file: str
+
+
+@dataclass(frozen=True)
+class Shutdown:
+    """What a shutdown took: in all, and for the program that stopped last."""
+
+    took_s: float
+    slowest: str | None = None
+    slowest_s: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -262,23 +274,48 @@ class Supervisor:
             time.sleep(0.05)
         raise SupervisorError(f"supervisord did not answer on {self.socket_path} (see {self.logfile})")
 
-    def shutdown(self, *, timeout: float = 30.0) -> bool:
-        """Stop every program (each gets its stop signal and stopwaitsecs), then supervisord.
+    def drains(self) -> dict[str, int]:
+        """Each program's drain: how long supervisord lets it stop before killing it."""
+        out = {}
+        for conf in self.programs_dir.glob("*.conf"):
+            found = re.search(r"^stopwaitsecs=(\d+)$", conf.read_text(), re.MULTILINE)
+            out[conf.stem] = int(found.group(1)) if found else 10
+        return out
 
-        Returns False when supervisord was not running."""
+    def shutdown(self, *, timeout: float | None = None) -> Shutdown | None:
+        """Stop every program (each gets its stop signal and its drain), then supervisord.
+
+        Waits as long as the longest drain plus a margin unless ``timeout`` says otherwise; a
+        timeout names the programs still running. None when supervisord was not running."""
         with self._lock():
             pid = self._answering_pid()
             if pid is None:
-                return False
+                return None
+            if timeout is None:
+                timeout = max(self.drains().values(), default=10) + SHUTDOWN_MARGIN_S
+            programs = {s.name: s.pid for s in self.status() if s.pid}
+            started = time.monotonic()
             with contextlib.suppress(OSError, xmlrpc.client.Error):
                 self.rpc().supervisor.shutdown()
-            deadline = time.monotonic() + timeout
+            deadline = started + timeout
+            stopped: dict[str, float] = {}
             while time.monotonic() < deadline and _pid_alive(pid):
+                for name, child in programs.items():
+                    if name not in stopped and not _pid_alive(child):
+                        stopped[name] = time.monotonic() - started
                 time.sleep(0.05)
             if _pid_alive(pid):
-                raise SupervisorError(f"supervisord (pid {pid}) did not stop within {timeout:.0f}s")
+                holding = [f"{n} (pid {p})" for n, p in sorted(programs.items()) if _pid_alive(p)]
+                raise SupervisorError(
+                    f"supervisord (pid {pid}) did not stop within {timeout:.0f}s"
+                    + (f": still running: {', '.join(holding)}" if holding else "")
+                )
+            took = time.monotonic() - started
             self.socket_path.unlink(missing_ok=True)
-            return True
+            for name in programs:
+                stopped.setdefault(name, took)
+            slowest = max(stopped, key=lambda n: stopped[n], default=None)
+            return Shutdown(took, slowest, stopped[slowest] if slowest else 0.0)
 
     # ------------------------------------------------------------------ programs
 

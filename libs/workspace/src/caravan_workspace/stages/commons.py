@@ -13,6 +13,7 @@ from pathlib import Path
 
 from caravan_workspace import index, release
 from caravan_workspace import template as templates
+from caravan_workspace.gate_cache import Inputs
 from caravan_workspace.registry import ActionError, ActionResult, Context, GateFailure, action, gate
 
 PROBE_SERVICE = "svc-template-probe"
@@ -81,7 +82,28 @@ def _run(cmd: list[str], env: dict[str, str], what: str, fix: str) -> str:
     return proc.stdout
 
 
-@gate("commons.wheel_published")
+def served_inputs(ctx: Context) -> Inputs:
+    """What the commons gates read: libs/commons (sources, project file, version) and the files
+    the running index serves for caravan-commons — asked of the index every time, so a gate
+    reused from the cache still finds the index up and serving exactly what it served then."""
+    commons = release.commons_dir(ctx)
+    served = index.listed_files(index.index_url(ctx), release.DIST_NAME)  # raises when it is down
+    return Inputs(
+        files=[commons / "src", commons / "pyproject.toml"],
+        values={"commons": release.project_version(commons), "served": "\n".join(sorted(served))},
+    )
+
+
+def template_inputs(ctx: Context) -> Inputs:
+    """The template gate's inputs: the commons gates' plus the template and its renderer."""
+    served = served_inputs(ctx)
+    return Inputs(
+        files=[*served.files, templates.template_dir(ctx.root), Path(templates.__file__)],
+        values=served.values,
+    )
+
+
+@gate("commons.wheel_published", inputs=served_inputs)
 def wheel_published(ctx: Context) -> str:
     """The index serves the current version, and a fresh virtualenv installs it from that index alone."""
     version, url = _published_version(ctx)
@@ -145,7 +167,7 @@ def differing_files(source: Path, installed: Path) -> list[str]:
     return sorted(name for name in ours.keys() | theirs.keys() if ours.get(name) != theirs.get(name))
 
 
-@gate("commons.template_ready")
+@gate("commons.template_ready", inputs=template_inputs)
 def template_ready(ctx: Context) -> str:
     """A service rendered into a temporary folder installs (commons from the index) and passes its tests."""
     _published_version(ctx)

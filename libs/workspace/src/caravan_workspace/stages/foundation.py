@@ -16,6 +16,9 @@ from caravan_workspace.services import DeclarationError
 PROBE = "probe"
 PROBE_STANDS_IN_FOR = "svc-a"
 RUNNING = ("RUNNING", "STARTING")
+#: How long the security gate waits for a service instance that is starting (after `invoke down`,
+#: the supervisor starts every program again) to answer ready before probing it.
+READY_WAIT_S = 120.0
 
 
 def runtime(ctx: Context) -> LocalRuntime:
@@ -61,7 +64,7 @@ def provision(ctx: Context) -> ActionResult:
     probe = probe_program(rt)
     try:
         changed = rt.run([probe])
-        rt.wait_ready([probe], timeout=30)
+        rt.wait_ready([probe], timeout=READY_WAIT_S)  # after a restart every program starts at once
     except (RuntimeError_, PortCollision) as exc:
         raise GateFailure(str(exc)) from exc
     parts = []
@@ -162,6 +165,10 @@ def security_groups(ctx: Context) -> str:
     port = rt.ports.allocated()[PROBE]
     problems = check_enforcement(rt, PROBE_STANDS_IN_FOR, port, "/probe")
     checked = 1
+    try:
+        rt.wait_started(timeout=READY_WAIT_S)  # never probe a program still starting
+    except RuntimeError_ as exc:
+        raise GateFailure(str(exc), fix="invoke logs NAME") from exc
     for program in rt.running_service_programs():
         assert program.port is not None
         problems += check_enforcement(rt, program.member, program.port, "/__caravan_probe__")

@@ -22,6 +22,8 @@ import time
 from pathlib import Path
 
 from caravan_commons.architecture import domain_violations
+from caravan_workspace import release
+from caravan_workspace.gate_cache import Inputs, InputsFn
 from caravan_workspace.registry import ActionResult, Context, GateFailure, action, gate
 from caravan_workspace.runtime import catalog
 from caravan_workspace.runtime import gateway as gateway_runtime
@@ -34,6 +36,52 @@ def _service(ctx: Context, name: str) -> tuple[LocalRuntime, Service]:
     if name not in rt.services:
         raise GateFailure(f"no service {name!r} is declared (no {name}/service.toml)")
     return rt, rt.services[name]
+
+
+# ------------------------------------------------------------------------------ cached inputs
+
+
+def installed_set(python: Path) -> str:
+    """The resolved dependency set of a virtualenv: every distribution installed in it, by name
+    and version (read from its ``*.dist-info`` folders, without starting Python)."""
+    venv = python.parent.parent
+    return "\n".join(sorted(p.name for p in venv.glob("lib/python*/site-packages/*.dist-info")))
+
+
+def database_kind() -> str:
+    return "postgres" if os.environ.get("CARAVAN_TEST_POSTGRES_DSN") else "sqlite"
+
+
+def project_inputs(folder: Path, tests: str | None, python: Path, commons_version: str) -> Inputs:
+    """The inputs of a service gate that runs files only: the project's sources and project file,
+    its test folder ``tests`` (with the conftest files above it), the resolved dependency set of
+    the virtualenv ``python`` belongs to, the commons version of the workspace and the database
+    kind the tests run on."""
+    files = [folder / "src", folder / "pyproject.toml"]
+    if tests is not None:
+        suite = folder / tests
+        files.append(suite)
+        files += [parent / "conftest.py" for parent in suite.parents if parent.is_relative_to(folder)]
+    return Inputs(
+        files=files,
+        values={
+            "dependencies": installed_set(python),
+            "commons": commons_version,
+            "database": database_kind(),
+        },
+    )
+
+
+def service_inputs(tests: str | None, *, test_venv: bool = True) -> InputsFn:
+    """An inputs function for a service gate (plan.toml's ``service`` arg) that runs ``tests``
+    (None: no tests, e.g. migrations) in the service's (test) virtualenv."""
+
+    def inputs(ctx: Context, service: str) -> Inputs:
+        rt, svc = _service(ctx, service)
+        python = rt.ensure_venv(svc, test=test_venv)
+        return project_inputs(svc.folder, tests, python, release.project_version(release.commons_dir(ctx)))
+
+    return inputs
 
 
 # ------------------------------------------------------------------------------------- domain
@@ -86,7 +134,7 @@ def _pytest(
     return summary
 
 
-@gate("service.domain_tests")
+@gate("service.domain_tests", inputs=service_inputs("tests/unit/domain"))
 def domain_tests(ctx: Context, service: str) -> str:
     rt, svc = _service(ctx, service)
     return _pytest(rt, svc, svc.folder / "tests" / "unit" / "domain")
@@ -109,7 +157,7 @@ def configured_database(ctx: Context, svc: Service) -> str:
     return f"sqlite:///{path}"
 
 
-@gate("service.repository_tests")
+@gate("service.repository_tests", inputs=service_inputs("tests/integration/repository"))
 def repository_tests(ctx: Context, service: str) -> str:
     rt, svc = _service(ctx, service)
     url = configured_database(ctx, svc)
@@ -119,7 +167,7 @@ def repository_tests(ctx: Context, service: str) -> str:
     return f"{summary} ({url.split(':', 1)[0]})"
 
 
-@gate("service.migrations")
+@gate("service.migrations", inputs=service_inputs(None, test_venv=False))
 def migrations_apply(ctx: Context, service: str) -> str:
     """The service's migrations apply to an empty database."""
     rt, svc = _service(ctx, service)

@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from caravan_commons.discovery_local import LocalCatalogResolver
-from caravan_workspace.registry import ActionResult, Context, GateFailure, action, gate
+from caravan_workspace.registry import ActionError, ActionResult, Context, GateFailure, action, gate
 from caravan_workspace.runtime import catalog, monitoring
 from caravan_workspace.runtime import gateway as gateway_runtime
 from caravan_workspace.runtime.local import LocalRuntime, Program, RuntimeError_, http_status
@@ -20,7 +20,6 @@ CHECK_INTERVAL_S = 1.0
 DISCOVERY_PROBE = "discovery-probe"
 RECEIVER = "alert-receiver"
 
-INSTALL_PROMETHEUS = "apt-get install prometheus"
 #: How long the monitoring gate waits for every target to be scraped up (discovery and scrapes
 #: run every second, so a healthy target is up within a few seconds).
 SCRAPE_WAIT_S = 20.0
@@ -105,28 +104,24 @@ def _write_checked(path: Path, text: str, check: Callable[[Path], None]) -> bool
 
 @action("monitoring.ensure")
 def ensure_monitoring(ctx: Context) -> ActionResult:
-    """Alertmanager (when installed), then Prometheus with a generated, checked config and the
-    running programs as targets."""
-    if monitoring.prometheus_binary() is None:
-        return ActionResult(
-            changed=False, detail=f"Prometheus is not installed ({INSTALL_PROMETHEUS}): skipped"
-        )
+    """Alertmanager, then Prometheus with a generated, checked config and the running programs as
+    targets; either missing fails the action (`invoke toolchain --install` installs them)."""
+    if monitoring.prometheus_binary() is None or monitoring.alertmanager_binary() is None:
+        raise ActionError("Prometheus or Alertmanager is not installed: invoke toolchain --install")
     rt = LocalRuntime(ctx)
     folder = monitoring.monitoring_dir(ctx.state_dir)
     programs: list[Program] = []
-    alertmanager_port = None
     changed_configs: list[str] = []
-    if monitoring.alertmanager_binary() is not None:
-        receiver = receiver_program(rt)
-        alerting = alertmanager_program(rt)
-        alertmanager_port = alerting.port
-        if _write_checked(
-            folder / "alertmanager.yml",
-            monitoring.render_alertmanager_config(receiver.port),
-            monitoring.check_alertmanager_config,
-        ):
-            changed_configs.append(alerting.name)
-        programs += [receiver, alerting]
+    receiver = receiver_program(rt)
+    alerting = alertmanager_program(rt)
+    alertmanager_port = alerting.port
+    if _write_checked(
+        folder / "alertmanager.yml",
+        monitoring.render_alertmanager_config(receiver.port),
+        monitoring.check_alertmanager_config,
+    ):
+        changed_configs.append(alerting.name)
+    programs += [receiver, alerting]
     try:
         rules_changed = sync_rules(ctx.state_dir, ctx.root)
     except monitoring.MonitoringError as exc:
@@ -160,13 +155,17 @@ def ensure_monitoring(ctx: Context) -> ActionResult:
 def monitoring_scrapes(ctx: Context) -> str:
     """Prometheus reports every expected target up."""
     if monitoring.prometheus_binary() is None:
-        raise GateFailure("Prometheus is not installed", fix=INSTALL_PROMETHEUS)
+        raise GateFailure("Prometheus is not installed", fix="invoke toolchain --install")
     rt = LocalRuntime(ctx)
     port = rt.ports.allocated().get(monitoring.PROMETHEUS)
     status = rt.supervisor.program(monitoring.PROMETHEUS) if rt.supervisor.is_running() else None
     running = status is not None and status.state in ("RUNNING", "STARTING")
     if port is None or not running or http_status(port, "/-/ready") != 200:
         raise GateFailure("Prometheus is not running", fix="invoke stage 2")
+    try:
+        rt.wait_started(timeout=120.0)  # programs the supervisor just started again (bounded)
+    except RuntimeError_ as exc:
+        raise GateFailure(str(exc), fix="invoke logs NAME") from exc
     rt.sync_monitoring()
     expected = {f"127.0.0.1:{p}" for p in rt.metrics_ports().values()}
     if not expected:

@@ -22,7 +22,7 @@ from caravan_workspace.engine import Engine, RunResult
 from caravan_workspace.plan import SelectionError
 from caravan_workspace.state import reset_state
 from caravan_workspace.tasks.common import BAD_INPUT, FAILED, Workspace, console, workspace
-from caravan_workspace.toolchain import survey
+from caravan_workspace.toolchain import InstallError, install_missing, survey
 from caravan_workspace.traces import find_trace, read_spans, waterfall
 
 
@@ -58,18 +58,26 @@ def plan(c: Context, format: str = "table", graph: bool = False) -> None:
 
 
 def _run(
-    ws: Workspace, numbers: list[int], *, with_deps: bool, selector: str, check_deps: bool = True
+    ws: Workspace,
+    numbers: list[int],
+    *,
+    with_deps: bool,
+    selector: str,
+    check_deps: bool = True,
+    fresh: bool = False,
 ) -> RunResult:
     out = console()
     command = f"invoke stage {selector}" + (" --with-deps" if with_deps else "")
-    command += "" if check_deps else " --gates-only"
+    command += ("" if check_deps else " --gates-only") + (" --fresh" if fresh else "")
     if not check_deps:
         out.print(Text(f"gates only: the dependencies of stage {selector} are NOT checked", style="yellow"))
     elif not with_deps and ws.plan.external_dependencies(numbers):
         deps = compact_numbers(ws.plan.external_dependencies(numbers))
         out.print(Text(f"re-checking the gates of stage {deps} (dependencies)", style="dim"))
     with ConsoleReporter(out) as reporter:
-        engine = Engine(ws.plan, root=ws.root, state_dir=ws.state_dir, store=ws.store, reporter=reporter)
+        engine = Engine(
+            ws.plan, root=ws.root, state_dir=ws.state_dir, store=ws.store, reporter=reporter, fresh=fresh
+        )
         result = engine.run(numbers, with_deps=with_deps, check_deps=check_deps, command=command)
     for refusal in result.refusals:
         out.print(Text(refusal.message(f"invoke stage {selector} --with-deps"), style="yellow"))
@@ -87,9 +95,12 @@ def _run(
         "selector": "a stage 1..15, a range like 4-6, or a lane: foundation, a, b, c, all",
         "with_deps": "run the stages this one depends on first instead of refusing",
         "gates_only": "prove this stage's own actions and gates without checking its dependencies",
+        "fresh": "re-run every gate, even those whose inputs are unchanged since they last passed",
     }
 )
-def stage(c: Context, selector: str, with_deps: bool = False, gates_only: bool = False) -> None:
+def stage(
+    c: Context, selector: str, with_deps: bool = False, gates_only: bool = False, fresh: bool = False
+) -> None:
     """Bring one stage (or range, or lane) up: re-check dependencies, run its actions, prove its gates."""
     ws = workspace()
     try:
@@ -98,22 +109,24 @@ def stage(c: Context, selector: str, with_deps: bool = False, gates_only: bool =
         raise Exit(f"error: {exc}", code=BAD_INPUT) from exc
     if with_deps and gates_only:
         raise Exit("error: --with-deps and --gates-only exclude each other", code=BAD_INPUT)
-    result = _run(ws, numbers, with_deps=with_deps, selector=selector, check_deps=not gates_only)
+    result = _run(ws, numbers, with_deps=with_deps, selector=selector, check_deps=not gates_only, fresh=fresh)
     if result.refusals:
         raise Exit(code=FAILED)
     if not result.ok:
         raise Exit(f"stage {selector}: not every gate passed", code=FAILED)
 
 
-@task
-def up(c: Context) -> None:
+@task(help={"fresh": "re-run every gate, even those whose inputs are unchanged since they last passed"})
+def up(c: Context, fresh: bool = False) -> None:
     """Run every stage in dependency order (lanes A, B and C concurrently), then show the status."""
     ws = workspace()
-    result = _run(ws, list(ws.plan.stages), with_deps=True, selector="1-15")
+    _install_system_packages()
+    result = _run(ws, list(ws.plan.stages), with_deps=True, selector="1-15", fresh=fresh)
     from caravan_workspace.tasks.runtime import print_status
 
     print_status(workspace())
-    _print_demo_order(ws)
+    if result.records.get(DEMO_STAGE) and result.records[DEMO_STAGE].status == "passed":
+        _print_demo_order(ws)  # only an order this run placed
     from caravan_workspace.tasks.console import console_url
 
     url = console_url(ws)
@@ -122,6 +135,10 @@ def up(c: Context) -> None:
     if not result.ok:
         failed = [n for n, r in result.records.items() if r.status != "passed"]
         raise Exit(f"invoke up: stages not passing: {compact_numbers(failed)} (see invoke plan)", code=FAILED)
+
+
+#: The stage that places the demo order (integration).
+DEMO_STAGE = 13
 
 
 def _print_demo_order(ws: Workspace) -> None:
@@ -145,9 +162,22 @@ def reset(c: Context) -> None:
     print(f"state set aside as {moved.name}" if moved else "no state file: nothing to reset")
 
 
-@task
-def toolchain(c: Context) -> None:
+def _install_system_packages() -> None:
+    """Install the system packages the stages need (before anything else), or stop with exit 2
+    and the one command that installs them."""
+    try:
+        installed = install_missing(say=lambda line: console().print(Text(line, style="cyan")))
+    except InstallError as exc:
+        raise Exit(f"error: {exc}", code=BAD_INPUT) from exc
+    if installed:
+        console().print(Text(f"installed: {' '.join(installed)}", style="green"))
+
+
+@task(help={"install": "install the system packages the stages need (apt-get; as root or with sudo)"})
+def toolchain(c: Context, install: bool = False) -> None:
     """Show which tools are present, which are missing, and the command that installs each."""
+    if install:
+        _install_system_packages()
     table = Table(title="Toolchain")
     for column in ("tool", "status", "version", "used for", "install"):
         table.add_column(column)

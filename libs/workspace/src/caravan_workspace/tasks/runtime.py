@@ -20,6 +20,8 @@ from caravan_workspace.tasks import deploy as deploy_tasks
 from caravan_workspace.tasks.common import BAD_INPUT, FAILED, Workspace, console, workspace
 from caravan_workspace.traces import find_trace, read_spans, waterfall
 
+#: A program that takes longer than this to stop is named by `invoke down`.
+SLOW_STOP_S = 5.0
 PROGRAM_STYLE = {"RUNNING": "green", "STARTING": "cyan", "BACKOFF": "yellow", "STOPPED": "dim"}
 
 
@@ -87,15 +89,20 @@ def down(c: Context, target: str = "local", purge: bool = False) -> None:
         return deploy_tasks.target_down(target, purge)
     ws = workspace()
     supervisor = Supervisor(ws.state_dir)
-    started = time.monotonic()
     try:
         stopped = supervisor.shutdown()
     except SupervisorError as exc:
-        raise Exit(f"error: {exc}", code=FAILED) from exc
-    if stopped:
-        print(f"stopped every program and the supervisor in {time.monotonic() - started:.1f}s")
-    else:
+        raise Exit(f"error: {exc} (see invoke logs NAME)", code=FAILED) from exc
+    if stopped is None:
         print("nothing to stop: the supervisor is not running")
+        return
+    print(f"stopped every program and the supervisor in {stopped.took_s:.1f}s")
+    if stopped.slowest and stopped.slowest_s > SLOW_STOP_S:
+        drain = supervisor.drains().get(stopped.slowest)
+        print(
+            f"{stopped.slowest} held it up: it took {stopped.slowest_s:.1f}s to stop"
+            + (f" (its drain is {drain}s)" if drain else "")
+        )
 
 
 @task(
