@@ -272,7 +272,10 @@ def test_every_file_a_job_names_is_written_from_the_jobs_own_variable(repo_root,
             if name != "gateway":
                 assert task["Env"]["CARAVAN_SECRET_KEY_FILE"] == "/secrets/secret.key"
                 (secret,) = [t for t in task["Templates"] if t["DestPath"] == "secrets/secret.key"]
-                assert secret["EmbeddedTmpl"] == f'{{{{ with nomadVar "nomad/jobs/{name}" }}}}{{{{ .secret_key }}}}{{{{ end }}}}'
+                assert (
+                    secret["EmbeddedTmpl"]
+                    == f'{{{{ with nomadVar "nomad/jobs/{name}" }}}}{{{{ .secret_key }}}}{{{{ end }}}}'
+                )
                 assert secret["Perms"] == "0400"
             else:
                 policy = json.loads(task["Env"]["CARAVAN_GATEWAY_POLICY"])
@@ -280,7 +283,9 @@ def test_every_file_a_job_names_is_written_from_the_jobs_own_variable(repo_root,
     api = json.loads(fresh[Path("nomad/dev/json/svc-b.json")])
     (task,) = api["Job"]["TaskGroups"][0]["Tasks"]
     task["Templates"] = [t for t in task["Templates"] if t["DestPath"] != "secrets/secret.key"]
-    task["Templates"][0]["EmbeddedTmpl"] = task["Templates"][0]["EmbeddedTmpl"].replace("jobs/svc-b", "jobs/svc-a")
+    task["Templates"][0]["EmbeddedTmpl"] = task["Templates"][0]["EmbeddedTmpl"].replace(
+        "jobs/svc-b", "jobs/svc-a"
+    )
     assert checks.nomad_file_problems(api, "svc-b", "x") == [
         "x: CARAVAN_SECRET_KEY_FILE=/secrets/secret.key is not written by any template",
         "x: secrets/identity.key is not read from nomad/jobs/svc-b",

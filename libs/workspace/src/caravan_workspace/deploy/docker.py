@@ -10,7 +10,8 @@
   files in a read-only bind mount (``/run/secrets/caravan``) — never in an image; each service also
   its secret (``CARAVAN_SECRET_KEY_FILE``: svc-b's order ids), the gateway its API-key file. The
   gateway's settings are the local runtime's: its routes, its policy (``CARAVAN_GATEWAY_POLICY``:
-  its public OpenAPI document lists only what it may call) and ``CARAVAN_GATEWAY_RATE_*`` when set. **Configuration** by environment (the commons settings); discovery is static:
+  its public OpenAPI document lists only what it may call) and ``CARAVAN_GATEWAY_RATE_*`` when set.
+  **Configuration** by environment (the commons settings); discovery is static:
   ``CARAVAN_UPSTREAM_<NAME>=http://<name>:8000``, resolved by Docker's DNS on the callee's network.
 * **Data**: SQLite in a volume per service (``<project>-<name>-data``, also holding its trace file);
   with ``CARAVAN_DOCKER_POSTGRES_DSN`` (a server reachable from the containers, a role with
@@ -185,9 +186,7 @@ def render(
         "CARAVAN_SERVICE_NAME": GATEWAY,
         "CARAVAN_INSTANCE_ID": f"{GATEWAY}-1",
         "CARAVAN_GATEWAY_ROUTES": json.dumps(gateway_routes, sort_keys=True),
-        "CARAVAN_GATEWAY_POLICY": json.dumps(
-            policy_of(foundation, gateway_routes.values()), sort_keys=True
-        ),
+        "CARAVAN_GATEWAY_POLICY": json.dumps(policy_of(foundation, gateway_routes.values()), sort_keys=True),
         "CARAVAN_IDENTITY_KEY_FILE": f"{SECRETS}/{GATEWAY}.key",
         "CARAVAN_API_KEYS_FILE": f"{SECRETS}/api-keys.json",
         "CARAVAN_TRACE_FILE": f"{DATA}/{GATEWAY}-1.traces.jsonl",

@@ -121,7 +121,10 @@ def nomad_file_problems(api: dict[str, Any], name: str, where: str) -> list[str]
                 if key.endswith("_FILE") and value not in written:
                     problems.append(f"{where}: {key}={value} is not written by any template")
             for t in templates:
-                if "nomadVar" in t.get("EmbeddedTmpl", "") and f'nomadVar "nomad/jobs/{name}"' not in t["EmbeddedTmpl"]:
+                if (
+                    "nomadVar" in t.get("EmbeddedTmpl", "")
+                    and f'nomadVar "nomad/jobs/{name}"' not in t["EmbeddedTmpl"]
+                ):
                     problems.append(f"{where}: {t.get('DestPath')} is not read from nomad/jobs/{name}")
     return problems
 

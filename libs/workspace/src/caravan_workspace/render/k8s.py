@@ -16,8 +16,8 @@ from typing import Any
 from caravan_workspace.render.model import (
     IDENTITY_KEY_FILE,
     PORT,
-    SECRET_KEY_FILE,
     PUBLIC_KEYS_FILE,
+    SECRET_KEY_FILE,
     SECRETS_DIR,
     Deployable,
     Deployment,

@@ -73,9 +73,9 @@ def place_order(base: str, key: str, idempotency_key: str | None = None) -> dict
         )
     sku = page["items"][0]["sku"]
     body = {"lines": [{"sku": sku, "quantity": 1}], "payment": {"card_token": APPROVING_CARD}}
-    status, order = _call(
-        "POST", f"{base}/api/{ORDERS}/orders", key, body, {"Idempotency-Key": f'"{idempotency_key or f"demo-{uuid.uuid4()}"}"'}
-    )
+    idempotency_key = idempotency_key or f"demo-{uuid.uuid4()}"
+    headers = {"Idempotency-Key": f'"{idempotency_key}"'}
+    status, order = _call("POST", f"{base}/api/{ORDERS}/orders", key, body, headers)
     if status not in (200, 201, 202) or not isinstance(order, dict) or "id" not in order:
         raise GateFailure(
             f"placing an order through the gateway: {status} {_detail(order)}", fix="invoke logs svc-b-1"
