@@ -180,6 +180,7 @@ job "gateway" {
         CARAVAN_ALLOWED_CALLERS    = "{\"client\": null, \"monitoring\": [\"/metrics\"]}"
         CARAVAN_API_KEYS_FILE      = "/secrets/api-keys.json"
         CARAVAN_DISCOVERY_BACKEND  = "static"
+        CARAVAN_GATEWAY_POLICY     = "{\"svc-a\": [\"/products\", \"/stock\", \"GET,HEAD /reservations\"], \"svc-b\": null, \"svc-c\": [\"GET,HEAD /payments\", \"GET,HEAD /ledger\"]}"
         CARAVAN_GATEWAY_ROUTES     = "{\"/api/svc-a\": \"svc-a\", \"/api/svc-b\": \"svc-b\", \"/api/svc-c\": \"svc-c\"}"
         CARAVAN_HOST               = "0.0.0.0"
         CARAVAN_IDENTITY_KEY_FILE  = "/secrets/identity.key"

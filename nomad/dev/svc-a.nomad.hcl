@@ -165,6 +165,7 @@ job "svc-a" {
         CARAVAN_IDENTITY_NAME      = "svc-a"
         CARAVAN_PORT               = "8000"
         CARAVAN_PUBLIC_KEYS_FILE   = "/secrets/public-keys.json"
+        CARAVAN_SECRET_KEY_FILE    = "/secrets/secret.key"
         CARAVAN_SERVICE_NAME       = "svc-a"
         CARAVAN_SHUTDOWN_TIMEOUT_S = "20"
         PYTHONUNBUFFERED           = "1"
@@ -187,6 +188,15 @@ job "svc-a" {
       template {
         data        = "{{ with nomadVar \"nomad/jobs/svc-a\" }}{{ .public_keys }}{{ end }}"
         destination = "secrets/public-keys.json"
+        perms       = "0400"
+        uid         = 10001
+        gid         = 10001
+        change_mode = "restart"
+      }
+
+      template {
+        data        = "{{ with nomadVar \"nomad/jobs/svc-a\" }}{{ .secret_key }}{{ end }}"
+        destination = "secrets/secret.key"
         perms       = "0400"
         uid         = 10001
         gid         = 10001

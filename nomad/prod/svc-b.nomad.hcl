@@ -174,6 +174,7 @@ job "svc-b" {
         CARAVAN_IDENTITY_NAME      = "svc-b"
         CARAVAN_PORT               = "8000"
         CARAVAN_PUBLIC_KEYS_FILE   = "/secrets/public-keys.json"
+        CARAVAN_SECRET_KEY_FILE    = "/secrets/secret.key"
         CARAVAN_SERVICE_NAME       = "svc-b"
         CARAVAN_SHUTDOWN_TIMEOUT_S = "20"
         CARAVAN_UPSTREAM_SVC_A     = "http://127.0.0.1:9101"
@@ -198,6 +199,15 @@ job "svc-b" {
       template {
         data        = "{{ with nomadVar \"nomad/jobs/svc-b\" }}{{ .public_keys }}{{ end }}"
         destination = "secrets/public-keys.json"
+        perms       = "0400"
+        uid         = 10001
+        gid         = 10001
+        change_mode = "restart"
+      }
+
+      template {
+        data        = "{{ with nomadVar \"nomad/jobs/svc-b\" }}{{ .secret_key }}{{ end }}"
+        destination = "secrets/secret.key"
         perms       = "0400"
         uid         = 10001
         gid         = 10001

@@ -69,6 +69,28 @@ def test_policy_check_fails_on_a_root_container_without_probes(overlay):
     ]
 
 
+def test_every_file_a_container_names_is_a_secret_mounted_read_only(overlay):
+    """svc-b's secret (order ids) comes from one Secret for the whole Deployment: every replica
+    mounts the same ``svc-b-secret``."""
+    _, docs = overlay
+    dep = next(d for d in docs if d["kind"] == "Deployment" and d["metadata"]["name"] == "svc-b")
+    config = next(d for d in docs if d["kind"] == "ConfigMap" and d["metadata"]["name"] == "svc-b-config")
+    pod = dep["spec"]["template"]["spec"]
+    assert config["data"]["CARAVAN_SECRET_KEY_FILE"] == "/secrets/secret.key"
+    assert checks.k8s_file_problems(config["data"], pod, "svc-b") == []
+    sources = pod["volumes"][0]["projected"]["sources"]
+    assert {
+        "secret": {"name": "svc-b-secret", "items": [{"key": "secret.key", "path": "secret.key"}]}
+    } in sources
+    pod = copy.deepcopy(pod)
+    pod["volumes"][0]["projected"]["sources"] = [s for s in sources if s["secret"]["name"] != "svc-b-secret"]
+    assert checks.k8s_file_problems(config["data"], pod, "svc-b") == [
+        "svc-b: CARAVAN_SECRET_KEY_FILE=/secrets/secret.key is not a Secret item mounted read-only"
+    ]
+    pod["containers"][0]["volumeMounts"][0]["readOnly"] = False
+    assert len(checks.k8s_file_problems(config["data"], pod, "svc-b")) == 3
+
+
 def test_network_policies_allow_exactly_the_foundation_flows(overlay):
     env, docs = overlay
     policies = [d for d in docs if d["kind"] == "NetworkPolicy"]

@@ -3,6 +3,7 @@ settings, and the Dockerfiles held to one shape."""
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
@@ -51,6 +52,53 @@ def test_dependencies_start_first_and_settings_come_by_environment(repo_root, tm
     assert svc_b.env["CARAVAN_DATABASE_URL"].startswith("sqlite:////var/lib/caravan/")
     svc_c = next(c for c in containers if c.member == "svc-c")
     assert not [k for k in svc_c.env if k.startswith("CARAVAN_UPSTREAM_")]
+
+
+def test_each_service_gets_its_secret_and_the_gateway_its_policy_as_on_the_local_runtime(
+    repo_root, tmp_path, monkeypatch
+) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.setenv("CARAVAN_GATEWAY_RATE_PER_SECOND", "5000")
+    _, containers = _render(repo_root, tmp_path)
+    by_member = {c.member: c for c in containers}
+    for name in ("svc-a", "svc-b", "svc-c"):
+        assert by_member[name].env["CARAVAN_SECRET_KEY_FILE"] == f"{SECRETS}/{name}.secret"
+    gateway = by_member["gateway"].env
+    assert "CARAVAN_SECRET_KEY_FILE" not in gateway
+    policy = json.loads(gateway["CARAVAN_GATEWAY_POLICY"])
+    assert set(policy) == {"svc-a", "svc-b", "svc-c"}
+    # through the gateway svc-a's reservations are read-only: POST /reservations is not in its rules
+    assert policy["svc-b"] is None and not any(
+        r.startswith("POST") and "reservations" in r for r in policy["svc-a"]
+    )
+    assert gateway["CARAVAN_RATE_PER_SECOND"] == "5000" and "CARAVAN_RATE_BURST" not in gateway
+
+
+def test_the_secrets_folders_hold_each_containers_own_files_read_only(
+    repo_root, tmp_path, monkeypatch
+) -> None:  # type: ignore[no-untyped-def]
+    from caravan_workspace.deploy import docker as target
+
+    monkeypatch.setattr(
+        target,
+        "_provision_api_keys",
+        lambda folder, image, project: (
+            folder.mkdir(parents=True, exist_ok=True),
+            (folder / "api-keys.json").write_text("{}"),
+        ),
+    )
+    ctx = Context(root=repo_root, state_dir=tmp_path)
+    target.provision_secrets(ctx, "t", ["svc-a", "svc-b", "gateway"], "caravan/gateway:test")
+    folders = tmp_path / "docker" / "t" / "secrets"
+    held = {f.name: sorted(p.name for p in f.iterdir()) for f in folders.iterdir()}
+    assert held == {
+        "svc-a": ["public-keys.json", "svc-a.key", "svc-a.secret"],
+        "svc-b": ["public-keys.json", "svc-b.key", "svc-b.secret"],
+        "gateway": ["api-keys.json", "gateway.key", "public-keys.json"],
+    }
+    assert {oct(p.stat().st_mode & 0o777) for f in folders.iterdir() for p in f.iterdir()} == {"0o400"}
+    assert (folders / "svc-b" / "svc-b.secret").read_text() == (
+        tmp_path / "docker/t/identity/svc-b.secret"
+    ).read_text()
 
 
 def test_a_postgres_dsn_gives_each_service_a_database_of_its_own(repo_root, tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]

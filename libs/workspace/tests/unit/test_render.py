@@ -258,3 +258,35 @@ def test_parity_nomad_jobs_kubernetes_manifests_and_service_toml_agree(repo_root
     assert "dev svc-c: health paths differ (Nomad ['/health/live', '/health/ready'], Kubernetes " \
         "['/health/ready', '/healthz'])" in problems  # fmt: skip
     assert any(p.startswith("dev svc-c: environment differs") for p in problems)
+
+
+def test_every_file_a_job_names_is_written_from_the_jobs_own_variable(repo_root, fresh):
+    """Each service reads its identity key, the public keys and its secret (svc-b's order ids)
+    from files its templates write out of the job's Nomad Variable: one per job, so all of svc-b's
+    allocations share one secret."""
+    for env in ("dev", "prod"):
+        for name in ("gateway", "svc-a", "svc-b", "svc-c"):
+            api = json.loads(fresh[Path("nomad", env, "json", f"{name}.json")])
+            assert checks.nomad_file_problems(api, name, name) == []
+            (task,) = api["Job"]["TaskGroups"][0]["Tasks"]
+            if name != "gateway":
+                assert task["Env"]["CARAVAN_SECRET_KEY_FILE"] == "/secrets/secret.key"
+                (secret,) = [t for t in task["Templates"] if t["DestPath"] == "secrets/secret.key"]
+                assert (
+                    secret["EmbeddedTmpl"]
+                    == f'{{{{ with nomadVar "nomad/jobs/{name}" }}}}{{{{ .secret_key }}}}{{{{ end }}}}'
+                )
+                assert secret["Perms"] == "0400"
+            else:
+                policy = json.loads(task["Env"]["CARAVAN_GATEWAY_POLICY"])
+                assert set(policy) == {"svc-a", "svc-b", "svc-c"} and policy["svc-b"] is None
+    api = json.loads(fresh[Path("nomad/dev/json/svc-b.json")])
+    (task,) = api["Job"]["TaskGroups"][0]["Tasks"]
+    task["Templates"] = [t for t in task["Templates"] if t["DestPath"] != "secrets/secret.key"]
+    task["Templates"][0]["EmbeddedTmpl"] = task["Templates"][0]["EmbeddedTmpl"].replace(
+        "jobs/svc-b", "jobs/svc-a"
+    )
+    assert checks.nomad_file_problems(api, "svc-b", "x") == [
+        "x: CARAVAN_SECRET_KEY_FILE=/secrets/secret.key is not written by any template",
+        "x: secrets/identity.key is not read from nomad/jobs/svc-b",
+    ]

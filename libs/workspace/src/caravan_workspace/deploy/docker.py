@@ -6,9 +6,12 @@
   also joins ``<project>-edge``, the one non-internal network, and is published on 127.0.0.1 only.
   So svc-c cannot even resolve svc-a; a forbidden flow that shares a network (the gateway calling
   svc-a's reservations with POST) is refused by identity (403).
-* **Identities**: each container gets its own private key and the public keys as 0400 files in a
-  read-only bind mount (``/run/secrets/caravan``) — never in an image; the gateway also its
-  API-key file. **Configuration** by environment (the commons settings); discovery is static:
+* **Identities and secrets**: each container gets its own private key and the public keys as 0400
+  files in a read-only bind mount (``/run/secrets/caravan``) — never in an image; each service also
+  its secret (``CARAVAN_SECRET_KEY_FILE``: svc-b's order ids), the gateway its API-key file. The
+  gateway's settings are the local runtime's: its routes, its policy (``CARAVAN_GATEWAY_POLICY``:
+  its public OpenAPI document lists only what it may call) and ``CARAVAN_GATEWAY_RATE_*`` when set.
+  **Configuration** by environment (the commons settings); discovery is static:
   ``CARAVAN_UPSTREAM_<NAME>=http://<name>:8000``, resolved by Docker's DNS on the callee's network.
 * **Data**: SQLite in a volume per service (``<project>-<name>-data``, also holding its trace file);
   with ``CARAVAN_DOCKER_POSTGRES_DSN`` (a server reachable from the containers, a role with
@@ -40,7 +43,7 @@ from caravan_workspace.images import docker
 from caravan_workspace.images.build import BuiltImage, ImageBuildError, build_all
 from caravan_workspace.images.docker import DockerError
 from caravan_workspace.registry import Context
-from caravan_workspace.runtime.gateway import KEYS, routes
+from caravan_workspace.runtime.gateway import KEYS, policy_of, rate_env, routes
 from caravan_workspace.runtime.ports import port_offset
 from caravan_workspace.services import Service, load_services
 
@@ -166,6 +169,7 @@ def render(
             "CARAVAN_IDENTITY_NAME": service.name,
             "CARAVAN_IDENTITY_KEY_FILE": f"{SECRETS}/{service.name}.key",
             "CARAVAN_PUBLIC_KEYS_FILE": f"{SECRETS}/{PUBLIC_KEYS_FILE}",
+            "CARAVAN_SECRET_KEY_FILE": f"{SECRETS}/{service.name}.secret",
             "CARAVAN_ALLOWED_CALLERS": json.dumps(
                 {k: list(v) if v else None for k, v in sorted(callers.items())}
             ),
@@ -177,16 +181,19 @@ def render(
                 secrets=home(ctx, project) / "secrets" / service.name, depends_on=service.depends_on,
             )
         )  # fmt: skip
+    gateway_routes = _routes(ctx)
     gateway_env = {
         "CARAVAN_SERVICE_NAME": GATEWAY,
         "CARAVAN_INSTANCE_ID": f"{GATEWAY}-1",
-        "CARAVAN_GATEWAY_ROUTES": json.dumps(_routes(ctx), sort_keys=True),
+        "CARAVAN_GATEWAY_ROUTES": json.dumps(gateway_routes, sort_keys=True),
+        "CARAVAN_GATEWAY_POLICY": json.dumps(policy_of(foundation, gateway_routes.values()), sort_keys=True),
         "CARAVAN_IDENTITY_KEY_FILE": f"{SECRETS}/{GATEWAY}.key",
         "CARAVAN_API_KEYS_FILE": f"{SECRETS}/api-keys.json",
         "CARAVAN_TRACE_FILE": f"{DATA}/{GATEWAY}-1.traces.jsonl",
         "CARAVAN_ACCESS_LOG": "true",
         "CARAVAN_DISCOVERY_BACKEND": "static",
         **upstreams,
+        **rate_env(os.environ),  # the per-customer rate, when the workspace says (as locally)
     }
     containers.append(
         ContainerSpec(
@@ -224,8 +231,9 @@ def _own(path: Path, mode: int) -> None:
 
 
 def provision_secrets(ctx: Context, project: str, members: list[str], gateway_image: str) -> None:
-    """Key pairs for every member (kept in the project's folder, 0600), and per container a
-    folder holding its own private key, the public keys and — for the gateway — the API keys, as
+    """Key pairs and secrets for every member (kept in the project's folder, 0600), and per
+    container a folder holding its own private key, the public keys and — for a service — its
+    secret (``<name>.secret``: svc-b derives order ids with it), for the gateway the API keys, as
     0400 files owned by the images' user (mounted read-only)."""
     root = home(ctx, project)
     keys = root / "identity"
@@ -240,6 +248,8 @@ def provision_secrets(ctx: Context, project: str, members: list[str], gateway_im
         files = [keys / f"{member}.key", keys / PUBLIC_KEYS_FILE]
         if member == GATEWAY:
             files.append(api / "api-keys.json")
+        else:
+            files.append(keys / f"{member}.secret")
         for source in files:
             target = folder / source.name
             shutil.copyfile(source, target)

@@ -98,6 +98,7 @@ def nomad_problems(root: Path, files: dict[Path, str] | None = None) -> tuple[li
             if jobspec.to_api(job) != committed:
                 problems.append(f"{where} and {json_path} do not say the same")
             problems += api_problems(committed, str(json_path))
+            problems += nomad_file_problems(committed, name, str(json_path))
             problems += _scaling_problems(committed, deployment, name, where)
     entries = {f: json.loads(t) for f, t in files.items() if f.parent == render.CONSUL_DIR}
     protocols = {e["Name"]: e["Protocol"] for e in entries.values() if e["Kind"] == "service-defaults"}
@@ -106,6 +107,48 @@ def nomad_problems(root: Path, files: dict[Path, str] | None = None) -> tuple[li
     problems += intention_flow_problems(deployment, list(entries.values()))
     problems += parity_problems(root, files, deployment)
     return problems, f"{jobs} jobs and {len(entries)} Consul config entries"
+
+
+def nomad_file_problems(api: dict[str, Any], name: str, where: str) -> list[str]:
+    """Every file a task's settings name (``CARAVAN_*_FILE``) is written by one of its templates,
+    from the job's own Nomad Variable (so every allocation of the job reads the same secrets)."""
+    problems = []
+    for group in api["Job"].get("TaskGroups", []):
+        for task in group.get("Tasks", []):
+            templates = task.get("Templates") or []
+            written = {"/" + str(t.get("DestPath", "")) for t in templates}
+            for key, value in sorted((task.get("Env") or {}).items()):
+                if key.endswith("_FILE") and value not in written:
+                    problems.append(f"{where}: {key}={value} is not written by any template")
+            for t in templates:
+                if (
+                    "nomadVar" in t.get("EmbeddedTmpl", "")
+                    and f'nomadVar "nomad/jobs/{name}"' not in t["EmbeddedTmpl"]
+                ):
+                    problems.append(f"{where}: {t.get('DestPath')} is not read from nomad/jobs/{name}")
+    return problems
+
+
+def k8s_file_problems(config: dict[str, str], pod: dict[str, Any], where: str) -> list[str]:
+    """Every file a container's settings name (``CARAVAN_*_FILE`` in its ConfigMap) is an item of
+    a Secret mounted read-only into it."""
+    (c,) = pod["containers"]
+    volumes = {v["name"]: v for v in pod.get("volumes", [])}
+    provided = set()
+    for mount in c.get("volumeMounts", []):
+        volume = volumes.get(mount["name"], {})
+        sources = (volume.get("projected") or {}).get("sources", [])
+        if "secret" in volume:
+            sources = [{"secret": volume["secret"]}]
+        for source in sources:
+            for item in (source.get("secret") or {}).get("items", []):
+                if mount.get("readOnly"):
+                    provided.add(f"{mount['mountPath'].rstrip('/')}/{item['path']}")
+    return [
+        f"{where}: {key}={value} is not a Secret item mounted read-only"
+        for key, value in sorted(config.items())
+        if key.endswith("_FILE") and value not in provided
+    ]
 
 
 def _scaling_problems(api: dict[str, Any], deployment: Deployment, name: str, where: str) -> list[str]:
@@ -218,6 +261,8 @@ def policy_problems(docs: list[dict[str, Any]], deployment: Deployment, env: Env
             problems.append(f"{where}: no preStop hook")
         if pod.get("terminationGracePeriodSeconds", 30) <= env.drain_s + k8s.PRESTOP_S:
             problems.append(f"{where}: terminationGracePeriodSeconds does not exceed preStop + drain")
+        config = by_kind.get("ConfigMap", {}).get(f"{name}-config", {}).get("data", {})
+        problems += k8s_file_problems(config, pod, where)
         for e in c.get("env", []):
             if "value" in e and any(w in e["name"] for w in ("KEY", "SECRET", "PASSWORD", "URL", "TOKEN")):
                 problems.append(f"{where}: {e['name']} is inlined, not a Secret reference")

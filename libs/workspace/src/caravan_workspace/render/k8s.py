@@ -4,7 +4,8 @@ the default-deny NetworkPolicy and the gateway's Ingress) and one overlay per en
 (namespace, image tags, replicas, resources, autoscaling, drain, ingress host).
 
 Secrets are referenced, never rendered: ``<name>-identity`` (key ``identity.key``),
-``caravan-public-keys`` (``public-keys.json``), ``gateway-api-keys`` (``api-keys.json``) and
+``caravan-public-keys`` (``public-keys.json``), ``<service>-secret`` (``secret.key``; one per
+Deployment, so all its replicas share it), ``gateway-api-keys`` (``api-keys.json``) and
 ``<name>-database`` (``url``) are created by the operator (docs/deploy.md).
 """
 
@@ -13,8 +14,10 @@ from __future__ import annotations
 from typing import Any
 
 from caravan_workspace.render.model import (
+    IDENTITY_KEY_FILE,
     PORT,
     PUBLIC_KEYS_FILE,
+    SECRET_KEY_FILE,
     SECRETS_DIR,
     Deployable,
     Deployment,
@@ -56,29 +59,14 @@ def resources(env: Environment) -> dict[str, Any]:
 
 
 def deployment_manifest(d: Deployable, env: Environment) -> dict[str, Any]:
-    secret_sources: list[dict[str, Any]] = [
-        {
-            "secret": {
-                "name": f"{d.name}-identity",
-                "items": [{"key": "identity.key", "path": "identity.key"}],
-            }
-        },
-        {
-            "secret": {
-                "name": "caravan-public-keys",
-                "items": [{"key": PUBLIC_KEYS_FILE, "path": PUBLIC_KEYS_FILE}],
-            }
-        },
-    ]
+    files = [(f"{d.name}-identity", IDENTITY_KEY_FILE), ("caravan-public-keys", PUBLIC_KEYS_FILE)]
     if d.name == "gateway":
-        secret_sources.append(
-            {
-                "secret": {
-                    "name": "gateway-api-keys",
-                    "items": [{"key": "api-keys.json", "path": "api-keys.json"}],
-                }
-            }
-        )
+        files.append(("gateway-api-keys", "api-keys.json"))
+    else:
+        files.append((f"{d.name}-secret", SECRET_KEY_FILE))  # one for all replicas
+    secret_sources: list[dict[str, Any]] = [
+        {"secret": {"name": secret, "items": [{"key": file, "path": file}]}} for secret, file in files
+    ]
     env_vars = []
     if d.database:
         env_vars.append({

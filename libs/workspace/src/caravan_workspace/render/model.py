@@ -15,10 +15,13 @@ from typing import Any
 
 from caravan_commons.identity import PUBLIC_KEYS_FILE
 from caravan_workspace.foundation import ANY, Flow, Foundation, load_foundation
+from caravan_workspace.runtime.gateway import policy_of
 from caravan_workspace.services import Scaling, load_services
 
 ENVIRONMENTS_DIR = Path("deploy") / "environments"
 SECRETS_DIR = "/secrets"  # Nomad's task secrets dir; a projected Secret volume on Kubernetes
+IDENTITY_KEY_FILE = "identity.key"
+SECRET_KEY_FILE = "secret.key"
 PORT = 8000  # every container listens here (CARAVAN_HOST=0.0.0.0)
 GATEWAY = "gateway"
 GATEWAY_FOLDER = Path("shared") / "gateway"
@@ -225,15 +228,20 @@ def load_deployment(root: Path) -> Deployment:
                 GATEWAY_HEALTH,
                 GATEWAY_SCALING,
             )
+            routed = {s.name for s in services.values() if s.routes}
             env = {
                 "CARAVAN_GATEWAY_ROUTES": _routes_json(services),
+                # what its public OpenAPI document may list (as on the local runtime)
+                "CARAVAN_GATEWAY_POLICY": json.dumps(policy_of(foundation, routed), sort_keys=True),
                 "CARAVAN_API_KEYS_FILE": f"{SECRETS_DIR}/api-keys.json",
             }
         else:
             svc = services[name]
             folder, title, scaling = svc.folder, svc.title, svc.scaling
             health = (svc.health_live, svc.health_ready)
-            env = {}
+            # the service's own secret (svc-b derives order ids with it): one per deployable,
+            # shared by all its instances, as the local runtime provisions it
+            env = {"CARAVAN_SECRET_KEY_FILE": f"{SECRETS_DIR}/{SECRET_KEY_FILE}"}
             missing = set(svc.depends_on) - set(upstreams)
             if missing:
                 raise RenderError(
@@ -257,7 +265,7 @@ def load_deployment(root: Path) -> Deployment:
                 "CARAVAN_DISCOVERY_BACKEND": "static",
                 "CARAVAN_ACCESS_LOG": "true",
                 "CARAVAN_IDENTITY_NAME": name,
-                "CARAVAN_IDENTITY_KEY_FILE": f"{SECRETS_DIR}/identity.key",
+                "CARAVAN_IDENTITY_KEY_FILE": f"{SECRETS_DIR}/{IDENTITY_KEY_FILE}",
                 "CARAVAN_PUBLIC_KEYS_FILE": f"{SECRETS_DIR}/{PUBLIC_KEYS_FILE}",
                 "CARAVAN_ALLOWED_CALLERS": _allowed_callers(foundation, name),
                 "PYTHONUNBUFFERED": "1",

@@ -9,7 +9,10 @@ from __future__ import annotations
 from caravan_workspace.render.hcl import Attr, Block, Expr, Template, Var, dumps
 from caravan_workspace.render.jobspec import to_api
 from caravan_workspace.render.model import (
+    IDENTITY_KEY_FILE,
     PORT,
+    PUBLIC_KEYS_FILE,
+    SECRET_KEY_FILE,
     SECRETS_DIR,
     Deployable,
     Deployment,
@@ -37,11 +40,14 @@ def cpu_query(name: str) -> str:
 
 def secret_templates(d: Deployable) -> list[Block]:
     """Secrets from Nomad Variables (written by the operator; never in git) into the task's
-    secrets dir, and the database URL into the environment."""
+    secrets dir, and the database URL into the environment. The variable is the job's, so every
+    allocation of a job reads the same values (svc-b's instances derive the same order ids)."""
     path = f"nomad/jobs/{d.name}"
-    files = [("identity_key", "identity.key"), ("public_keys", "public-keys.json")]
+    files = [("identity_key", IDENTITY_KEY_FILE), ("public_keys", PUBLIC_KEYS_FILE)]
     if d.name == "gateway":
         files.append(("api_keys", "api-keys.json"))
+    else:
+        files.append(("secret_key", SECRET_KEY_FILE))
     blocks = [
         Block("template", body=[
             Attr("data", f'{{{{ with nomadVar "{path}" }}}}{{{{ .{key} }}}}{{{{ end }}}}'),

@@ -10,8 +10,10 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 
+from caravan_workspace.foundation import Foundation
 from caravan_workspace.runtime.local import LocalRuntime, Program, RuntimeError_
 
 PROGRAM = "gateway-1"
@@ -79,11 +81,27 @@ RATE_SETTINGS = ("RATE_PER_SECOND", "RATE_BURST")
 def policy(rt: LocalRuntime) -> dict[str, list[str] | None]:
     """What the foundation model lets the gateway call on each routed service (its public OpenAPI
     document lists only that)."""
+    return policy_of(rt.foundation, set(routes(rt).values()))
+
+
+def policy_of(foundation: Foundation, routed: Iterable[str]) -> dict[str, list[str] | None]:
+    """:func:`policy` for any target: the gateway's allowed rules on each of the ``routed``
+    services (``CARAVAN_GATEWAY_POLICY``; the Docker, Nomad and Kubernetes targets pass it too)."""
     out: dict[str, list[str] | None] = {}
-    for service in sorted(set(routes(rt).values())):
-        rules = rt.foundation.callers_of(service).get(MEMBER, ())
+    for service in sorted(set(routed)):
+        rules = foundation.callers_of(service).get(MEMBER, ())
         out[service] = None if rules is None else list(rules)
     return out
+
+
+def rate_env(environ: Mapping[str, str]) -> dict[str, str]:
+    """The per-customer rate, when the workspace says (``CARAVAN_GATEWAY_RATE_*``, e.g. a suite
+    measuring capacity), as the gateway's own settings; else nothing (the gateway's defaults)."""
+    return {
+        f"CARAVAN_{name}": environ[f"CARAVAN_GATEWAY_{name}"]
+        for name in RATE_SETTINGS
+        if f"CARAVAN_GATEWAY_{name}" in environ
+    }
 
 
 def program(rt: LocalRuntime, python: Path) -> Program:
@@ -101,9 +119,7 @@ def program(rt: LocalRuntime, python: Path) -> Program:
         "CARAVAN_ACCESS_LOG": "true",
         "PYTHONUNBUFFERED": "1",
         **rt.discovery_env(),
-        # the per-customer rate, when the workspace says (e.g. a suite measuring capacity)
-        **{f"CARAVAN_{name}": os.environ[f"CARAVAN_GATEWAY_{name}"] for name in RATE_SETTINGS
-           if f"CARAVAN_GATEWAY_{name}" in os.environ},
+        **rate_env(os.environ),
     }  # fmt: skip
     return Program(
         name=PROGRAM, member=MEMBER, kind="gateway", command=(str(python), "-m", "caravan_gateway"),

@@ -4,9 +4,11 @@ The gate runs the whole system on the local Docker engine in a project of its ow
 name, a free loopback port) and proves, in order: every image carries the right OCI labels
 (version from its pyproject.toml, revision = the workspace's git HEAD, a source); every container
 runs as a non-root user and its healthcheck reports healthy; an order placed through the
-containerised gateway is confirmed and its trace spans the gateway, orders, catalog and payments;
-from inside svc-c's container svc-a can neither be resolved nor reached (the networks); a call
-signed with the gateway's identity from its container to svc-a's ``POST /reservations`` — a
+containerised gateway is confirmed, its id is the one svc-b's own code derives from the secret
+mounted into its container (0400, ``CARAVAN_SECRET_KEY_FILE``), and its trace spans the gateway,
+orders, catalog and payments; from inside svc-c's container svc-a can neither be resolved nor
+reached (the networks); a call signed with the gateway's identity for that very request (v2: method
+and path bound into the token) from its container to svc-a's ``POST /reservations`` — a
 network the gateway shares with svc-a, but not an allowed flow — gets 403 (the identities). The
 project is torn down afterwards (containers, networks, volumes, keys), pass or fail.
 
@@ -32,6 +34,7 @@ from caravan_workspace.stages.integration import CATALOG, ORDERS, PAYMENTS, plac
 from caravan_workspace.traces import Trace, find_trace, read_spans
 
 SPAN_WAIT_S = 20.0
+CUSTOMER = "demo"  # a plain customer of the provisioned API keys
 OCI = "org.opencontainers.image."
 
 UNREACHABLE = """
@@ -54,11 +57,21 @@ from caravan_commons.identity import Signer
 signer = Signer.from_file("gateway", pathlib.Path(os.environ["CARAVAN_IDENTITY_KEY_FILE"]))
 body = json.dumps({"order_id": "gate-forbidden", "lines": [{"sku": "X", "quantity": 1}]}).encode()
 request = urllib.request.Request("http://svc-a:8000/reservations", data=body, method="POST",
-    headers={"Content-Type": "application/json", **signer.headers_for("svc-a")})
+    headers={"Content-Type": "application/json", **signer.headers_for("svc-a", "POST", "/reservations")})
 try:
     print(urllib.request.urlopen(request, timeout=5).status)
 except urllib.error.HTTPError as exc:
     print(exc.code)
+"""
+
+#: svc-b's order id for (customer, Idempotency-Key), computed inside its container by its own code
+#: from the mounted secret: equal to the id the running svc-b gave only if it derives ids with that
+#: secret (without it, each process draws a random key and replicas disagree).
+ORDER_ID = """
+import os, pathlib, sys
+from svc_b.api.placing import order_id_for
+secret = pathlib.Path(os.environ["CARAVAN_SECRET_KEY_FILE"]).read_bytes().strip()
+print(order_id_for(sys.argv[1], sys.argv[2], secret))
 """
 
 
@@ -120,6 +133,20 @@ def order_trace(project: str, order_id: str) -> Trace:
         time.sleep(1)
 
 
+def check_order_id(project: str, customer: str, idempotency_key: str, order_id: str) -> None:
+    """svc-b derived the order id with its provisioned secret (mounted read-only, 0400)."""
+    container = f"{project}-{ORDERS}-1"
+    code, out = _exec(container, "sh", "-c", 'stat -L -c %a "$CARAVAN_SECRET_KEY_FILE"')
+    if code != 0 or out != "400":
+        raise GateFailure(f"{ORDERS}'s secret key file: {out[-200:] or 'missing'} (not mode 0400)")
+    code, out = _exec(container, "python", "-c", ORDER_ID, customer, idempotency_key)
+    if code != 0 or out.splitlines()[-1:] != [order_id]:
+        raise GateFailure(
+            f"order {order_id} is not derived from {ORDERS}'s provisioned secret ({out[-200:]!r}): "
+            "replicas and restarts would disagree on order ids"
+        )
+
+
 def check_isolation(project: str) -> str:
     info = docker.inspect("container", f"{project}-svc-a-1") or {}
     networks = (info.get("NetworkSettings") or {}).get("Networks") or {}
@@ -148,13 +175,15 @@ def images_build_and_run(ctx: Context) -> str:
         deployment = target.deploy(ctx, project=project, port=free_port())
         check_labels(ctx, deployment)
         check_containers(target.status(ctx, project=project))
-        key = target.api_key(ctx, "demo", project)
-        order = place_order(deployment.url, key)
+        key = target.api_key(ctx, CUSTOMER, project)
+        idempotency_key = f"gate-{uuid.uuid4()}"
+        order = place_order(deployment.url, key, idempotency_key)
         if order.get("status") != "confirmed":
             raise GateFailure(
                 f"order {order.get('id')} ended {order.get('status')}: {json.dumps(order)[:200]}"
             )
         trace = order_trace(project, str(order["id"]))
+        check_order_id(project, CUSTOMER, idempotency_key, str(order["id"]))
         check_isolation(project)
     except (DeployError, DockerError) as exc:
         raise GateFailure(str(exc), fix=exc.fix) from exc
@@ -164,7 +193,8 @@ def images_build_and_run(ctx: Context) -> str:
     sizes = ", ".join(f"{i.deployable.name} {i.size / 1e6:.0f} MB" for i in deployment.images)
     return (
         f"{len(deployment.images)} images ({sizes}); order {order['id']} confirmed through the containerised "
-        f"gateway, trace {trace.trace_id[:8]}… spans {len(trace.services())} programs; svc-c cannot reach "
+        f"gateway, its id derived from svc-b's mounted secret, trace {trace.trace_id[:8]}… spans "
+        f"{len(trace.services())} programs; svc-c cannot reach "
         f"svc-a; gateway→svc-a POST /reservations 403; all non-root and healthy; torn down "
         f"({time.monotonic() - started:.0f}s)"
     )

@@ -62,9 +62,10 @@ def place_demo_order(rt: LocalRuntime) -> dict[str, Any]:
     return place_order(gateway_runtime.url(rt), gateway_runtime.api_key(rt, "demo"))
 
 
-def place_order(base: str, key: str) -> dict[str, Any]:
+def place_order(base: str, key: str, idempotency_key: str | None = None) -> dict[str, Any]:
     """Place one order through the gateway at ``base`` as the customer of API key ``key`` (a
-    product of the demo catalogue, the approving card) and wait until it leaves the saga."""
+    product of the demo catalogue, the approving card; ``idempotency_key``, else a fresh one) and
+    wait until it leaves the saga."""
     status, page = _call("GET", f"{base}/api/{CATALOG}/products?active=true&limit=10", key)
     if status != 200 or not isinstance(page, dict) or not page.get("items"):
         raise GateFailure(
@@ -72,9 +73,9 @@ def place_order(base: str, key: str) -> dict[str, Any]:
         )
     sku = page["items"][0]["sku"]
     body = {"lines": [{"sku": sku, "quantity": 1}], "payment": {"card_token": APPROVING_CARD}}
-    status, order = _call(
-        "POST", f"{base}/api/{ORDERS}/orders", key, body, {"Idempotency-Key": f'"demo-{uuid.uuid4()}"'}
-    )
+    idempotency_key = idempotency_key or f"demo-{uuid.uuid4()}"
+    headers = {"Idempotency-Key": f'"{idempotency_key}"'}
+    status, order = _call("POST", f"{base}/api/{ORDERS}/orders", key, body, headers)
     if status not in (200, 201, 202) or not isinstance(order, dict) or "id" not in order:
         raise GateFailure(
             f"placing an order through the gateway: {status} {_detail(order)}", fix="invoke logs svc-b-1"
