@@ -13,6 +13,11 @@ network the gateway shares with svc-a, but not an allowed flow — gets 403 (the
 project is torn down afterwards (containers, networks, volumes, keys), pass or fail.
 
 Where no Docker engine answers, the gate fails with the exact fix.
+
+The gate brings up and tears down a system of its own, so its result depends on files only: it is
+cached by its inputs (every deployable's folder, commons, the foundation, the Docker target's and
+the image builder's code, the git revision the labels must carry, the engine's version) and runs
+again when one changes (:mod:`caravan_workspace.gate_cache`).
 """
 
 from __future__ import annotations
@@ -23,10 +28,12 @@ import time
 import uuid
 from pathlib import Path
 
+from caravan_workspace import images as images_package
 from caravan_workspace.deploy import DeployError
 from caravan_workspace.deploy import docker as target
+from caravan_workspace.gate_cache import Inputs
 from caravan_workspace.images import docker
-from caravan_workspace.images.build import INPUTS_LABEL, git_revision, project_version
+from caravan_workspace.images.build import INPUTS_LABEL, deployables, git_revision, project_version
 from caravan_workspace.images.docker import DockerError
 from caravan_workspace.registry import Context, GateFailure, gate
 from caravan_workspace.runtime.supervisor import free_port
@@ -162,7 +169,26 @@ def check_isolation(project: str) -> str:
     return address
 
 
-@gate("deploy.images")
+def images_inputs(ctx: Context) -> Inputs:
+    """What the gate's result depends on; asking the engine's version raises where none answers
+    (the gate then runs and says why)."""
+    root = ctx.root
+    engine = docker.ensure_engine()
+    return Inputs(
+        files=[
+            *(root / d.folder for d in deployables(root)),
+            root / "libs" / "commons" / "src",
+            root / "libs" / "commons" / "pyproject.toml",
+            root / "foundation" / "foundation.toml",
+            Path(target.__file__),
+            Path(images_package.__file__).parent,
+            Path(__file__),
+        ],
+        values={"revision": git_revision(root), "docker": engine},
+    )
+
+
+@gate("deploy.images", inputs=images_inputs)
 def images_build_and_run(ctx: Context) -> str:
     try:
         docker.ensure_engine()
