@@ -1,6 +1,7 @@
 """Reservations: through the gateway they are read-only (only svc-b may reserve, commit or release:
-security groups); a reserve / commit / release round trip signed as svc-b at a discovered svc-a
-instance, read back through the gateway, gives every unit back."""
+security groups) and read by operators only (a customer gets 403 before any look-up, so it learns
+not even whether a reservation exists); a reserve / commit / release round trip signed as svc-b at
+a discovered svc-a instance, read back through the gateway, gives every unit back."""
 
 from __future__ import annotations
 
@@ -44,10 +45,9 @@ def test_the_gateway_cannot_reserve_commit_or_release(access: RuntimeAccess, htt
         for action in ("commit", "release"):
             url = access.api("svc-a", f"/reservations/{order}/{action}")
             assert is_problem(http.post(url, headers=headers), 403)
-    got = http.get(
-        access.api("svc-a", f"/reservations/{order}"), headers=access.key_header(access.customer_key)
-    )
-    assert is_problem(got, 404)  # reading is allowed; nothing was reserved
+    url = access.api("svc-a", f"/reservations/{order}")
+    assert is_problem(http.get(url, headers=access.key_header(access.customer_key)), 403)
+    assert is_problem(http.get(url, headers=access.key_header(access.operator_key)), 404)  # none held
 
 
 def test_a_direct_call_without_identity_is_refused(access: RuntimeAccess, http: httpx.Client) -> None:
@@ -81,9 +81,13 @@ def test_a_reservation_round_trip_as_svc_b(
     assert stock(access, http, probe_sku)["available"] == 7
 
     read = http.get(
-        access.api("svc-a", f"/reservations/{order}"), headers=access.key_header(access.customer_key)
+        access.api("svc-a", f"/reservations/{order}"), headers=access.key_header(access.operator_key)
     )
     assert read.status_code == 200 and read.json()["status"] == "held"
+    mine = http.get(
+        access.api("svc-a", f"/reservations/{order}"), headers=access.key_header(access.customer_key)
+    )
+    assert is_problem(mine, 403)
 
     if settle == "commit-then-release":
         committed = as_svc_b("POST", f"/reservations/{order}/commit")
@@ -99,6 +103,6 @@ def test_a_reservation_round_trip_as_svc_b(
         assert released.status_code == 200 and released.json()["status"] == "released"
     assert stock(access, http, probe_sku) == before
     read = http.get(
-        access.api("svc-a", f"/reservations/{order}"), headers=access.key_header(access.customer_key)
+        access.api("svc-a", f"/reservations/{order}"), headers=access.key_header(access.operator_key)
     )
     assert read.json()["status"] == "released"

@@ -58,8 +58,10 @@ class Shop:
         return int(response.json()["available"])
 
     def reservation(self, order_id: str) -> dict[str, Any]:
+        """Read as an operator: customers read no reservation (403)."""
         response = self.http.get(
-            self.access.api("svc-a", f"/reservations/{order_id}"), headers=self.headers()
+            self.access.api("svc-a", f"/reservations/{order_id}"),
+            headers=self.headers(self.access.operator_key),
         )
         assert response.status_code == 200, response.text
         return dict(response.json())

@@ -48,11 +48,12 @@ def test_a_target_that_stops_answering_fails_the_gate(ctx, monkeypatch):
     stage2.monitoring_scrapes(ctx)
     rt = LocalRuntime(ctx)
     pid = rt.supervisor.program(stage1.PROBE).pid
-    port = rt.ports.allocated()[stage1.PROBE]
     monkeypatch.setattr(stage2, "SCRAPE_WAIT_S", 8.0)
-    os.kill(pid, signal.SIGSTOP)  # still "RUNNING" for the supervisor, but scrapes time out
+    monkeypatch.setattr(stage2, "START_WAIT_S", 8.0)
+    os.kill(pid, signal.SIGSTOP)  # still "RUNNING" for the supervisor, but it answers nothing
     try:
-        with pytest.raises(GateFailure, match=f"targets not up: 127.0.0.1:{port}"):
+        # the gate first waits (bounded) for the programs to be ready, and names the one that is not
+        with pytest.raises(GateFailure, match=f"not ready within 8s: {stage1.PROBE}"):
             stage2.monitoring_scrapes(ctx)
     finally:
         os.kill(pid, signal.SIGCONT)

@@ -23,6 +23,8 @@ RECEIVER = "alert-receiver"
 #: How long the monitoring gate waits for every target to be scraped up (discovery and scrapes
 #: run every second, so a healthy target is up within a few seconds).
 SCRAPE_WAIT_S = 20.0
+#: How long the monitoring gate waits for programs the supervisor just started again to be ready.
+START_WAIT_S = 120.0
 
 
 def prometheus_program(rt: LocalRuntime) -> Program:
@@ -163,7 +165,7 @@ def monitoring_scrapes(ctx: Context) -> str:
     if port is None or not running or http_status(port, "/-/ready") != 200:
         raise GateFailure("Prometheus is not running", fix="invoke stage 2")
     try:
-        rt.wait_started(timeout=120.0)  # programs the supervisor just started again (bounded)
+        rt.wait_started(timeout=START_WAIT_S)  # programs the supervisor just started again
     except RuntimeError_ as exc:
         raise GateFailure(str(exc), fix="invoke logs NAME") from exc
     rt.sync_monitoring()
