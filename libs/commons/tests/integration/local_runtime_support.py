@@ -2,7 +2,8 @@
 
 The checker is the workspace's ``caravan_workspace/runtime/catalog.py``; it needs only the
 standard library, so it runs from the repository by path under this interpreter (the commons
-test environment does not install the workspace package).
+test environment does not install the workspace package). ``-P``: the script's folder is not put on
+``sys.path`` — its sibling ``inspect.py`` (the console's) would shadow the standard library's.
 """
 
 from __future__ import annotations
@@ -80,7 +81,7 @@ def http_server(name: str) -> Iterator[tuple[subprocess.Popen[bytes], int]]:
 @contextlib.contextmanager
 def health_checker(state_dir: Path, interval: float) -> Iterator[subprocess.Popen[bytes]]:
     proc = subprocess.Popen(
-        [sys.executable, str(CHECKER), "--state-dir", str(state_dir), "--interval", str(interval)],
+        [sys.executable, "-P", str(CHECKER), "--state-dir", str(state_dir), "--interval", str(interval)],
         env={k: v for k, v in os.environ.items() if not k.startswith(("CONSUL_", "NOMAD_"))},
     )
     try:

@@ -10,7 +10,8 @@
   in this process by a registry of keys in flight; across instances by the order row itself
   (inserting the same order id twice fails; a young order whose saga is at a call still awaiting
   its answer is taken as in flight).
-- Same key, other body (lines or card) → 422. A final order (``confirmed`` / ``cancelled``) is
+- Same key, other body (lines or card) → 422. The card is compared by a keyed digest stored with
+  the order (:func:`card_digest_for`): the card token itself is dropped once authorised. A final order (``confirmed`` / ``cancelled``) is
   answered with ``Idempotent-Replayed: true``; an order still moving (an upstream was
   unreachable; recovery finishes it) answers its current state, which is what the client wants.
 - Errors before the order is stored (e.g. the catalog unreachable for prices: 503) store nothing:
@@ -50,11 +51,19 @@ def location_of(order: Order) -> str:
     return f"orders/{order.id}"
 
 
-def same_request(order: Order, request: PlaceOrderIn) -> bool:
+def card_digest_for(card_token: str, secret: bytes) -> str:
+    """What an order keeps of its card for good: HMAC-SHA256 of the token under ``secret`` (hex)."""
+    return hmac.new(secret, f"card\n{card_token}".encode(), hashlib.sha256).hexdigest()
+
+
+def same_request(order: Order, request: PlaceOrderIn, secret: bytes) -> bool:
     placed = [(line.sku, line.quantity) for line in order.lines]
     asked = [(line.sku, line.quantity) for line in request.lines]
-    # once authorised the order keeps no card token: the lines must match then
-    return placed == asked and order.card_token in (None, request.payment.card_token)
+    if order.card_digest is not None:
+        same_card = hmac.compare_digest(order.card_digest, card_digest_for(request.payment.card_token, secret))
+    else:  # placed before orders kept a digest: once authorised it keeps no card token either
+        same_card = order.card_token in (None, request.payment.card_token)
+    return placed == asked and same_card
 
 
 @dataclass
@@ -84,11 +93,12 @@ class OrderDesk:
                             customer,
                             [LineRequest(line.sku, line.quantity) for line in request.lines],
                             card_token=request.payment.card_token,
+                            card_digest=card_digest_for(request.payment.card_token, self.id_secret),
                         )
                     )
                 except ConflictError:  # another instance inserted it first: it is in flight there
                     raise self._in_flight(key) from None
-            elif not same_request(order, request):
+            elif not same_request(order, request, self.id_secret):
                 raise UnprocessableError(
                     f"this {IDEMPOTENCY_HEADER} was already used with a different request; use a new key",
                     idempotency_key=key,

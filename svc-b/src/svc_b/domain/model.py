@@ -109,6 +109,7 @@ class Order:
         authorization_id: str | None = None,
         cancel_reason: str | None = None,
         card_token: str | None = None,
+        card_digest: str | None = None,
         placed_at: datetime | None = None,
         version: int = 0,
     ) -> None:
@@ -130,6 +131,9 @@ class Order:
         self.cancel_reason = cancel_reason
         #: the payment method, kept only until the payment is authorised (recovery may still need it)
         self.card_token = card_token
+        #: a keyed digest of the card token it was placed with, kept for good: a repeat of the
+        #: order's Idempotency-Key with another card is told apart after the token is dropped
+        self.card_digest = card_digest
         self.placed_at = placed_at
         self.version = version  # optimistic concurrency: the stored version this object was read at
         self.events: list[events.Event] = []
@@ -142,9 +146,12 @@ class Order:
         lines: Sequence[OrderLine],
         *,
         card_token: str | None = None,
+        card_digest: str | None = None,
         placed_at: datetime | None = None,
     ) -> Order:
-        order = cls(order_id, customer_id, lines, card_token=card_token, placed_at=placed_at)
+        order = cls(
+            order_id, customer_id, lines, card_token=card_token, card_digest=card_digest, placed_at=placed_at
+        )
         order.events.append(events.OrderPlaced(order_id, customer_id, order.total))
         return order
 

@@ -232,11 +232,12 @@ async def test_an_authorised_order_is_stored_without_its_card_token(db: Database
     """Regression (issue 18, defect 9): svc-b kept the card token after authorisation."""
     order = Order.place(new_id(), "c-1", [OrderLine("A", 1, Money(5, "EUR"))], card_token="tok_approve")
     await save(db, order, T0)
+    loaded, progress = await load(db, order.id)
+    loaded.reserve_stock()
+    loaded.authorize_payment("auth-1")
+    progress.note("authorize_payment", StepOutcome.DONE)
     async with PiccoloUnitOfWork(db) as uow:
-        loaded = await uow.orders.get(order.id)
-        assert loaded is not None
-        loaded.reserve_stock()
-        loaded.authorize_payment("auth-1")
+        uow.orders.save(loaded, progress)  # issue 15's port: writes are collected, made at commit
         await uow.commit()
     async with PiccoloUnitOfWork(db) as uow:
         stored = await uow.orders.get(order.id)

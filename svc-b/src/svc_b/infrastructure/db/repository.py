@@ -58,6 +58,7 @@ def to_domain(row: dict[str, Any], lines: Sequence[dict[str, Any]]) -> Order:
         authorization_id=row["authorization_id"],
         cancel_reason=row["cancel_reason"],
         card_token=row.get("card_token"),
+        card_digest=row.get("card_digest"),
         placed_at=row["created_at"],
         version=row["version"],
     )

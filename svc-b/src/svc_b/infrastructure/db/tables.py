@@ -18,6 +18,7 @@ class OrderRow(Table, tablename="svc_b_orders"):
     authorization_id = Varchar(length=128, null=True, default=None)
     cancel_reason = Varchar(length=64, null=True, default=None)
     card_token = Varchar(length=64, null=True, default=None)
+    card_digest = Varchar(length=64, null=True, default=None)  # written once, when placed
     version = Integer(default=1)
     created_at = Timestamptz()
     updated_at = Timestamptz()

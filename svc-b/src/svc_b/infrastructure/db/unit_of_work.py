@@ -63,6 +63,7 @@ class PiccoloUnitOfWork(AbstractUnitOfWork):
                     authorization_id=order.authorization_id,
                     cancel_reason=order.cancel_reason,
                     card_token=order.card_token,
+                    card_digest=order.card_digest,
                     version=1,
                     created_at=created_at,
                     updated_at=now,
