@@ -11,9 +11,10 @@
   (inserting the same order id twice fails; a young order whose saga is at a call still awaiting
   its answer is taken as in flight).
 - Same key, other body (lines or card) → 422. The card is compared by a keyed digest stored with
-  the order (:func:`card_digest_for`): the card token itself is dropped once authorised. A final order (``confirmed`` / ``cancelled``) is
-  answered with ``Idempotent-Replayed: true``; an order still moving (an upstream was
-  unreachable; recovery finishes it) answers its current state, which is what the client wants.
+  the order (:func:`card_digest_for`): the card token itself is dropped once authorised.
+- A final order (``confirmed`` / ``cancelled``) is answered with ``Idempotent-Replayed: true``;
+  an order still moving (an upstream was unreachable; recovery finishes it) answers its current
+  state, which is what the client wants.
 - Errors before the order is stored (e.g. the catalog unreachable for prices: 503) store nothing:
   the same key may simply be retried.
 """
@@ -60,7 +61,9 @@ def same_request(order: Order, request: PlaceOrderIn, secret: bytes) -> bool:
     placed = [(line.sku, line.quantity) for line in order.lines]
     asked = [(line.sku, line.quantity) for line in request.lines]
     if order.card_digest is not None:
-        same_card = hmac.compare_digest(order.card_digest, card_digest_for(request.payment.card_token, secret))
+        same_card = hmac.compare_digest(
+            order.card_digest, card_digest_for(request.payment.card_token, secret)
+        )
     else:  # placed before orders kept a digest: once authorised it keeps no card token either
         same_card = order.card_token in (None, request.payment.card_token)
     return placed == asked and same_card
