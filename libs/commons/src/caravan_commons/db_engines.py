@@ -199,7 +199,13 @@ class ServiceSQLiteEngine(SQLiteEngine):
         return self.here().writer_lock
 
     async def _connect(self) -> aiosqlite.Connection:
-        connection = await aiosqlite.connect(**self.connection_kwargs)
+        pending = aiosqlite.connect(**self.connection_kwargs)
+        # a daemon thread: a connection left by an event loop that is gone (a test's app served
+        # without its shutdown) must not keep the interpreter from exiting
+        thread = getattr(pending, "_thread", None)
+        if thread is not None:
+            thread.daemon = True
+        connection = await pending
         connection.row_factory = dict_factory  # type: ignore[assignment]
         await connection.execute("PRAGMA journal_mode=WAL")
         await connection.execute(f"PRAGMA synchronous={self.synchronous}")
