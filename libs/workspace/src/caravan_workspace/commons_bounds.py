@@ -67,9 +67,13 @@ def run_against_commons_bounds(
     the range admits one published release, the lowest is the highest). Returns bound → version."""
     ctx = Context(root=root, state_dir=paths.state_dir(root))
     if not index.health_ok(index.index_port(ctx)):
-        session.error(
-            f"the workspace package index is not running at {index.index_url(ctx)}: run `invoke stage 3`"
-        )
+        # Started again from the workspace's state (the packages it published are kept there), so a
+        # session never fails only because the index stopped since `invoke test` prepared it.
+        session.log(f"the workspace package index is not running at {index.index_url(ctx)}: starting it")
+        try:
+            index.ensure_index(ctx)
+        except index.PackageIndexError as exc:
+            session.error(f"the workspace package index cannot start ({exc}): run `invoke stage 3`")
     env = index_env(root)
     session.install(*testing_requirements(service), env=env)
     seen: dict[str, str] = {}
