@@ -85,6 +85,16 @@ class System:
         }):  # fmt: skip
             yield
 
+    def wait_in_discovery(self, services: tuple[str, ...] = SERVICES, *, within: float = 30.0) -> None:
+        """Wait until discovery lists a ready instance of each service: its checker probes once a
+        round (about a second), so a program that has just come back answers ready before the
+        gateway routes to it."""
+        deadline = time.monotonic() + within
+        while not all(catalog.ready_instances(self.state_dir, s) for s in services):
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"not every one of {services} is ready in discovery: see {self.state_dir}")
+            time.sleep(0.1)
+
     def database_url(self, service: str) -> str:
         with self.env():
             return self.runtime.database_url(self.runtime.services[service])
@@ -189,10 +199,7 @@ def bring_up(
         for number in plan.topological_order(range(1, last_stage + 1)):
             for action in plan.stages[number].actions:
                 registry.ACTIONS[action.run](ctx, **action.args)
-    if last_stage >= 12:  # discovery's checker lists an instance within a round (about a second)
-        deadline = time.monotonic() + 30
-        while not all(catalog.ready_instances(state_dir, s) for s in SERVICES):
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"not every service is ready in discovery: see {state_dir}")
-            time.sleep(0.1)
-    return System(state_dir, postgres_dsn)
+    system = System(state_dir, postgres_dsn)
+    if last_stage >= 12:
+        system.wait_in_discovery()
+    return system

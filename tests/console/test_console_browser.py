@@ -24,6 +24,7 @@ def base(page: Page) -> str:
 @pytest.fixture(scope="module")
 def order(system: System) -> dict[str, str]:
     """A confirmed order and its trace id, once every hop's spans are in the files."""
+    system.wait_in_discovery()  # a test before may have restarted a service: routable again first
     sku = system.new_product(stock=5)
     placed = system.settled(system.place_order([(sku, 1)]).json()["id"])
     assert placed["status"] == "confirmed", placed
