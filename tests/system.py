@@ -180,14 +180,18 @@ async def _drop_databases(dsn: str, urls: list[str]) -> None:
 
 
 #: The gateway's per-customer rate for suites that measure or load the system (not its limits).
-UNLIMITED = {"CARAVAN_GATEWAY_RATE_PER_SECOND": "1000000", "CARAVAN_GATEWAY_RATE_BURST": "1000000"}
+UNLIMITED = {
+    "CARAVAN_GATEWAY_RATE_PER_SECOND": "1000000", "CARAVAN_GATEWAY_RATE_BURST": "1000000",
+    "CARAVAN_GATEWAY_AUTH_FAILURES_PER_SECOND": "1000000", "CARAVAN_GATEWAY_AUTH_FAILURES_BURST": "1000000",
+}  # fmt: skip
 
 
 def bring_up(
     state_dir: Path, postgres_dsn: str | None = None, *, last_stage: int = 12, production_limits: bool = False
 ) -> System:
     """Run the actions of stages 1–``last_stage`` in dependency order in a fresh workspace. The
-    gateway's per-customer rate is lifted unless ``production_limits`` (the security suite)."""
+    gateway's per-customer rate and its failed-authentication limit are lifted unless
+    ``production_limits`` (the security suite)."""
     registry.load_all()
     plan = load_plan(ROOT / "plan.toml")
     limits = dict.fromkeys(UNLIMITED) if production_limits else UNLIMITED

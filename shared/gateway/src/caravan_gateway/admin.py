@@ -56,6 +56,26 @@ SECURITY_SCHEMES = {
     "bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT",
                "description": "A JWT (sub: the customer, scope: its scopes) or an API key as a bearer token"},
 }  # fmt: skip
+#: What the gateway itself may answer to any routed operation, beside what the service documents:
+#: 429 (the customer's rate, or too many failed authentications from the address) and 503 (no ready
+#: instance, or the circuit to the service open), both as problem documents.
+GATEWAY_PROBLEM = "gateway_ProblemDetails"
+_PROBLEM_SCHEMA = {
+    "type": "object", "required": ["type", "title", "status"],
+    "properties": {"type": {"type": "string"}, "title": {"type": "string"}, "status": {"type": "integer"},
+                   "detail": {"type": "string"}, "instance": {"type": "string"}},
+    "description": "An RFC 9457 problem document written by the gateway; more members may appear.",
+}  # fmt: skip
+_PROBLEM_CONTENT = {
+    "application/problem+json": {"schema": {"$ref": f"#/components/schemas/{GATEWAY_PROBLEM}"}}
+}
+GATEWAY_RESPONSES = {
+    "429": {"description": "Too many requests (the customer's rate, or failed authentications)",
+            "headers": {"Retry-After": {"description": "Seconds to wait", "schema": {"type": "integer"}}},
+            "content": _PROBLEM_CONTENT},
+    "503": {"description": "Upstream unavailable (no ready instance, or its circuit is open)",
+            "content": _PROBLEM_CONTENT},
+}  # fmt: skip
 _HTTP_METHODS = ("get", "put", "post", "delete", "options", "head", "patch", "trace")
 _INTERNAL = ("/health", "/metrics", "/schema")
 
@@ -85,7 +105,10 @@ def merge_openapi(
         "openapi": "3.1.0",
         "info": {"title": "Caravan API (through the gateway)", "version": "1"},
         "paths": {},
-        "components": {"securitySchemes": dict(SECURITY_SCHEMES)},
+        "components": {
+            "securitySchemes": dict(SECURITY_SCHEMES),
+            "schemas": {GATEWAY_PROBLEM: _PROBLEM_SCHEMA},
+        },
         "security": security,
     }
     for service, (prefix, doc) in sorted(documents.items()):
@@ -102,7 +125,8 @@ def merge_openapi(
                 continue
             for key in _HTTP_METHODS:
                 if key in kept:
-                    kept[key] = {**kept[key], "security": security}
+                    responses = {**GATEWAY_RESPONSES, **(kept[key].get("responses") or {})}
+                    kept[key] = {**kept[key], "security": security, "responses": responses}
             merged["paths"][prefix + (path if path != "/" else "")] = kept
         for section, entries in (doc.get("components") or {}).items():
             target = merged["components"].setdefault(section, {})

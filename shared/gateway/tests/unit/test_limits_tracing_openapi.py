@@ -71,8 +71,21 @@ def test_openapi_documents_merge_under_their_prefixes_with_prefixed_components()
     assert set(merged["paths"]) == {"/api/svc-a/items"}  # a path without operations is left out
     ref = merged["paths"]["/api/svc-a/items"]["get"]["responses"]["200"]["$ref"]
     assert ref == "#/components/responses/svc-a_Ok"
-    assert set(merged["components"]["schemas"]) == {"svc-a_Item"}
+    assert set(merged["components"]["schemas"]) == {"svc-a_Item", "gateway_ProblemDetails"}
     assert merged["x-caravan-unavailable"] == ["svc-b"]
+
+
+def test_every_operation_documents_what_the_gateway_itself_answers():
+    """A fuzzer found the 429 of the failed-authentication limit undocumented (ST103)."""
+    own = {"200": {"description": "ok"}, "503": {"description": "the service's own"}}
+    doc = {"paths": {"/items": {"get": {"responses": own}}}}
+    merged = merge_openapi({"svc-a": ("/api/svc-a", doc)}, [])
+    responses = merged["paths"]["/api/svc-a/items"]["get"]["responses"]
+    assert set(responses) == {"200", "429", "503"}
+    assert "Retry-After" in responses["429"]["headers"]
+    assert responses["503"] == {"description": "the service's own"}  # the service's own answer is kept
+    ref = responses["429"]["content"]["application/problem+json"]["schema"]["$ref"]
+    assert ref == "#/components/schemas/gateway_ProblemDetails"
 
 
 def test_the_public_document_holds_what_its_reader_can_call_and_declares_the_schemes():

@@ -75,7 +75,7 @@ def url(rt: LocalRuntime) -> str:
 
 
 #: Gateway settings a workspace may set through ``CARAVAN_GATEWAY_<NAME>`` (else the defaults).
-RATE_SETTINGS = ("RATE_PER_SECOND", "RATE_BURST")
+RATE_SETTINGS = ("RATE_PER_SECOND", "RATE_BURST", "AUTH_FAILURES_PER_SECOND", "AUTH_FAILURES_BURST")
 
 
 def policy(rt: LocalRuntime) -> dict[str, list[str] | None]:
@@ -95,8 +95,10 @@ def policy_of(foundation: Foundation, routed: Iterable[str]) -> dict[str, list[s
 
 
 def rate_env(environ: Mapping[str, str]) -> dict[str, str]:
-    """The per-customer rate, when the workspace says (``CARAVAN_GATEWAY_RATE_*``, e.g. a suite
-    measuring capacity), as the gateway's own settings; else nothing (the gateway's defaults)."""
+    """The per-customer rate and the failed-authentication limit per address, when the workspace
+    says (``CARAVAN_GATEWAY_RATE_*``, ``CARAVAN_GATEWAY_AUTH_FAILURES_*``: a suite measuring
+    capacity, a fuzzer sending bad credentials on purpose), as the gateway's own settings; else
+    nothing (the gateway's defaults)."""
     return {
         f"CARAVAN_{name}": environ[f"CARAVAN_GATEWAY_{name}"]
         for name in RATE_SETTINGS
