@@ -104,13 +104,16 @@ def probe(image: Image) -> dict[str, Any]:
     """Run the probe in a container of the image: no network, read-only, removed at once."""
     source = Path(sbom_probe.__file__).read_text(encoding="utf-8")
     python = interpreter(image)
-    command = ["run", "--rm", "--network", "none", "--read-only", "--entrypoint", python, image.id, "-c", source]
+    isolated = ["--rm", "--network", "none", "--read-only"]
+    command = ["run", *isolated, "--entrypoint", python, image.id, "-c", source]
     try:
         done = docker.run(command, check=False, timeout=PROBE_TIMEOUT_S)
     except subprocess.TimeoutExpired as exc:
         raise SbomError(f"reading {image.reference} took over {PROBE_TIMEOUT_S}s") from exc
     if done.returncode != 0:
-        last = (done.stderr.strip().splitlines() or ["no output"])[-1]
+        lines = done.stderr.strip().splitlines() or ["no output"]
+        # docker's own refusal ("docker: Error response ...") comes before its "Run 'docker run --help'".
+        last = next((ln for ln in lines if ln.startswith("docker: ")), lines[-1])
         raise SbomError(
             f"reading {image.reference} with its interpreter {python} failed: {last}",
             fix="the image must hold a Python interpreter (its entrypoint's, or python3)",
@@ -166,14 +169,15 @@ def _debian_component(package: Mapping[str, str], os_release: Mapping[str, str])
     qualifiers = {"arch": package.get("Architecture", "")}
     if os_release.get("VERSION_ID"):
         qualifiers["distro"] = f"{distro}-{os_release['VERSION_ID']}"
-    purl = PackageURL(
-        type="deb", namespace=distro, name=package["Package"], version=package["Version"], qualifiers=qualifiers
-    )
-    properties = [Property(name=f"{PROPERTY}:debian-source", value=package["Source"])] if "Source" in package else []
+    name, version = package["Package"], package["Version"]
+    purl = PackageURL(type="deb", namespace=distro, name=name, version=version, qualifiers=qualifiers)
+    properties = []
+    if "Source" in package:
+        properties.append(Property(name=f"{PROPERTY}:debian-source", value=package["Source"]))
     return Component(
         type=ComponentType.LIBRARY,
-        name=package["Package"],
-        version=package["Version"],
+        name=name,
+        version=version,
         bom_ref=purl.to_string(),
         purl=purl,
         properties=properties,

@@ -105,15 +105,19 @@ def site_folders(top: str = "/") -> list[str]:
     return found
 
 
+def field(meta: metadata.PackageMetadata, key: str) -> str | None:
+    return meta[key] if key in meta else None
+
+
 def licence_of(meta: metadata.PackageMetadata) -> dict[str, str | list[str]]:
     found: dict[str, str | list[str]] = {}
-    expression = meta.get("License-Expression")
+    expression = field(meta, "License-Expression")
     if expression:
         found["expression"] = expression.strip()
-    text = meta.get("License")
+    text = field(meta, "License")
     if text and text.strip() and text.strip().upper() not in ("UNKNOWN", "NONE"):
         found["text"] = text.strip()
-    classifiers = [c.split(" :: ")[-1] for c in meta.get_all("Classifier") or [] if c.startswith("License ::")]
+    classifiers = [c.split(" :: ")[-1] for c in meta.get_all("Classifier") or [] if c.startswith("License")]
     if classifiers:
         found["classifiers"] = classifiers
     return found
@@ -131,7 +135,7 @@ def read_distributions(folders: list[str], owners: dict[str, str]) -> list[dict[
                 continue
             seen.add(path)
             meta = metadata.Distribution.at(path).metadata
-            if not meta or not meta.get("Name") or not meta.get("Version"):
+            if not meta or not field(meta, "Name") or not field(meta, "Version"):
                 continue
             record: dict[str, object] = {
                 "name": meta["Name"],
@@ -139,8 +143,9 @@ def read_distributions(folders: list[str], owners: dict[str, str]) -> list[dict[
                 "path": path,
                 "licence": licence_of(meta),
             }
-            if meta.get("Summary"):
-                record["summary"] = meta["Summary"].strip()
+            summary = field(meta, "Summary")
+            if summary:
+                record["summary"] = summary.strip()
             if path in owners:
                 record["debian_package"] = owners[path]
             found.append(record)
