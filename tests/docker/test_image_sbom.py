@@ -43,7 +43,8 @@ def small_image() -> Iterator[str]:
     """The project's base image with a virtualenv at /opt/venv whose python is the entrypoint's."""
     tag = f"{PREFIX}/venv:1"
     build(tag, f"FROM {choose_base_image()}\nRUN python3 -m venv /opt/venv\nENV PATH=/opt/venv/bin:$PATH\n"
-               'LABEL org.opencontainers.image.title=sbom-test\nENTRYPOINT ["python", "-c", "print(1)"]\n')  # fmt: skip
+               "LABEL org.opencontainers.image.title=sbom-test\n"
+               'ENTRYPOINT ["python", "-c", "print(1)"]\n')  # fmt: skip
     yield tag
     docker.run(["image", "rm", "--force", tag], check=False)
 
@@ -64,7 +65,8 @@ def sbom(*args: str) -> subprocess.CompletedProcess[str]:
 
 
 def inside(image: str, *command: str) -> str:
-    return docker.run(["run", "--rm", "--network", "none", "--entrypoint", command[0], image, *command[1:]]).stdout
+    isolated = ["--rm", "--network", "none"]
+    return docker.run(["run", *isolated, "--entrypoint", command[0], image, *command[1:]]).stdout
 
 
 def valid(path: Path) -> dict[str, Any]:
@@ -81,7 +83,7 @@ def props(item: dict[str, Any]) -> dict[str, list[str]]:
     return found
 
 
-def test_the_sbom_lists_what_dpkg_and_the_interpreter_find_in_the_image(small_image: str, tmp_path: Path) -> None:
+def test_the_sbom_lists_what_dpkg_and_the_interpreter_find(small_image: str, tmp_path: Path) -> None:
     done = sbom("--image", small_image, "--out", str(tmp_path))
     assert done.returncode == 0, done.stderr
     document = valid(tmp_path / f"{PREFIX}-venv-1.cdx.json")
@@ -152,7 +154,7 @@ def test_an_image_that_does_not_exist_is_one_line_and_nothing_is_written(
     assert {p.name: p.read_bytes() for p in out.iterdir()} == before
 
 
-def test_an_image_without_python_is_one_line_and_nothing_is_written(no_python_image: str, tmp_path: Path) -> None:
+def test_an_image_without_python_is_one_line_nothing_written(no_python_image: str, tmp_path: Path) -> None:
     done = sbom("--image", no_python_image, "--out", str(tmp_path / "out"))
     assert done.returncode == 1
     [line] = done.stderr.strip().splitlines()

@@ -39,7 +39,6 @@ from cyclonedx.model.component import Component, ComponentType
 from cyclonedx.model.license import DisjunctiveLicense, License
 from cyclonedx.output.json import JsonV1Dot6
 from cyclonedx.schema import SchemaVersion
-from cyclonedx.validation.json import JsonStrictValidator
 from packageurl import PackageURL
 
 from caravan_workspace.images import docker, sbom_probe
@@ -244,6 +243,8 @@ def image_bom(image: Image, found: Mapping[str, Any]) -> Bom:
 
 def render(bom: Bom) -> str:
     """The document as CycloneDX 1.6 JSON, checked against the schema (SbomError when invalid)."""
+    from cyclonedx.validation.json import JsonStrictValidator  # its format checkers take seconds to load
+
     text = JsonV1Dot6(bom).output_as_string(indent=2)
     error = JsonStrictValidator(SchemaVersion.V1_6).validate_str(text)
     if error is not None:

@@ -106,7 +106,7 @@ def site_folders(top: str = "/") -> list[str]:
 
 
 def field(meta: metadata.PackageMetadata, key: str) -> str | None:
-    return meta[key] if key in meta else None
+    return meta[key] if key in meta else None  # noqa: SIM401 (the PackageMetadata protocol has no get)
 
 
 def licence_of(meta: metadata.PackageMetadata) -> dict[str, str | list[str]]:

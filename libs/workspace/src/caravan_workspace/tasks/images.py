@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from invoke import Collection, Context, task
 from invoke.exceptions import Exit
@@ -12,8 +13,10 @@ from invoke.exceptions import Exit
 from caravan_workspace.images.base import BaseImageError, ensure_base_image
 from caravan_workspace.images.build import GOAL_BYTES, ImageBuildError, build_all
 from caravan_workspace.images.docker import DockerError
-from caravan_workspace.images.sbom import SbomError, file_name, write_image_sboms
 from caravan_workspace.tasks.commons import workspace_context
+
+if TYPE_CHECKING:
+    from caravan_workspace.images.sbom import SbomError
 
 FAILED = 1
 
@@ -75,6 +78,8 @@ def sbom(c: Context, name: list[str], image: list[str], out: str = "") -> None:
     """A CycloneDX SBOM per image, read from inside it (its Python distributions and Debian
     packages), in build/sbom/images/<image>.cdx.json. By default every deployable's image, built
     first (a no-op when unchanged); nothing is written unless every image could be read."""
+    from caravan_workspace.images.sbom import SbomError, file_name, write_image_sboms  # slow to load
+
     ctx = workspace_context()
     folder = Path(out) if out else ctx.root / "build" / "sbom" / "images"
     if image and name:
