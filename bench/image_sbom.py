@@ -25,7 +25,7 @@ from pathlib import Path
 from caravan_workspace import paths
 from caravan_workspace.images import docker
 from caravan_workspace.images.build import build_all
-from caravan_workspace.images.sbom import read_image
+from caravan_workspace.images.sbom import ISOLATION, read_image
 from caravan_workspace.registry import Context
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -40,7 +40,7 @@ def timed_invoke(*args: str) -> float:
 
 def bare_container(tag: str) -> float:
     started = time.monotonic()
-    docker.run(["run", "--rm", "--network", "none", "--read-only", "--entrypoint", "python", tag, "-c", "pass"])
+    docker.run(["run", *ISOLATION, "--entrypoint", "python", tag, "-c", "pass"])
     return time.monotonic() - started
 
 

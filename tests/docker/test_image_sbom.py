@@ -22,6 +22,7 @@ from cyclonedx.validation.json import JsonStrictValidator
 
 from caravan_workspace.images import docker
 from caravan_workspace.images.build import choose_base_image
+from caravan_workspace.images.sbom import ISOLATION
 
 ROOT = Path(__file__).resolve().parents[2]
 PREFIX = f"caravan-sbom-test-{os.getpid()}"
@@ -65,8 +66,7 @@ def sbom(*args: str) -> subprocess.CompletedProcess[str]:
 
 
 def inside(image: str, *command: str) -> str:
-    isolated = ["--rm", "--network", "none"]
-    return docker.run(["run", *isolated, "--entrypoint", command[0], image, *command[1:]]).stdout
+    return docker.run(["run", *ISOLATION, "--entrypoint", command[0], image, *command[1:]]).stdout
 
 
 def valid(path: Path) -> dict[str, Any]:

@@ -48,6 +48,8 @@ from caravan_workspace.supply_chain import OWN_PREFIX
 SUFFIX = ".cdx.json"
 PROPERTY = "caravan:image"  # the namespace of this document's own properties
 PROBE_TIMEOUT_S = 300
+#: How the probe's container runs: removed at once, no network, a read-only root.
+ISOLATION = ("--rm", "--network", "none", "--read-only")
 #: A license field longer than this is the license's text, not its name.
 LICENSE_NAME_MAX = 100
 
@@ -103,8 +105,7 @@ def probe(image: Image) -> dict[str, Any]:
     """Run the probe in a container of the image: no network, read-only, removed at once."""
     source = Path(sbom_probe.__file__).read_text(encoding="utf-8")
     python = interpreter(image)
-    isolated = ["--rm", "--network", "none", "--read-only"]
-    command = ["run", *isolated, "--entrypoint", python, image.id, "-c", source]
+    command = ["run", *ISOLATION, "--entrypoint", python, image.id, "-c", source]
     try:
         done = docker.run(command, check=False, timeout=PROBE_TIMEOUT_S)
     except subprocess.TimeoutExpired as exc:
