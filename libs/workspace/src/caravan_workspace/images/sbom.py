@@ -26,6 +26,7 @@ import re
 import subprocess
 import tempfile
 from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path, PurePosixPath
@@ -280,12 +281,16 @@ def file_name(reference: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "-", reference).strip("-.") or "image"
 
 
-def write_image_sboms(images: Mapping[str, str], out_dir: Path) -> list[tuple[ImageSbom, Path]]:
-    """The SBOM of each image (file name → image reference) in ``out_dir/<name>.cdx.json``. Every
-    image is read first; nothing is written unless all were, and each file appears whole."""
+def write_image_sboms(
+    images: Mapping[str, str], out_dir: Path, *, jobs: int = 2
+) -> list[tuple[ImageSbom, Path]]:
+    """The SBOM of each image (file name → image reference) in ``out_dir/<name>.cdx.json``, read
+    ``jobs`` at a time. Every image is read first; nothing is written unless all were, and each
+    file appears whole."""
     if not images:
         raise SbomError("no image to describe")
-    documents = [read_image(name, reference) for name, reference in images.items()]
+    with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
+        documents = list(pool.map(lambda item: read_image(*item), images.items()))
     out_dir.mkdir(parents=True, exist_ok=True)
     written = []
     for document in documents:

@@ -71,10 +71,11 @@ def base(c: Context, rebuild: bool = False) -> None:
         "name": "only this deployable's image (repeatable): gateway, svc-a, ...",
         "image": "an image reference instead (repeatable): any image in the engine, nothing is built",
         "out": "the folder to write to (default build/sbom/images)",
+        "jobs": "images read at a time (default 2)",
     },
     iterable=["name", "image"],
 )
-def sbom(c: Context, name: list[str], image: list[str], out: str = "") -> None:
+def sbom(c: Context, name: list[str], image: list[str], out: str = "", jobs: int = 2) -> None:
     """A CycloneDX SBOM per image, read from inside it (its Python distributions and Debian
     packages), in build/sbom/images/<image>.cdx.json. By default every deployable's image, built
     first (a no-op when unchanged); nothing is written unless every image could be read."""
@@ -90,7 +91,7 @@ def sbom(c: Context, name: list[str], image: list[str], out: str = "") -> None:
         else:
             wanted = {i.deployable.name: i.tag for i in build_all(ctx, name)}
         started = time.monotonic()
-        written = write_image_sboms(wanted, folder)
+        written = write_image_sboms(wanted, folder, jobs=jobs)
     except (BaseImageError, DockerError, ImageBuildError, SbomError) as exc:
         raise _fail(exc) from exc
     for document, path in written:
