@@ -1,6 +1,7 @@
 """`invoke images.sbom` on a real Docker engine (no fake): each SBOM lists exactly what the image
 holds — compared with what dpkg and the image's interpreter say inside a container of it — is valid
-CycloneDX 1.6, and names the image; bad input is one line, a non-zero exit and nothing written.
+CycloneDX 1.6, and names the image; bad input is one line (on the command line: and a non-zero
+exit) and nothing written.
 
 One small image is built from the project's base image (a virtualenv, as the deployables have);
 the deployable's image is the one `invoke images` builds (the docker session has built it)."""
@@ -22,7 +23,7 @@ from cyclonedx.validation.json import JsonStrictValidator
 
 from caravan_workspace.images import docker
 from caravan_workspace.images.build import choose_base_image
-from caravan_workspace.images.sbom import ISOLATION
+from caravan_workspace.images.sbom import ISOLATION, SbomError, write_image_sboms
 
 ROOT = Path(__file__).resolve().parents[2]
 PREFIX = f"caravan-sbom-test-{os.getpid()}"
@@ -146,18 +147,19 @@ def test_an_image_that_does_not_exist_is_one_line_and_nothing_is_written(
         "then ask again"
     )
     assert not out.exists()
-    # With a readable image before it: still nothing written, and an earlier SBOM stays as it was.
-    assert sbom("--image", small_image, "--out", str(out)).returncode == 0
+    # With a readable image beside it: still nothing written, and an earlier SBOM stays as it was.
+    write_image_sboms({"small": small_image}, out)
     before = {p.name: p.read_bytes() for p in out.iterdir()}
-    done = sbom("--image", small_image, "--image", missing, "--out", str(out))
-    assert done.returncode == 1 and len(done.stderr.strip().splitlines()) == 1
+    with pytest.raises(SbomError, match="no image"):
+        write_image_sboms({"small": small_image, "missing": missing}, out)
     assert {p.name: p.read_bytes() for p in out.iterdir()} == before
 
 
-def test_an_image_without_python_is_one_line_nothing_written(no_python_image: str, tmp_path: Path) -> None:
-    done = sbom("--image", no_python_image, "--out", str(tmp_path / "out"))
-    assert done.returncode == 1
-    [line] = done.stderr.strip().splitlines()
-    assert line.startswith(f"error: reading {no_python_image} with its interpreter python3 failed: ")
-    assert "fix: the image must hold a Python interpreter" in line
+def test_an_image_without_python_is_refused_and_nothing_written(no_python_image: str, tmp_path: Path) -> None:
+    with pytest.raises(SbomError) as refused:
+        write_image_sboms({"scratch": no_python_image}, tmp_path / "out")
+    message = str(refused.value)
+    assert message.startswith(f"reading {no_python_image} with its interpreter python3 failed: docker: ")
+    assert "\n" not in message and "executable file not found" in message
+    assert refused.value.fix == "the image must hold a Python interpreter (its entrypoint's, or python3)"
     assert not (tmp_path / "out").exists()
