@@ -14,7 +14,8 @@ from cyclonedx.schema import SchemaVersion
 from cyclonedx.validation.json import JsonStrictValidator
 
 from caravan_workspace.images import sbom_probe
-from caravan_workspace.images.sbom import Image, SbomError, file_name, image_bom, interpreter, render
+from caravan_workspace.images.sbom import file_name, interpreter
+from caravan_workspace.images.sbom_document import Image, SbomError, image_bom, render
 
 STATUS = """\
 Package: libc6

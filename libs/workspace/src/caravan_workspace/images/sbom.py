@@ -3,19 +3,10 @@
 The image is read from inside: one container of it (``--network none``, read-only, removed at
 once) runs :mod:`caravan_workspace.images.sbom_probe` with the image's own interpreter — the one
 its entrypoint runs — which lists every Python distribution in the image (its virtualenv, the system
-interpreter's, Debian's) and every Debian package dpkg records as installed. The document is built
-with the reference library (cyclonedx-python-lib), checked against the CycloneDX 1.6 JSON schema
-before it is written, and names the image by id, tags and OCI labels in its metadata:
-
-- ``metadata.component``: the image (type ``container``), its id as a SHA-256 hash and bom-ref;
-- components: the operating system (``/etc/os-release``), each Debian package
-  (``pkg:deb/debian/<name>@<version>?arch=...&distro=debian-12``), the Python interpreter and each
-  Python distribution (``pkg:pypi/<name>@<version>``, with its folder in the image and, where dpkg
-  installed it, the Debian package that owns it; the workspace's own ``caravan-*`` packages carry no
-  PyPI package URL: they come from the workspace index, and PyPI's namesakes are not them);
-- dependencies: the image holds the OS, the interpreter and the distributions; the OS its packages.
-
-Files are written only when every image asked for was read: each to a temporary name, then renamed.
+interpreter's, Debian's) and every Debian package dpkg records as installed. The document
+(:mod:`caravan_workspace.images.sbom_document`) names the image by id, tags and OCI labels and is
+checked against the CycloneDX 1.6 JSON schema. Files are written only when every image asked for
+was read: each to a temporary name, then renamed.
 """
 
 from __future__ import annotations
@@ -28,50 +19,19 @@ import tempfile
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from importlib import metadata
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from cyclonedx.contrib.license.factories import LicenseFactory
-from cyclonedx.contrib.this.builders import this_component
-from cyclonedx.model import HashAlgorithm, HashType, Property
-from cyclonedx.model.bom import Bom, BomMetaData
-from cyclonedx.model.component import Component, ComponentType
-from cyclonedx.model.license import DisjunctiveLicense, License
-from cyclonedx.output.json import JsonV1Dot6
-from cyclonedx.schema import SchemaVersion
-from packageurl import PackageURL
-
 from caravan_workspace.images import docker, sbom_probe
 from caravan_workspace.images.docker import DockerError
-from caravan_workspace.supply_chain import OWN_PREFIX
+from caravan_workspace.images.sbom_document import Image, SbomError, image_bom, render
 
 SUFFIX = ".cdx.json"
-PROPERTY = "caravan:image"  # the namespace of this document's own properties
 PROBE_TIMEOUT_S = 300
 #: How the probe's container runs: removed at once, no network, a read-only root.
 ISOLATION = ("--rm", "--network", "none", "--read-only")
-#: A license field longer than this is the license's text, not its name.
-LICENSE_NAME_MAX = 100
-
-
-class SbomError(Exception):
-    """An image's SBOM could not be made; the message is one line, ``fix`` says what to do."""
-
-    def __init__(self, message: str, *, fix: str | None = None) -> None:
-        super().__init__(message)
-        self.fix = fix
-
-
-@dataclass(frozen=True)
-class Image:
-    reference: str  # as asked for: a tag or an id
-    id: str  # sha256:...
-    tags: tuple[str, ...]
-    entrypoint: tuple[str, ...]
-    labels: Mapping[str, str]
-    created: str
-    platform: str
+#: docker run's exit codes when the command cannot be found or run in the image.
+NOT_RUNNABLE = (126, 127)
 
 
 # ---------------------------------------------------------------------------- reading the image
@@ -117,141 +77,15 @@ def probe(image: Image) -> dict[str, Any]:
         last = next((ln for ln in lines if ln.startswith("docker: ")), lines[-1])
         raise SbomError(
             f"reading {image.reference} with its interpreter {python} failed: {last}",
-            fix="the image must hold a Python interpreter (its entrypoint's, or python3)",
+            fix="the image must hold a Python interpreter (its entrypoint's, or python3)"
+            if done.returncode in NOT_RUNNABLE
+            else None,
         )
     try:
         found: dict[str, Any] = json.loads(done.stdout)
     except json.JSONDecodeError as exc:
         raise SbomError(f"reading {image.reference}: the probe printed no JSON ({exc})") from exc
     return found
-
-
-# ---------------------------------------------------------------------------- the document
-
-
-def _name_and_version(image: Image) -> tuple[str, str]:
-    tag = image.tags[0] if image.tags else image.reference
-    repository, _, version = tag.partition("@")[0].rpartition(":")
-    if not repository or "/" in version:  # no tag: "registry:5000/name" or an id
-        return tag.partition("@")[0], image.id
-    return repository, version
-
-
-def _licenses(found: Mapping[str, Any]) -> list[License]:
-    factory = LicenseFactory()
-    text = str(found.get("expression") or found.get("text") or "")
-    if text and "\n" not in text and len(text) <= LICENSE_NAME_MAX:
-        return [factory.make_from_string(text)]
-    return [DisjunctiveLicense(name=str(c)) for c in found.get("classifiers", [])]
-
-
-def _python_component(dist: Mapping[str, Any]) -> Component:
-    name = re.sub(r"[-_.]+", "-", str(dist["name"])).lower()
-    properties = [Property(name=f"{PROPERTY}:path", value=str(dist["path"]))]
-    own = name.startswith(OWN_PREFIX)  # published to the workspace index only: no PyPI package URL
-    if own:
-        properties.append(Property(name=f"{PROPERTY}:origin", value="workspace package index"))
-    if dist.get("debian_package"):
-        properties.append(Property(name=f"{PROPERTY}:debian-package", value=str(dist["debian_package"])))
-    return Component(
-        type=ComponentType.LIBRARY,
-        name=str(dist["name"]),
-        version=str(dist["version"]),
-        description=dist.get("summary") or None,
-        bom_ref=f"python:{dist['path']}",
-        purl=None if own else PackageURL(type="pypi", name=name, version=str(dist["version"])),
-        licenses=_licenses(dist.get("licence") or {}),
-        properties=properties,
-    )
-
-
-def _debian_component(package: Mapping[str, str], os_release: Mapping[str, str]) -> Component:
-    distro = os_release.get("ID", "debian")
-    qualifiers = {"arch": package.get("Architecture", "")}
-    if os_release.get("VERSION_ID"):
-        qualifiers["distro"] = f"{distro}-{os_release['VERSION_ID']}"
-    name, version = package["Package"], package["Version"]
-    purl = PackageURL(type="deb", namespace=distro, name=name, version=version, qualifiers=qualifiers)
-    properties = []
-    if "Source" in package:
-        properties.append(Property(name=f"{PROPERTY}:debian-source", value=package["Source"]))
-    return Component(
-        type=ComponentType.LIBRARY,
-        name=name,
-        version=version,
-        bom_ref=purl.to_string(),
-        purl=purl,
-        properties=properties,
-    )
-
-
-def _tool() -> Component:
-    return Component(
-        type=ComponentType.APPLICATION,
-        name="caravan-workspace",
-        version=metadata.version("caravan-workspace"),
-        description="invoke images.sbom (caravan_workspace.images.sbom)",
-    )
-
-
-def image_bom(image: Image, found: Mapping[str, Any]) -> Bom:
-    """The CycloneDX document of an image from what the probe found in it."""
-    name, version = _name_and_version(image)
-    properties = [Property(name=f"{PROPERTY}:id", value=image.id),
-                  Property(name=f"{PROPERTY}:platform", value=image.platform),
-                  Property(name=f"{PROPERTY}:created", value=image.created),
-                  *(Property(name=f"{PROPERTY}:tag", value=t) for t in image.tags),
-                  *(Property(name=k, value=v) for k, v in sorted(image.labels.items()))]  # fmt: skip
-    root = Component(
-        type=ComponentType.CONTAINER,
-        name=name,
-        version=version,
-        bom_ref=image.id,
-        hashes=[HashType(alg=HashAlgorithm.SHA_256, content=image.id.removeprefix("sha256:"))],
-        properties=properties,
-    )
-    bom = Bom(metadata=BomMetaData(component=root))
-    bom.metadata.tools.components.update([this_component(), _tool()])
-    os_release = found.get("os") or {}
-    packages = [_debian_component(p, os_release) for p in found.get("debian", [])]
-    held: list[Component] = []
-    if os_release:
-        system = Component(
-            type=ComponentType.OPERATING_SYSTEM,
-            name=os_release.get("ID", "linux"),
-            version=os_release.get("VERSION_ID"),
-            description=os_release.get("PRETTY_NAME"),
-            bom_ref=f"os:{os_release.get('ID', 'linux')}",
-        )
-        bom.components.add(system)
-        bom.register_dependency(system, packages)
-        held.append(system)
-    python = found.get("python") or {}
-    if python:
-        runtime = Component(
-            type=ComponentType.APPLICATION,
-            name=str(python.get("implementation") or "python").lower(),
-            version=python.get("version"),
-            bom_ref=f"interpreter:{python.get('executable')}",
-            properties=[Property(name=f"{PROPERTY}:path", value=str(python.get("executable")))],
-        )
-        bom.components.add(runtime)
-        held.append(runtime)
-    distributions = [_python_component(d) for d in found.get("distributions", [])]
-    bom.components.update([*packages, *distributions])
-    bom.register_dependency(root, [*held, *distributions])
-    return bom
-
-
-def render(bom: Bom) -> str:
-    """The document as CycloneDX 1.6 JSON, checked against the schema (SbomError when invalid)."""
-    from cyclonedx.validation.json import JsonStrictValidator  # its format checkers take seconds to load
-
-    text = JsonV1Dot6(bom).output_as_string(indent=2)
-    error = JsonStrictValidator(SchemaVersion.V1_6).validate_str(text)
-    if error is not None:
-        raise SbomError(f"the SBOM of {bom.metadata.component} fails the CycloneDX 1.6 schema: {error}")
-    return text + "\n"
 
 
 # ---------------------------------------------------------------------------- writing
@@ -306,3 +140,6 @@ def write_image_sboms(
             raise
         written.append((document, target))
     return written
+
+
+__all__ = ["ISOLATION", "Image", "ImageSbom", "SbomError", "file_name", "read_image", "write_image_sboms"]
