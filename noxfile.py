@@ -109,11 +109,14 @@ def console(session: nox.Session) -> None:
 @nox.session(python=PYTHON, tags=["system", "docker"])
 def docker(session: nox.Session) -> None:
     """The Docker target on a real engine (no fake): the images built (a no-op when unchanged), the
-    stage 14 gate's scenario in a project of its own, torn down afterwards, and the check that the
-    build's CA bundle stays out of the final images. Needs a Docker engine and the workspace index
-    with commons published (`invoke test` sees to that)."""
+    stage 14 gate's scenario in a project of its own, torn down afterwards, the check that the
+    build's CA bundle stays out of the final images, and the image SBOMs; then a CycloneDX SBOM of
+    every deployable's image in ``build/sbom/images/`` (CI keeps ``build/sbom/`` as an artefact).
+    Needs a Docker engine and the workspace index with commons published (`invoke test` sees to
+    that)."""
     session.install("-e", "libs/workspace", "pytest")
     session.run("pytest", "tests/docker", "-q", "-rs", *session.posargs)
+    session.run("invoke", "images.sbom")
 
 
 @nox.session(python=PYTHON, tags=["system"])

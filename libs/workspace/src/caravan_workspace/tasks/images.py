@@ -1,6 +1,11 @@
-"""`invoke images` (every deployable's image) and `invoke images.base` (the Debian base)."""
+"""`invoke images` (every deployable's image), `invoke images.base` (the Debian base) and
+`invoke images.sbom` (a CycloneDX SBOM per image)."""
 
 from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 from invoke import Collection, Context, task
 from invoke.exceptions import Exit
@@ -10,6 +15,9 @@ from caravan_workspace.images.build import GOAL_BYTES, ImageBuildError, build_al
 from caravan_workspace.images.docker import DockerError
 from caravan_workspace.tasks.commons import workspace_context
 
+if TYPE_CHECKING:
+    from caravan_workspace.images.sbom import SbomError
+
 FAILED = 1
 
 
@@ -17,7 +25,7 @@ def _progress(message: str) -> None:
     print(f"  {message}", flush=True)
 
 
-def _fail(exc: BaseImageError | DockerError | ImageBuildError) -> Exit:
+def _fail(exc: BaseImageError | DockerError | ImageBuildError | SbomError) -> Exit:
     return Exit(f"error: {exc}" + (f" — fix: {exc.fix}" if exc.fix else ""), code=FAILED)
 
 
@@ -57,6 +65,44 @@ def base(c: Context, rebuild: bool = False) -> None:
     print(tag)
 
 
+@task(
+    name="sbom",
+    help={
+        "name": "only this deployable's image (repeatable): gateway, svc-a, ...",
+        "image": "an image reference instead (repeatable): any image in the engine, nothing is built",
+        "out": "the folder to write to (default build/sbom/images)",
+        "jobs": "images read at a time (default 2)",
+    },
+    iterable=["name", "image"],
+)
+def sbom(c: Context, name: list[str], image: list[str], out: str = "", jobs: int = 2) -> None:
+    """A CycloneDX SBOM per image, read from inside it (its Python distributions and Debian
+    packages), in build/sbom/images/<image>.cdx.json. By default every deployable's image, built
+    first (a no-op when unchanged); nothing is written unless every image could be read."""
+    from caravan_workspace.images.sbom import SbomError, file_name, write_image_sboms  # slow to load
+
+    ctx = workspace_context()
+    folder = Path(out) if out else ctx.root / "build" / "sbom" / "images"
+    if image and name:
+        raise Exit("error: give deployables (--name) or image references (--image), not both", code=FAILED)
+    try:
+        if image:
+            wanted = {file_name(reference): reference for reference in image}
+        else:
+            wanted = {i.deployable.name: i.tag for i in build_all(ctx, name)}
+        started = time.monotonic()
+        written = write_image_sboms(wanted, folder, jobs=jobs)
+    except (BaseImageError, DockerError, ImageBuildError, SbomError) as exc:
+        raise _fail(exc) from exc
+    for document, path in written:
+        print(
+            f"{document.image.reference:<44} {document.python:4} Python distributions "
+            f"{document.debian:4} Debian packages  {path}"
+        )
+    print(f"{len(written)} SBOMs in {time.monotonic() - started:.1f}s")
+
+
 ns = Collection("images")
 ns.add_task(build)
 ns.add_task(base)
+ns.add_task(sbom)
