@@ -70,8 +70,9 @@ class BufferedSink:
         self._stream.flush()
 
     def _tick(self) -> None:
-        while not self._stopped.wait(self.interval):
-            if time.monotonic() - self._last >= self.interval:
+        # checks four times per interval, so no line waits much longer than ``interval``
+        while not self._stopped.wait(self.interval / 4):
+            if self._lines and time.monotonic() - self._last >= self.interval:
                 self.drain()
 
     def stop(self) -> None:
