@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 from caravan_commons.errors import ConflictError
 from caravan_commons.money import Money
@@ -101,15 +101,10 @@ async def authorize_keyed(
 
 
 async def authorize(
-    cmd: Authorize,
-    uow: AbstractUnitOfWork,
-    processor: CardProcessor,
-    *,
-    timeout: float | None = None,
-    make_id: Callable[[], str] = new_id,
+    cmd: Authorize, uow: AbstractUnitOfWork, processor: CardProcessor, **options: Any
 ) -> Payment:
-    """:func:`authorize_keyed`'s payment."""
-    return (await authorize_keyed(cmd, uow, processor, timeout=timeout, make_id=make_id)).payment
+    """:func:`authorize_keyed`'s payment (``options``: its ``timeout`` and ``make_id``)."""
+    return (await authorize_keyed(cmd, uow, processor, **options)).payment
 
 
 Act = Callable[[Payment], object]
