@@ -16,6 +16,9 @@ with the middleware class :class:`ServerSpanMiddleware` (the plugin's documented
 ships a lean one: it extracts the W3C ``traceparent``/``tracestate``/``baggage`` headers, opens one
 SERVER span named ``"<METHOD> <route template>"`` with the stable HTTP semantic-convention
 attributes, and ends it with the status. ``stock_middleware=True`` selects the stock class.
+New traces are sampled at ``trace_sample_ratio`` (default 0.1): a request whose trace is not
+recorded never reaches the SDK — the middleware makes the SDK's parent-based ratio decision itself
+and sets a non-recording span carrying the ids (logs and outgoing calls keep the trace id).
 
 Outgoing calls carry the current context through :func:`inject_headers`.
 """
