@@ -32,6 +32,7 @@ from caravan_workspace.runtime import gateway as gateway_runtime
 from caravan_workspace.runtime.local import POSTGRES_DSN_ENV, LocalRuntime
 from caravan_workspace.runtime.ports import PORT_OFFSET_ENV
 from caravan_workspace.runtime.supervisor import Supervisor
+from caravan_workspace.traces import sampled_traceparent
 
 ROOT = Path(__file__).resolve().parents[1]
 SERVICES = ("svc-a", "svc-b", "svc-c")
@@ -136,7 +137,8 @@ class System:
         self, lines: list[tuple[str, int]], card: str = "tok_approve", *, key: str | None = None,
         customer: str = "demo", timeout_ms: int | None = None,
     ) -> httpx.Response:  # fmt: skip
-        headers = {"Idempotency-Key": f'"{key or uuid.uuid4()}"'}
+        # the suites read orders' traces: ask for each to be recorded whatever the sampling ratio
+        headers = {"Idempotency-Key": f'"{key or uuid.uuid4()}"', "traceparent": sampled_traceparent()}
         if timeout_ms:
             headers["X-Request-Timeout-Ms"] = str(timeout_ms)
         body = {"lines": [{"sku": s, "quantity": q} for s, q in lines], "payment": {"card_token": card}}

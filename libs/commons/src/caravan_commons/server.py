@@ -38,6 +38,7 @@ from granian.server.embed import Server
 from litestar import Litestar
 from loguru import logger
 
+from caravan_commons.log_sink import flush_logs
 from caravan_commons.logging import configure_logging
 from caravan_commons.settings import ServiceSettings, load_settings_or_exit
 
@@ -98,6 +99,7 @@ def serve(app_factory: Callable[[S], Litestar], settings: S) -> None:
     uvloop's event loop (libuv: cheaper sockets and callbacks than asyncio's own loop)."""
     app = app_factory(settings)
     uvloop.run(serve_app(app, settings))
+    flush_logs()  # the access log's last lines, written before anything else can go wrong
     leave_no_thread_behind()
 
 
@@ -115,6 +117,7 @@ def leave_no_thread_behind(grace: float = LEFTOVER_THREAD_GRACE_S) -> None:
         names = ", ".join(sorted(t.name for t in left))
         logger.warning("threads still running after the app stopped: {}; exiting without them", names)
         logger.complete()
+        flush_logs()  # os._exit skips loguru's atexit hook
         sys.stdout.flush()
         sys.stderr.flush()
         os._exit(0)

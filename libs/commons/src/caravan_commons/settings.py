@@ -41,6 +41,10 @@ class SettingsError(Exception):
         super().__init__(f"{variable}: {message}")
 
 
+#: Fraction of new traces recorded unless ``trace_sample_ratio`` says otherwise.
+DEFAULT_TRACE_SAMPLE_RATIO = 0.1
+
+
 class ServiceSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     """Settings every Caravan service has. Subclass with ``frozen=True, kw_only=True`` to extend."""
 
@@ -52,12 +56,18 @@ class ServiceSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_
     log_level: str = "INFO"
     #: JSON-lines log file; ``None`` logs JSON lines to stderr.
     log_file: str | None = None
+    #: Log lines are written in batches at most this many seconds apart (WARNING and worse at once;
+    #: everything on shutdown); ``0`` writes every line as it comes. See caravan_commons.log_sink.
+    log_flush_interval_s: Annotated[float, Meta(ge=0, le=60)] = 1.0
     #: ``auto`` = ``otlp`` when ``otlp_endpoint`` is set, else ``file``.
     trace_exporter: TraceExporter = "auto"
     #: JSON-lines span file for the ``file`` exporter; default ``<service_name>.traces.jsonl``.
     trace_file: str | None = None
-    #: Fraction of new traces recorded (parent-based: a sampled caller's trace is always continued).
-    trace_sample_ratio: Annotated[float, Meta(ge=0.0, le=1.0)] = 1.0
+    #: Fraction of new traces recorded (parent-based: a sampled caller's trace is always continued,
+    #: so a caller sending ``traceparent: …-01`` always gets its trace). The default was chosen by
+    #: measurement (bench/commons_stack.py, docs/commons.md): recording every request costs a
+    #: hello-world route half its throughput, one in ten keeps it above 0.6 of bare Litestar.
+    trace_sample_ratio: Annotated[float, Meta(ge=0.0, le=1.0)] = DEFAULT_TRACE_SAMPLE_RATIO
     #: OTLP http/protobuf endpoint, e.g. ``http://127.0.0.1:4318/v1/traces``.
     otlp_endpoint: str | None = None
     #: Piccolo database URL; default a per-service SQLite file ``sqlite:///<service_name>.sqlite3``.

@@ -16,6 +16,9 @@ with the middleware class :class:`ServerSpanMiddleware` (the plugin's documented
 ships a lean one: it extracts the W3C ``traceparent``/``tracestate``/``baggage`` headers, opens one
 SERVER span named ``"<METHOD> <route template>"`` with the stable HTTP semantic-convention
 attributes, and ends it with the status. ``stock_middleware=True`` selects the stock class.
+New traces are sampled at ``trace_sample_ratio`` (default 0.1): a request whose trace is not
+recorded never reaches the SDK — the middleware makes the SDK's parent-based ratio decision itself
+and sets a non-recording span carrying the ids (logs and outgoing calls keep the trace id).
 
 Outgoing calls carry the current context through :func:`inject_headers`.
 """
@@ -25,6 +28,7 @@ from __future__ import annotations
 import os
 import threading
 from collections.abc import MutableMapping, Sequence
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import IO, TYPE_CHECKING, Any
 
@@ -42,8 +46,9 @@ from opentelemetry.sdk.trace.export import (
     SpanExportResult,
 )
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.sdk.trace.id_generator import RandomIdGenerator
 from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
-from opentelemetry.trace import SpanKind, Status, StatusCode
+from opentelemetry.trace import SpanContext, SpanKind, Status, StatusCode, TraceFlags
 
 if TYPE_CHECKING:
     from litestar.types import ASGIApp, Message, Receive, Scope, Send
@@ -54,6 +59,28 @@ TRACER_NAME = "caravan_commons"
 _PROPAGATION_HEADERS = frozenset({b"traceparent", b"tracestate", b"baggage"})
 _STATUS_NAMES = {StatusCode.UNSET: "UNSET", StatusCode.OK: "OK", StatusCode.ERROR: "ERROR"}
 _KIND_NAMES = {kind: kind.name for kind in SpanKind}
+_TRACE_ID_LIMIT = (1 << 64) - 1  # TraceIdRatioBased decides on the trace id's low 64 bits
+_IDS = RandomIdGenerator()
+
+
+#: The trace id the server-span middleware already drew for a new, sampled trace (see
+#: :class:`ServerSpanMiddleware`): the provider's id generator hands it to the SDK, so the SDK's
+#: ratio sampler decides on the very id the middleware decided on.
+_drawn_trace_id: ContextVar[int | None] = ContextVar("caravan_drawn_trace_id", default=None)
+
+
+class _DrawnIdGenerator(RandomIdGenerator):
+    def generate_trace_id(self) -> int:
+        drawn = _drawn_trace_id.get()
+        return drawn if drawn is not None else super().generate_trace_id()
+
+
+def _root_bound(provider: Any) -> int | None:
+    """The ratio sampler's bound for new traces (``trace_id & 2**64-1 < bound`` samples), when the
+    provider samples the way :func:`setup_tracing` sets it up; else None."""
+    sampler = getattr(provider, "sampler", None)
+    root = getattr(sampler, "_root", None) if isinstance(sampler, ParentBased) else None
+    return root.bound if isinstance(root, TraceIdRatioBased) else None
 
 
 class JsonLinesSpanExporter(SpanExporter):
@@ -169,7 +196,9 @@ def setup_tracing(
         {"service.name": settings.service_name, "service.version": settings.service_version}
     )
     provider = TracerProvider(
-        resource=resource, sampler=ParentBased(TraceIdRatioBased(settings.trace_sample_ratio))
+        resource=resource,
+        sampler=ParentBased(TraceIdRatioBased(settings.trace_sample_ratio)),
+        id_generator=_DrawnIdGenerator(),
     )
     exporter: SpanExporter
     if settings.trace_exporter == "memory":
@@ -208,6 +237,31 @@ class ServerSpanMiddleware(OpenTelemetryInstrumentationMiddleware):
         provider = config.tracer_provider or trace.get_tracer_provider()
         self.tracer = config.tracer or provider.get_tracer(TRACER_NAME)
         self.server_request_hook = config.server_request_hook_handler
+        #: with commons' sampler, requests that are not sampled skip the SDK (see __call__)
+        self.root_bound = _root_bound(provider) if config.tracer is None else None
+
+    def _unsampled(self, parent: otel_context.Context | None) -> trace.Span | None:
+        """The span of a request whose trace is not recorded, without the SDK: a non-recording
+        span (valid ids, so logs and outgoing calls carry the trace) — the SDK's sampling decision
+        made the SDK's way (parent-based; new traces by the ratio on the trace id's low 64 bits)
+        for a fraction of its cost. None when the trace is recorded (or the sampler is not
+        commons'): then the SDK makes the span, for a new trace on the id drawn here."""
+        bound = self.root_bound
+        if bound is None:
+            return None
+        ctx = trace.get_current_span(parent).get_span_context() if parent is not None else None
+        if ctx is not None and ctx.is_valid:
+            if ctx.trace_flags.sampled:
+                return None
+            trace_id, flags, state = ctx.trace_id, ctx.trace_flags, ctx.trace_state
+        else:
+            trace_id = _IDS.generate_trace_id()
+            if trace_id & _TRACE_ID_LIMIT < bound:
+                _drawn_trace_id.set(trace_id)  # the SDK samples this very id
+                return None
+            flags, state = TraceFlags(TraceFlags.DEFAULT), None
+        span_id = _IDS.generate_span_id()
+        return trace.NonRecordingSpan(SpanContext(trace_id, span_id, False, flags, state))
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -221,6 +275,14 @@ class ServerSpanMiddleware(OpenTelemetryInstrumentationMiddleware):
                 carrier[name.decode("latin-1")] = value.decode("latin-1")
         parent = propagate.extract(carrier) if carrier is not None else None
         method = scope["method"]  # type: ignore[typeddict-item]  # http scopes only reach here
+        unsampled = self._unsampled(parent)
+        if unsampled is not None:
+            token = otel_context.attach(trace.set_span_in_context(unsampled, parent))
+            try:
+                await self.app(scope, receive, send)
+            finally:
+                otel_context.detach(token)
+            return
         span = self.tracer.start_span(
             method,
             context=parent,
@@ -231,6 +293,7 @@ class ServerSpanMiddleware(OpenTelemetryInstrumentationMiddleware):
                 "url.scheme": scope["scheme"],
             },
         )
+        _drawn_trace_id.set(None)
         if self.server_request_hook is not None:
             self.server_request_hook(span, scope)  # type: ignore[arg-type]
         token = otel_context.attach(trace.set_span_in_context(span, parent))

@@ -72,6 +72,7 @@ def start(tmp_path: Path, probe: str = "/health/live", **env: str) -> Running:
         "CARAVAN_PORT": str(port),
         "CARAVAN_LOG_FILE": str(log_file),
         "CARAVAN_TRACE_FILE": str(trace_file),
+        "CARAVAN_TRACE_SAMPLE_RATIO": "1.0",  # the tests read every request's span
         **env,
     }
     process = subprocess.Popen(
@@ -160,6 +161,24 @@ def test_sigterm_drains_an_in_flight_request(service: Running) -> None:
     )
     with pytest.raises(OSError):
         service.request("/health/live")
+
+
+def test_sigterm_writes_every_buffered_access_log_line(tmp_path: Path) -> None:
+    """Access-log lines are written in batches (here: nothing is written by the clock for a
+    minute); SIGTERM writes what is buffered — no line is lost."""
+    running = start(tmp_path, CARAVAN_ACCESS_LOG="true", CARAVAN_LOG_FLUSH_INTERVAL_S="60")
+    try:
+        for i in range(40):
+            assert running.request(f"/items/missing-{i}")[0] == 404
+        held = [e for e in running.logs() if e.get("path", "").startswith("/items/missing-")]
+        assert held == []  # buffered: not written yet
+        assert running.stop() == 0
+    finally:
+        if running.process.poll() is None:
+            running.process.kill()
+            running.process.wait()
+    paths = [e["path"] for e in running.logs() if e.get("path", "").startswith("/items/missing-")]
+    assert sorted(paths) == sorted(f"/items/missing-{i}" for i in range(40))
 
 
 @pytest.mark.parametrize(

@@ -15,5 +15,6 @@ def settings() -> ServiceSettings:
             "CARAVAN_SERVICE_NAME": "unit-svc",
             "CARAVAN_SERVICE_VERSION": "1.2.3",
             "CARAVAN_TRACE_EXPORTER": "memory",
+            "CARAVAN_TRACE_SAMPLE_RATIO": "1.0",  # the tests read every request's span
         },
     )

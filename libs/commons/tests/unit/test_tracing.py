@@ -110,3 +110,52 @@ def test_tracing_off_means_no_spans_but_everything_else_works(settings: ServiceS
         answer = client.get("/orders/o-2")
     assert answer.status_code == 200
     assert answer.json()["ids"] is None
+
+
+def _sampled_at(ratio: str) -> Any:
+    settings = load_settings(
+        ServiceSettings,
+        {
+            "CARAVAN_SERVICE_NAME": "unit-svc",
+            "CARAVAN_TRACE_EXPORTER": "memory",
+            "CARAVAN_TRACE_SAMPLE_RATIO": ratio,
+        },
+    )
+    return create_app(settings, route_handlers=[order])
+
+
+def test_a_request_not_sampled_makes_no_span_but_carries_its_trace_onward() -> None:
+    app = _sampled_at("0.0")
+    with TestClient(app) as client:
+        new = client.get("/orders/o-1").json()
+        unsampled_parent = client.get(
+            "/orders/o-2", headers={"traceparent": f"00-{PARENT_TRACE}-{PARENT_SPAN}-00"}
+        ).json()
+        sampled_parent = client.get(
+            "/orders/o-3", headers={"traceparent": f"00-{PARENT_TRACE}-{PARENT_SPAN}-01"}
+        ).json()
+    paths = [s.attributes.get("url.path") for s in app.state.tracing.memory.get_finished_spans()]
+    assert paths == ["/orders/o-3"]  # a sampled caller's trace is always continued
+    _version, trace_id, span_id, flags = new["outgoing"]["traceparent"].split("-")
+    assert (
+        flags == "00" and len(trace_id) == 32 and trace_id != "0" * 32 and new["ids"] == [trace_id, span_id]
+    )
+    _, trace_id, span_id, flags = unsampled_parent["outgoing"]["traceparent"].split("-")
+    assert (trace_id, flags) == (PARENT_TRACE, "00") and span_id != PARENT_SPAN
+    assert int(sampled_parent["outgoing"]["traceparent"].split("-")[3], 16) & 1  # sampled
+
+
+def test_new_traces_are_sampled_by_the_ratio_on_the_id_they_carry() -> None:
+    app = _sampled_at("0.5")
+    with TestClient(app) as client:
+        answers = [client.get(f"/orders/r-{i}").json() for i in range(200)]
+    recorded = {format(s.context.trace_id, "032x") for s in app.state.tracing.memory.get_finished_spans()}
+    flagged = {
+        a["outgoing"]["traceparent"].split("-")[1]
+        for a in answers
+        if int(a["outgoing"]["traceparent"].split("-")[3], 16) & 1  # the sampled flag
+    }
+    assert recorded == flagged  # what is passed on as sampled is exactly what was recorded
+    assert 40 < len(recorded) < 160  # about half (the chance of leaving this range is ~1e-17)
+    bound = round(0.5 * 2**64)
+    assert all(int(t, 16) & (2**64 - 1) < bound for t in recorded)  # the SDK's rule, on the same id

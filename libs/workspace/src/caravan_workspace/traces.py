@@ -8,6 +8,7 @@ one of its spans carries (an order id appears in a URL path of the calls it caus
 from __future__ import annotations
 
 import re
+import secrets
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,6 +16,13 @@ from pathlib import Path
 import msgspec
 
 TRACE_ID = re.compile(r"^[0-9a-f]{32}$")
+
+
+def sampled_traceparent() -> str:
+    """A W3C ``traceparent`` starting a new trace with the *sampled* flag: programs sample new
+    traces at ``CARAVAN_TRACE_SAMPLE_RATIO`` but always continue a sampled caller's, so a probe
+    that reads its own trace afterwards (a stage gate, a test) sends this with its request."""
+    return f"00-{secrets.token_hex(16)}-{secrets.token_hex(8)}-01"
 
 
 class SpanRecord(msgspec.Struct, frozen=True):

@@ -5,6 +5,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 
 import pytest
 from conftest import HERE, free_port, wait_for_port
@@ -66,6 +67,10 @@ def test_both_hops_log_the_request_with_one_trace_id(start_gateway, service, sta
     (edge,) = [r for r in lines("gateway.log") if r.get("path") == "/api/svc-a/whoami"]
     assert (edge["method"], edge["status"]) == ("GET", 200)
     assert len(edge["trace_id"]) == 32 and edge["request_id"]
-    (hop,) = [r for r in lines("svc-a.log") if r.get("path") == "/whoami"]
+    deadline = time.monotonic() + 20  # the running service writes its log lines in batches
+    while not (hops := [r for r in lines("svc-a.log") if r.get("path") == "/whoami"]):
+        assert time.monotonic() < deadline, "svc-a never logged the request"
+        time.sleep(0.2)
+    (hop,) = hops
     assert hop["trace_id"] == edge["trace_id"]
     assert hop["request_id"] == edge["request_id"]  # the gateway forwards its request id

@@ -5,8 +5,9 @@ exists or not, and sees its order through svc-b instead).
 
 ``POST /reservations`` answers 201 when it created the reservation and 200 when the order already
 had one with the same lines (whatever its status); an ``Idempotency-Key`` is optional and, when
-sent, replays the first answer as it was (commons' idempotency store, written in the same
-transaction as the reservation).
+sent, is kept on the reservation it creates (the row is the key's record, claimed by the same
+``INSERT``): the same key and request replay that first answer, the same key with another request
+is a 422.
 """
 
 from __future__ import annotations
@@ -16,17 +17,15 @@ from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import JSONBody
 
 from caravan_commons.errors import ForbiddenError
-from caravan_commons.idempotency import fingerprint, require_key
+from caravan_commons.idempotency import REPLAYED_HEADER, fingerprint, key_id, require_key
 from caravan_commons.principal import OPERATOR, principal_of
 from caravan_commons.problems import problem_responses
-from caravan_commons.schemas import encode
 from svc_a.api.deps import CatalogDep, UnitOfWork, strict_body
 from svc_a.api.params import IdempotencyKey, OrderIdPath
 from svc_a.api.schemas import ReservationCreate, ReservationOut
 from svc_a.domain.reservation import Reservation
 from svc_a.service_layer import handlers
-
-JSON = "application/json"
+from svc_a.service_layer.ports import KeyClaim
 
 
 def _answer(reservation: Reservation, created: bool) -> Response[ReservationOut]:
@@ -68,29 +67,20 @@ class ReservationController(Controller):
         idempotency_key: IdempotencyKey = None,
     ) -> Response[ReservationOut]:
         data = await strict_body(request, ReservationCreate)
-        lines = data.domain_lines()
-        uow = catalog.uow_factory()
-        key = require_key(request.headers, required=False) if idempotency_key is not None else None
-        if key is None:
-            reservation, created = await handlers.reserve(
-                data.order_id, lines, uow, ttl=catalog.reservation_ttl
+        claim = None
+        if idempotency_key is not None:
+            key = require_key(request.headers, required=False)
+            assert key is not None
+            claim = KeyClaim(
+                key_id(key, principal_of(request).caller or ""),
+                fingerprint(request.method, request.url.path, await request.body()),
             )
-            return _answer(reservation, created)
-        request_fingerprint = fingerprint(request.method, request.url.path, await request.body())
-        scope = principal_of(request).caller or ""
-        async with uow:
-            async with catalog.idempotency.begin(
-                key, request_fingerprint, uow.transaction, scope=scope
-            ) as slot:
-                if slot.replay is not None:
-                    replayed: Response[ReservationOut] = slot.replay.to_response()
-                    return replayed
-                reservation, created = await handlers.reserve_within(
-                    data.order_id, lines, uow, ttl=catalog.reservation_ttl
-                )
-                answer = _answer(reservation, created)
-                slot.complete(answer.status_code, encode(answer.content), {"content-type": JSON})
-            await uow.commit()
+        done = await handlers.reserve_keyed(
+            data.order_id, data.domain_lines(), catalog.uow_factory(), ttl=catalog.reservation_ttl, key=claim
+        )
+        answer = _answer(done.reservation, done.created)
+        if done.replayed:
+            answer.headers[REPLAYED_HEADER] = "true"
         return answer
 
     @get(

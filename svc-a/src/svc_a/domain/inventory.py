@@ -68,9 +68,17 @@ def reserve(
         raise OutOfStock(f"not enough stock: {', '.join(short)}", skus=[s.split(" ")[0] for s in short])
     for line, stock in pairs:
         stock.hold(line.quantity)
+    return new_reservation(order_id, wanted, now=now, ttl=ttl), True
+
+
+def new_reservation(order_id: str, lines: Iterable[Line], *, now: datetime, ttl: timedelta) -> Reservation:
+    """A held reservation of ``lines`` for ``order_id`` expiring ``ttl`` after ``now`` (whole
+    milliseconds, as stored); its stock is held by :func:`reserve` or by the repository."""
+    if ttl <= timedelta(0):
+        raise ValueError("a reservation's time to live must be positive")
     expires_at = now + ttl
     expires_at = expires_at.replace(microsecond=expires_at.microsecond // 1000 * 1000)  # stored in ms
-    return Reservation(order_id=order_id, lines=wanted, expires_at=expires_at), True
+    return Reservation(order_id=order_id, lines=normalise_lines(lines), expires_at=expires_at)
 
 
 def release(reservation: Reservation, stocks: Mapping[str, Stock]) -> bool:

@@ -9,13 +9,15 @@ from typing import Any
 
 from caravan_commons.money import Money
 from svc_a.domain.errors import ConcurrentUpdate, DuplicateProduct, ReservationConflict
-from svc_a.domain.model import Product, Stock
+from svc_a.domain.model import ON_HAND_CEILING, Product, Stock
 from svc_a.domain.reservation import Line, Reservation, Status
 from svc_a.infrastructure.db.tables import ProductRow, ReservationRow, StockRow
 from svc_a.service_layer.ports import (
     AbstractProductRepository,
     AbstractReservationRepository,
     AbstractStockRepository,
+    KeyClaim,
+    Move,
 )
 
 
@@ -158,6 +160,48 @@ class PiccoloStockRepository(AbstractStockRepository):
             raise ConcurrentUpdate(f"stock of {stock.sku} changed concurrently; retry", sku=stock.sku)
         self._read[stock.sku] = stock.version
 
+    async def move(self, lines: Sequence[Line], move: Move) -> list[str]:
+        if not lines:
+            return []
+        sql, args = move_statement(lines, move)
+        moved = {row["sku"] for row in await StockRow.raw(sql, *args)}
+        for sku in moved:
+            self._read.pop(sku, None)  # changed without being read: a later save must read again
+        return [line.sku for line in lines if line.sku not in moved]
+
+
+#: Per move: the new values (``q`` is the line's quantity) and the condition the row must meet —
+#: the domain's rules (:class:`Stock`) as one conditional statement.
+_MOVES: dict[Move, tuple[str, str]] = {
+    Move.HOLD: (
+        "reserved = reserved + {q}",
+        "on_hand - reserved >= {q} AND EXISTS (SELECT 1 FROM catalog_product p "
+        "WHERE p.sku = catalog_stock.sku AND p.active)",
+    ),
+    Move.UNHOLD: ("reserved = reserved - {q}", "reserved >= {q}"),
+    Move.SHIP: ("on_hand = on_hand - {q}, reserved = reserved - {q}", "reserved >= {q}"),
+    Move.TAKE_BACK: ("on_hand = on_hand + {q}", f"on_hand + {{q}} <= {ON_HAND_CEILING}"),
+}
+
+
+def move_statement(lines: Sequence[Line], move: Move) -> tuple[str, list[str]]:
+    """``UPDATE catalog_stock … RETURNING sku`` applying ``move`` to every line's stock that
+    meets its condition, and its arguments (skus; quantities are validated integers, written into
+    a ``CASE`` on the sku)."""
+    skus = [line.sku for line in lines]
+    quantity = "(CASE sku " + " ".join(f"WHEN {{}} THEN {int(line.quantity)}" for line in lines) + " END)"
+    assign, condition = _MOVES[move]
+    sql = (
+        f"UPDATE catalog_stock SET {assign.format(q=quantity)}, version = version + 1 "
+        f"WHERE sku IN ({', '.join('{}' for _ in lines)}) AND {condition.format(q=quantity)} "
+        "RETURNING sku"
+    )
+    return sql, skus * assign.count("{q}") + skus + skus * condition.count("{q}")
+
+
+def lines_json(lines: Sequence[Line]) -> str:
+    return json.dumps([[line.sku, line.quantity] for line in lines])
+
 
 def reservation_from(row: dict[str, Any]) -> Reservation:
     return Reservation(
@@ -173,7 +217,7 @@ class PiccoloReservationRepository(AbstractReservationRepository):
         row = ReservationRow(
             order_id=reservation.order_id,
             status=reservation.status.value,
-            lines=json.dumps([[line.sku, line.quantity] for line in reservation.lines]),
+            lines=lines_json(reservation.lines),
             expires_at_ms=to_ms(reservation.expires_at),
         )
         try:
@@ -193,6 +237,34 @@ class PiccoloReservationRepository(AbstractReservationRepository):
         await ReservationRow.update({ReservationRow.status: reservation.status.value}).where(
             ReservationRow.order_id == reservation.order_id
         )
+
+    async def add_if_absent(self, reservation: Reservation, key: KeyClaim | None = None) -> bool:
+        inserted = await ReservationRow.raw(
+            "INSERT INTO catalog_reservation (order_id, status, lines, expires_at_ms, key_id, fingerprint) "
+            "VALUES ({}, {}, {}, {}, {}, {}) ON CONFLICT DO NOTHING RETURNING order_id",
+            reservation.order_id,
+            reservation.status.value,
+            lines_json(reservation.lines),
+            to_ms(reservation.expires_at),
+            None if key is None else key.key_id,
+            None if key is None else key.fingerprint,
+        )
+        return bool(inserted)
+
+    async def by_key(self, key_id: str) -> tuple[Reservation, str] | None:
+        row = await ReservationRow.select().where(ReservationRow.key_id == key_id).first()
+        return None if row is None else (reservation_from(row), row["fingerprint"])
+
+    async def transition(
+        self, order_id: str, was: Status, becomes: Status, *, live_at: datetime | None = None
+    ) -> Reservation | None:
+        sql = "UPDATE catalog_reservation SET status = {} WHERE order_id = {} AND status = {}"
+        args: list[Any] = [becomes.value, order_id, was.value]
+        if live_at is not None:
+            sql += " AND expires_at_ms > {}"
+            args.append(to_ms(live_at))
+        rows = await ReservationRow.raw(sql + " RETURNING order_id, status, lines, expires_at_ms", *args)
+        return reservation_from(rows[0]) if rows else None
 
     async def expired(self, now: datetime, *, limit: int = 100) -> list[Reservation]:
         rows = (

@@ -1,8 +1,10 @@
 """The piccolo unit of work: one database transaction that rolls back unless ``commit()`` is called.
 
-On SQLite the transaction starts with ``BEGIN IMMEDIATE`` (the write lock is taken up front, so two
-writers queue instead of deadlocking on a lock upgrade); on Postgres stock rows are read with
-``FOR UPDATE``. A read-only unit (GET requests) reads a snapshot without either.
+On SQLite the transaction takes commons' one writer connection up front (writers queue in memory
+instead of deadlocking on a lock upgrade); on Postgres the rows a reservation changes are locked by
+its conditional ``UPDATE`` statements (and stock read for the sweeper or a restock ``FOR UPDATE``).
+A read-only unit (GET requests, one statement each) opens no transaction at all: its statement runs
+on one of commons' SQLite reader connections, or on a pooled Postgres connection, on its own.
 """
 
 from __future__ import annotations
@@ -30,16 +32,16 @@ class PiccoloUnitOfWork(AbstractUnitOfWork):
 
     async def __aenter__(self) -> Self:
         engine = self._db.engine
+        self.products = PiccoloProductRepository()
+        self.stocks = PiccoloStockRepository(lock_rows=self._db.is_postgres and not self.read_only)
+        self.reservations = PiccoloReservationRepository()
         if self.read_only:
-            transaction = self._db.read_transaction()
-        elif isinstance(engine, SQLiteEngine):
+            return self  # each read is one statement: no BEGIN/COMMIT round trips
+        if isinstance(engine, SQLiteEngine):
             transaction = engine.transaction(transaction_type=TransactionType.immediate, allow_nested=False)
         else:
             transaction = engine.transaction(allow_nested=False)
         self._transaction = await transaction.__aenter__()
-        self.products = PiccoloProductRepository()
-        self.stocks = PiccoloStockRepository(lock_rows=self._db.is_postgres and not self.read_only)
-        self.reservations = PiccoloReservationRepository()
         return self
 
     async def __aexit__(

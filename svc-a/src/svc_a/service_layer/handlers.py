@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
+from typing import NoReturn
 
+from caravan_commons.errors import UnprocessableError
 from svc_a.domain import inventory
-from svc_a.domain.errors import ReservationNotFound, UnknownSku
+from svc_a.domain.errors import ConcurrentUpdate, ReservationConflict, ReservationNotFound, UnknownSku
 from svc_a.domain.model import GATE_SKU_PREFIX, Product, Stock, validate_sku
-from svc_a.domain.reservation import Line, Reservation, normalise_lines, validate_order_id
-from svc_a.service_layer.ports import AbstractUnitOfWork
+from svc_a.domain.reservation import Line, Reservation, Status, normalise_lines, validate_order_id
+from svc_a.service_layer.ports import AbstractUnitOfWork, KeyClaim, Move
 
 Clock = Callable[[], datetime]
 DEFAULT_TTL = timedelta(minutes=15)
@@ -17,6 +20,16 @@ DEFAULT_TTL = timedelta(minutes=15)
 
 def utc_now() -> datetime:
     return datetime.now(UTC)
+
+
+@dataclass(frozen=True, slots=True)
+class Reserved:
+    """What :func:`reserve` did: the reservation, whether this request created it, and whether the
+    answer replays the first one of its Idempotency-Key."""
+
+    reservation: Reservation
+    created: bool
+    replayed: bool = False
 
 
 async def add_product(product: Product, uow: AbstractUnitOfWork, *, initial_stock: int = 0) -> Product:
@@ -104,61 +117,101 @@ async def reserve(
     ttl: timedelta = DEFAULT_TTL,
     clock: Clock = utc_now,
 ) -> tuple[Reservation, bool]:
-    """Hold every line for ``order_id`` (all or nothing); ``(reservation, created)``."""
-    async with uow:
-        reservation, created = await reserve_within(order_id, lines, uow, ttl=ttl, clock=clock)
-        if created:
-            await uow.commit()
-    return reservation, created
+    """:func:`reserve_keyed` without a key: ``(reservation, created)``."""
+    done = await reserve_keyed(order_id, lines, uow, ttl=ttl, clock=clock)
+    return done.reservation, done.created
 
 
-async def reserve_within(
+async def reserve_keyed(
     order_id: str,
     lines: Iterable[Line],
     uow: AbstractUnitOfWork,
     *,
     ttl: timedelta = DEFAULT_TTL,
     clock: Clock = utc_now,
-) -> tuple[Reservation, bool]:
-    """:func:`reserve` inside a unit of work the caller opened and commits (so that something else,
-    e.g. an Idempotency-Key record, is written in the same transaction)."""
+    key: KeyClaim | None = None,
+) -> Reserved:
+    """Hold every line for ``order_id`` (all or nothing), in one transaction of two statements:
+    the reservation inserted unless the order has one (``INSERT … ON CONFLICT DO NOTHING``), then
+    every line's stock held by one conditional ``UPDATE`` (no row is read or locked first).
+
+    Idempotent per order id: the same lines again answer the existing reservation (not created);
+    other lines are a :class:`ReservationConflict`. With ``key`` (an Idempotency-Key) the key is
+    kept on the reservation it creates: the same key and request again is a replay of that first
+    answer, the same key with another request an :class:`UnprocessableError`."""
     wanted = normalise_lines(lines)
     validate_order_id(order_id)
+    async with uow:
+        reservation = inventory.new_reservation(order_id, wanted, now=clock(), ttl=ttl)
+        if await uow.reservations.add_if_absent(reservation, key):
+            short = await uow.stocks.move(wanted, Move.HOLD)
+            if short:
+                await _refuse(order_id, wanted, uow, clock, ttl)
+            await uow.commit()
+            return Reserved(reservation, created=True)
+        if key is not None:
+            keyed = await uow.reservations.by_key(key.key_id)
+            if keyed is not None:
+                first, fingerprint = keyed
+                if fingerprint != key.fingerprint:
+                    raise UnprocessableError(
+                        "this Idempotency-Key was already used with a different request; use a new key"
+                    )
+                # the first answer, as it was: the reservation when it was created (held)
+                return Reserved(replace(first, status=Status.HELD), created=True, replayed=True)
+        existing = await uow.reservations.get(order_id)
+        if existing is None:  # the conflict was the key's, on a reservation gone since: retry
+            raise ConcurrentUpdate(f"the reservation of order {order_id} changed concurrently; retry")
+        repeat, _ = inventory.reserve(existing, order_id, wanted, {}, now=clock(), ttl=ttl)
+        return Reserved(repeat, created=False)
+
+
+async def _refuse(
+    order_id: str, wanted: tuple[Line, ...], uow: AbstractUnitOfWork, clock: Clock, ttl: timedelta
+) -> NoReturn:
+    """Why the stock of ``wanted`` could not be held, as the domain says it (the unit of work
+    rolls back): :class:`UnknownSku`, :class:`ProductInactive` or :class:`OutOfStock`."""
     skus = [line.sku for line in wanted]
-    stocks = await uow.stocks.get_for_update(skus)  # locks first
-    existing = await uow.reservations.get(order_id)  # then read: a concurrent twin is visible
-    inactive: set[str] = set()
-    if existing is None:
-        products = await uow.products.list(skus=skus, limit=len(skus))
-        inactive = {product.sku for product in products if not product.active}
-    reservation, created = inventory.reserve(
-        existing, order_id, wanted, stocks, now=clock(), ttl=ttl, inactive=inactive
-    )
-    if created:
-        for line in reservation.lines:
-            await uow.stocks.save(stocks[line.sku])
-        await uow.reservations.add(reservation)
-    return reservation, created
+    stocks = await uow.stocks.get_for_update(skus)
+    products = await uow.products.list(skus=skus, limit=len(skus))
+    inactive = {product.sku for product in products if not product.active}
+    inventory.reserve(None, order_id, wanted, stocks, now=clock(), ttl=ttl, inactive=inactive)
+    raise ConcurrentUpdate(f"the stock of order {order_id}'s lines changed concurrently; retry")
+
+
+_COMMIT = ((Status.HELD, Status.COMMITTED, Move.SHIP),)
+_RELEASE = ((Status.HELD, Status.RELEASED, Move.UNHOLD), (Status.COMMITTED, Status.RELEASED, Move.TAKE_BACK))
 
 
 async def _settle(order_id: str, uow: AbstractUnitOfWork, clock: Clock, *, commit: bool) -> Reservation:
+    """Commit or release in one transaction of two statements: the reservation's status changed
+    by a conditional ``UPDATE … RETURNING`` (held → committed if not expired; held → released;
+    committed → released), then its stock moved by one conditional ``UPDATE``. When no status
+    changed, the reservation as it is says why (a repeat: answered as it is; or an error)."""
+    validate_order_id(order_id)
+    now = clock()
     async with uow:
-        found = await uow.reservations.get(validate_order_id(order_id))
+        for was, becomes, move in _COMMIT if commit else _RELEASE:
+            changed = await uow.reservations.transition(
+                order_id, was, becomes, live_at=now if commit else None
+            )
+            if changed is None:
+                continue
+            short = await uow.stocks.move(changed.lines, move)
+            if short:
+                raise ReservationConflict(
+                    f"stock of {', '.join(short)} cannot take the units back", skus=short
+                )
+            await uow.commit()
+            return changed
+        found = await uow.reservations.get(order_id)
         if found is None:
             raise ReservationNotFound(f"no reservation for order {order_id}", order_id=order_id)
-        stocks = await uow.stocks.get_for_update([line.sku for line in found.lines])
-        reservation = await uow.reservations.get(order_id)  # again, now that its stock is locked
-        assert reservation is not None
         if commit:
-            changed = inventory.commit(reservation, stocks, now=clock())
-        else:
-            changed = inventory.release(reservation, stocks)
-        if changed:
-            for line in reservation.lines:
-                await uow.stocks.save(stocks[line.sku])
-            await uow.reservations.save(reservation)
-            await uow.commit()
-    return reservation
+            inventory.commit(found, {}, now=now)  # released or expired: ReservationConflict
+        elif found.status is not Status.RELEASED:
+            raise ConcurrentUpdate(f"the reservation of order {order_id} changed concurrently; retry")
+        return found
 
 
 async def commit_reservation(

@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from caravan_commons.errors import ClientError
 from caravan_commons.money import Money
 from svc_a.domain.errors import (
     DuplicateProduct,
@@ -25,6 +26,8 @@ from svc_a.service_layer.ports import (
     AbstractReservationRepository,
     AbstractStockRepository,
     AbstractUnitOfWork,
+    KeyClaim,
+    Move,
 )
 
 NOW = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
@@ -61,8 +64,9 @@ class FakeProducts(AbstractProductRepository):
 
 
 class FakeStocks(AbstractStockRepository):
-    def __init__(self, rows: dict[str, Stock]) -> None:
+    def __init__(self, rows: dict[str, Stock], inactive: set[str] | None = None) -> None:
         self.rows = rows
+        self.inactive = inactive or set()
 
     async def add(self, stock: Stock) -> None:
         self.rows[stock.sku] = copy.copy(stock)
@@ -76,10 +80,26 @@ class FakeStocks(AbstractStockRepository):
     async def save(self, stock: Stock) -> None:
         self.rows[stock.sku] = copy.copy(stock)
 
+    async def move(self, lines: Sequence[Line], move: Move) -> list[str]:
+        """The domain's own rules, line by line (the database does it in one statement)."""
+        short = []
+        for line in lines:
+            stock = copy.copy(self.rows.get(line.sku))
+            try:
+                if stock is None or (move is Move.HOLD and line.sku in self.inactive):
+                    raise LookupError(line.sku)
+                getattr(stock, move.value)(line.quantity)
+            except (LookupError, ClientError):
+                short.append(line.sku)
+                continue
+            self.rows[line.sku] = stock
+        return short
+
 
 class FakeReservations(AbstractReservationRepository):
-    def __init__(self, rows: dict[str, Reservation]) -> None:
+    def __init__(self, rows: dict[str, Reservation], keys: dict[str, tuple[str, str]]) -> None:
         self.rows = rows
+        self.keys = keys  # order id -> (key id, fingerprint)
 
     async def add(self, reservation: Reservation) -> None:
         self.rows[reservation.order_id] = copy.copy(reservation)
@@ -90,6 +110,30 @@ class FakeReservations(AbstractReservationRepository):
     async def save(self, reservation: Reservation) -> None:
         self.rows[reservation.order_id] = copy.copy(reservation)
 
+    async def add_if_absent(self, reservation: Reservation, key: KeyClaim | None = None) -> bool:
+        if reservation.order_id in self.rows or (key and any(k == key.key_id for k, _ in self.keys.values())):
+            return False
+        self.rows[reservation.order_id] = copy.copy(reservation)
+        if key is not None:
+            self.keys[reservation.order_id] = (key.key_id, key.fingerprint)
+        return True
+
+    async def by_key(self, key_id: str) -> tuple[Reservation, str] | None:
+        for order_id, (kid, fingerprint) in self.keys.items():
+            if kid == key_id:
+                return copy.copy(self.rows[order_id]), fingerprint
+        return None
+
+    async def transition(
+        self, order_id: str, was: Status, becomes: Status, *, live_at: datetime | None = None
+    ) -> Reservation | None:
+        found = self.rows.get(order_id)
+        if found is None or found.status is not was or (live_at is not None and found.is_expired(live_at)):
+            return None
+        self.rows[order_id] = changed = copy.copy(found)
+        changed.status = becomes
+        return copy.copy(changed)
+
     async def expired(self, now: datetime, *, limit: int = 100) -> list[Reservation]:
         return [copy.copy(r) for r in self.rows.values() if r.is_expired(now)][:limit]
 
@@ -98,14 +142,15 @@ class FakeUnitOfWork(AbstractUnitOfWork):
     """Works on copies of the committed state; commit() publishes them, anything else drops them."""
 
     def __init__(self) -> None:
-        self.state: tuple[dict, dict, dict] = ({}, {}, {})
+        self.state: tuple[dict, dict, dict, dict] = ({}, {}, {}, {})
         self.commits = 0
 
     async def __aenter__(self) -> FakeUnitOfWork:
         self._work = tuple(dict(part) for part in self.state)
         self.products = FakeProducts(self._work[0])
-        self.stocks = FakeStocks(self._work[1])
-        self.reservations = FakeReservations(self._work[2])
+        inactive = {sku for sku, product in self._work[0].items() if not product.active}
+        self.stocks = FakeStocks(self._work[1], inactive)
+        self.reservations = FakeReservations(self._work[2], self._work[3])
         return self
 
     async def commit(self) -> None:

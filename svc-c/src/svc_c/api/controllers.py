@@ -9,7 +9,6 @@ gateway-asserted ``operator`` scope); services calling directly may read a payme
 
 from __future__ import annotations
 
-from functools import partial
 from typing import Annotated
 
 from litestar import Controller, Request, Response, get, post
@@ -18,10 +17,10 @@ from litestar.params import HeaderParameter, JSONBody, PathParameter
 
 import caravan_commons
 from caravan_commons.deadline import current_deadline
-from caravan_commons.idempotency import IDEMPOTENCY_HEADER, require_key
+from caravan_commons.idempotency import IDEMPOTENCY_HEADER, REPLAYED_HEADER, fingerprint, require_key
 from caravan_commons.principal import requires_scope
 from caravan_commons.problems import problem_responses
-from svc_c.api.deps import Effect, Payments, strict_body
+from svc_c.api.deps import Payments, strict_body
 from svc_c.api.guards import operators_or_services
 from svc_c.api.schemas import (
     AuthorizeRequest,
@@ -69,13 +68,9 @@ class InfoController(Controller):
         )
 
 
-async def _move(
-    payments: Payments, request: Request, effect: Effect, run_alone: Effect
-) -> Response[PaymentOut]:
-    key = require_key(request.headers, required=False)
-    if key is not None:
-        return await payments.once(request, key, 200, effect)
-    return Response(PaymentOut.of(await run_alone(payments.new_uow())), status_code=200)
+def _answer(outcome: handlers.Outcome, status: int) -> Response[PaymentOut]:
+    headers = {REPLAYED_HEADER: "true"} if outcome.replayed else None
+    return Response(PaymentOut.of(outcome.payment), status_code=status, headers=headers)
 
 
 class PaymentController(Controller):
@@ -100,19 +95,21 @@ class PaymentController(Controller):
         assert key is not None
         data = await strict_body(request, AuthorizeRequest)
         cmd = Authorize(
-            order_id=data.order_id, amount=data.amount.to_money(), card_token=data.card_token, key=key
+            order_id=data.order_id,
+            amount=data.amount.to_money(),
+            card_token=data.card_token,
+            key=key,
+            request_digest=fingerprint(request.method, request.url.path, await request.body()),
         )
         with payments.authorizing(key):
             deadline = current_deadline()
-            payment = await handlers.decide_authorization(
+            outcome = await handlers.authorize_keyed(
                 cmd,
                 payments.new_uow(),
                 payments.processor,
                 timeout=deadline.remaining() if deadline is not None else None,
             )
-            return await payments.once(
-                request, key, 201, partial(handlers.record_authorization, payment, cmd)
-            )
+        return _answer(outcome, 201)
 
     @get(
         "/{payment_id:str}",
@@ -122,7 +119,7 @@ class PaymentController(Controller):
         responses=problem_responses(*_ANY_ROUTE, 404),
     )
     async def get_payment(self, payment_id: PaymentId, payments: PaymentsDep) -> PaymentOut:
-        return PaymentOut.of(await handlers.get_payment(payment_id, payments.new_uow()))
+        return PaymentOut.of(await handlers.get_payment(payment_id, payments.new_uow(read_only=True)))
 
     @post(
         "/{payment_id:str}/capture",
@@ -141,9 +138,7 @@ class PaymentController(Controller):
     ) -> Response[PaymentOut]:
         data = await strict_body(request, CaptureRequest)
         cmd = Capture(payment_id, data.amount.to_money(), require_key(request.headers, required=False))
-        return await _move(
-            payments, request, partial(handlers.capture_in, cmd), partial(handlers.capture, cmd)
-        )
+        return _answer(await handlers.capture_keyed(cmd, payments.new_uow()), 200)
 
     @post(
         "/{payment_id:str}/void",
@@ -160,7 +155,7 @@ class PaymentController(Controller):
         idempotency_key: OptionalKey = None,
     ) -> Response[PaymentOut]:
         cmd = Void(payment_id, require_key(request.headers, required=False))
-        return await _move(payments, request, partial(handlers.void_in, cmd), partial(handlers.void, cmd))
+        return _answer(await handlers.void_keyed(cmd, payments.new_uow()), 200)
 
     @post(
         "/{payment_id:str}/refund",
@@ -179,7 +174,7 @@ class PaymentController(Controller):
     ) -> Response[PaymentOut]:
         data = await strict_body(request, RefundRequest)
         cmd = Refund(payment_id, data.amount.to_money(), require_key(request.headers, required=False))
-        return await _move(payments, request, partial(handlers.refund_in, cmd), partial(handlers.refund, cmd))
+        return _answer(await handlers.refund_keyed(cmd, payments.new_uow()), 200)
 
 
 class LedgerController(Controller):
@@ -194,4 +189,4 @@ class LedgerController(Controller):
         responses=problem_responses(*_ANY_ROUTE),
     )
     async def balances(self, payments: PaymentsDep) -> BalancesOut:
-        return BalancesOut.of(await handlers.ledger_balances(payments.new_uow()))
+        return BalancesOut.of(await handlers.ledger_balances(payments.new_uow(read_only=True)))

@@ -8,11 +8,11 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 import msgspec
-from litestar import Request, Response
+from litestar import Request
 
 from caravan_commons.errors import ConflictError
-from caravan_commons.idempotency import IDEMPOTENCY_HEADER, REPLAYED_HEADER, IdempotencyStore, fingerprint
-from caravan_commons.schemas import decoder_for, encode
+from caravan_commons.idempotency import IDEMPOTENCY_HEADER, IdempotencyStore
+from caravan_commons.schemas import decoder_for
 from svc_c.api.schemas import PaymentOut
 from svc_c.domain.model import Payment
 from svc_c.domain.processor import SimulatedProcessor
@@ -27,9 +27,11 @@ Effect = Callable[[AbstractUnitOfWork], Awaitable[Payment]]
 
 @dataclass
 class Payments:
-    """The wiring of the payment endpoints: units of work, the Idempotency-Key store, the processor."""
+    """The wiring of the payment endpoints: units of work, the Idempotency-Key store (its sweeper
+    clears records older payments left; the payment and movement rows are now the keys' records),
+    the processor."""
 
-    new_uow: Callable[[], PiccoloUnitOfWork]
+    new_uow: Callable[..., PiccoloUnitOfWork]
     store: IdempotencyStore
     processor: SimulatedProcessor
     _authorizing: set[str] = field(default_factory=set, init=False)
@@ -48,25 +50,6 @@ class Payments:
             yield
         finally:
             self._authorizing.discard(key)
-
-    async def once(self, request: Request, key: str, status: int, effect: Effect) -> Response[PaymentOut]:
-        """Run ``effect`` under ``key``: the money movement and the stored response commit in one
-        transaction; the same key with the same request replays the stored response, with another
-        request it is a 422, while the first is still running a 409 (caravan_commons.idempotency)."""
-        request_print = fingerprint(request.method, request.url.path, await request.body())
-        uow = self.new_uow()
-        out: PaymentOut | None = None
-        async with uow:
-            async with self.store.begin(key, request_print, uow.transaction) as slot:
-                if slot.replay is None:
-                    out = PaymentOut.of(await effect(uow))
-                    slot.complete(status, encode(out))
-            await uow.commit()
-        if slot.replay is not None:
-            replayed = _payment_decoder.decode(slot.replay.body)
-            return Response(replayed, status_code=slot.replay.status, headers={REPLAYED_HEADER: "true"})
-        assert out is not None
-        return Response(out, status_code=status)
 
 
 def _integral_numbers(value: Any) -> Any:

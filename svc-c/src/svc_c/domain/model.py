@@ -75,6 +75,9 @@ class Payment:
     decline_reason: str | None = None
     movements: list[Movement] = field(default_factory=list)
     version: int = 0  # bumped by the repository on every save (optimistic concurrency)
+    #: a digest of the authorising request (its card included, which is not kept): the same key
+    #: with another request is refused ("" for payments stored before it was kept)
+    request_digest: str = ""
 
     # ------------------------------------------------------------------------- construction
 
@@ -88,6 +91,7 @@ class Payment:
         key: str,
         payment_id: str | None = None,
         make_id: Callable[[], str] = new_id,
+        request_digest: str = "",
     ) -> Payment:
         """A payment from the processor's decision: authorised (a hold is booked) or declined."""
         if not isinstance(order_id, str) or not 1 <= len(order_id) <= MAX_ORDER_ID:
@@ -105,6 +109,7 @@ class Payment:
             authorize_key=key,
             processor_reference=decision.reference,
             decline_reason=None if decision.approved else decision.outcome.value,
+            request_digest=request_digest,
         )
         if decision.approved:
             payment._move(

@@ -7,6 +7,7 @@ transaction), so a payment's new state, its movements and their entries commit t
 from __future__ import annotations
 
 from collections import defaultdict
+from datetime import UTC, datetime
 from typing import Any
 
 from caravan_commons.errors import ConflictError
@@ -23,6 +24,18 @@ def is_unique_violation(exc: BaseException) -> bool:
     return "unique" in text or "duplicate" in text
 
 
+#: A payment, its movements and their entries in one statement (``{condition}`` on ``p``).
+_LOAD = (
+    "SELECT p.id, p.order_id, p.currency, p.amount, p.captured, p.refunded, p.status, p.authorize_key, "
+    "p.processor_reference, p.decline_reason, p.version, p.request_digest, "
+    "m.id AS m_id, m.position AS m_position, m.kind AS m_kind, m.amount AS m_amount, "
+    "m.currency AS m_currency, m.idempotency_key AS m_key, "
+    "e.position AS e_position, e.account AS e_account, e.currency AS e_currency, e.amount AS e_amount "
+    "FROM payments p LEFT JOIN ledger_movements m ON m.payment_id = p.id "
+    "LEFT JOIN ledger_entries e ON e.movement_id = m.id WHERE {condition}"
+)
+
+
 def movement_key(payment_id: str, key: str) -> str:
     return f"{payment_id}\x1f{key}"
 
@@ -32,40 +45,42 @@ class PiccoloPaymentRepository(AbstractPaymentRepository):
         self._persisted: dict[str, set[str]] = {}  # payment id -> ids of its stored movements
 
     async def add(self, payment: Payment) -> None:
-        try:
-            await PaymentRow.insert(
-                PaymentRow(
-                    id=payment.id,
-                    order_id=payment.order_id,
-                    currency=payment.currency,
-                    amount=payment.amount.amount,
-                    captured=payment.captured.amount,
-                    refunded=payment.refunded.amount,
-                    status=payment.status.value,
-                    authorize_key=payment.authorize_key,
-                    processor_reference=payment.processor_reference,
-                    decline_reason=payment.decline_reason,
-                    version=payment.version,
-                )
+        """``INSERT … ON CONFLICT DO NOTHING``: a payment whose id or key exists is a
+        :class:`ConflictError` without aborting the transaction (Postgres)."""
+        inserted = await PaymentRow.raw(
+            "INSERT INTO payments (id, order_id, currency, amount, captured, refunded, status, "
+            "authorize_key, processor_reference, decline_reason, version, request_digest, created_at) "
+            "VALUES ({}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}) "
+            "ON CONFLICT DO NOTHING RETURNING id",
+            payment.id,
+            payment.order_id,
+            payment.currency,
+            payment.amount.amount,
+            payment.captured.amount,
+            payment.refunded.amount,
+            payment.status.value,
+            payment.authorize_key,
+            payment.processor_reference,
+            payment.decline_reason,
+            payment.version,
+            payment.request_digest or None,
+            datetime.now(UTC),
+        )
+        if not inserted:
+            raise ConflictError(
+                f"a payment with id {payment.id} or authorisation key {payment.authorize_key!r} exists"
             )
-        except Exception as exc:
-            if is_unique_violation(exc):
-                raise ConflictError(
-                    f"a payment with id {payment.id} or authorisation key {payment.authorize_key!r} exists"
-                ) from exc
-            raise
         self._persisted[payment.id] = set()
         await self._write_new_movements(payment)
 
     async def get(self, payment_id: str) -> Payment:
-        rows = await PaymentRow.select().where(PaymentRow.id == payment_id)
-        if not rows:
+        payment = await self._load_where("p.id = {}", payment_id)
+        if payment is None:
             raise PaymentNotFound(f"no payment {payment_id!r}")
-        return await self._load(rows[0])
+        return payment
 
     async def get_by_authorize_key(self, key: str) -> Payment | None:
-        rows = await PaymentRow.select().where(PaymentRow.authorize_key == key)
-        return await self._load(rows[0]) if rows else None
+        return await self._load_where("p.authorize_key = {}", key)
 
     async def save(self, payment: Payment) -> None:
         updated = (
@@ -87,32 +102,22 @@ class PiccoloPaymentRepository(AbstractPaymentRepository):
 
     # ----------------------------------------------------------------------------- internals
 
-    async def _load(self, row: dict[str, Any]) -> Payment:
+    async def _load_where(self, condition: str, value: str) -> Payment | None:
+        """The payment with its movements and their entries: one statement (two outer joins)."""
+        rows = await PaymentRow.raw(_LOAD.format(condition=condition), value)
+        if not rows:
+            return None
+        row = rows[0]
         currency = row["currency"]
-        movement_rows = (
-            await LedgerMovementRow.select()
-            .where(LedgerMovementRow.payment_id == row["id"])
-            .order_by(LedgerMovementRow.position)
-        )
-        entry_rows = (
-            await LedgerEntryRow.select()
-            .where(LedgerEntryRow.payment_id == row["id"])
-            .order_by(LedgerEntryRow.movement_id, LedgerEntryRow.position)
-        )
-        entries: dict[str, list[Entry]] = defaultdict(list)
-        for e in entry_rows:
-            entries[e["movement_id"]].append(Entry(Account(e["account"]), Money(e["amount"], e["currency"])))
-        movements = [
-            Movement(
-                id=m["id"],
-                payment_id=m["payment_id"],
-                kind=MovementKind(m["kind"]),
-                amount=Money(m["amount"], m["currency"]),
-                key=m["idempotency_key"],
-                entries=tuple(entries[m["id"]]),
-            )
-            for m in movement_rows
-        ]
+        movements: dict[str, dict[str, Any]] = {}
+        entries: dict[str, list[tuple[int, Entry]]] = defaultdict(list)
+        for r in rows:
+            if r["m_id"] is None:
+                continue
+            movements.setdefault(r["m_id"], r)
+            if r["e_account"] is not None:
+                entry = Entry(Account(r["e_account"]), Money(r["e_amount"], r["e_currency"]))
+                entries[r["m_id"]].append((r["e_position"], entry))
         payment = Payment(
             id=row["id"],
             order_id=row["order_id"],
@@ -123,10 +128,21 @@ class PiccoloPaymentRepository(AbstractPaymentRepository):
             authorize_key=row["authorize_key"],
             processor_reference=row["processor_reference"],
             decline_reason=row["decline_reason"],
-            movements=movements,
+            movements=[
+                Movement(
+                    id=m["m_id"],
+                    payment_id=row["id"],
+                    kind=MovementKind(m["m_kind"]),
+                    amount=Money(m["m_amount"], m["m_currency"]),
+                    key=m["m_key"],
+                    entries=tuple(entry for _, entry in sorted(entries[m["m_id"]], key=lambda pe: pe[0])),
+                )
+                for m in sorted(movements.values(), key=lambda m: m["m_position"])
+            ],
             version=row["version"],
+            request_digest=row["request_digest"] or "",
         )
-        self._persisted[payment.id] = {m.id for m in movements}
+        self._persisted[payment.id] = {m.id for m in payment.movements}
         return payment
 
     async def _write_new_movements(self, payment: Payment) -> None:

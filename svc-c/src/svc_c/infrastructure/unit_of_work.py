@@ -2,7 +2,9 @@
 
 On SQLite the transaction starts ``IMMEDIATE`` (the write lock is taken at the start, so two
 writers queue behind the busy timeout instead of failing on a stale snapshot); on Postgres it is
-a normal READ COMMITTED transaction and the payments' ``version`` check settles races.
+a normal READ COMMITTED transaction and the payments' ``version`` check settles races. A
+read-only unit (GET requests: one statement each) opens no transaction: its statement runs on one of
+commons' SQLite reader connections, or a pooled Postgres connection, on its own.
 """
 
 from __future__ import annotations
@@ -18,12 +20,18 @@ from svc_c.service_layer.ports import AbstractUnitOfWork
 
 
 class PiccoloUnitOfWork(AbstractUnitOfWork):
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, *, read_only: bool = False) -> None:
         self.db = db
         self.transaction: Any = None
         self._done = False
+        self.read_only = read_only
 
     async def __aenter__(self) -> Self:
+        self.payments = PiccoloPaymentRepository()
+        self.ledger = PiccoloLedgerRepository()
+        if self.read_only:
+            self._done = True  # nothing to commit or roll back
+            return self
         engine = self.db.engine
         if isinstance(engine, SQLiteEngine):
             self.transaction = engine.transaction(transaction_type=TransactionType.immediate)
@@ -31,13 +39,13 @@ class PiccoloUnitOfWork(AbstractUnitOfWork):
             self.transaction = engine.transaction()
         await self.transaction.__aenter__()
         self._done = False
-        self.payments = PiccoloPaymentRepository()
-        self.ledger = PiccoloLedgerRepository()
         return self
 
     async def __aexit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
+        if self.read_only:
+            return
         try:
             if not self._done:
                 await self.rollback()

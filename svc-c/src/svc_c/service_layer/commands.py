@@ -13,6 +13,9 @@ class Authorize:
     amount: Money
     card_token: str
     key: str  # idempotency key: the same key returns the same payment
+    #: a digest of the whole request (the API's fingerprint): the same key with another card is
+    #: refused too, though the card token is not kept
+    request_digest: str = ""
 
 
 # Capture, void and refund take an optional key. Without one, capture and void are idempotent by

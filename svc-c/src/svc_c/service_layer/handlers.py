@@ -4,7 +4,8 @@ entries commit in one unit of work; an idempotency key replays instead of moving
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import Protocol
+from dataclasses import dataclass
+from typing import Any, Protocol
 
 from caravan_commons.errors import ConflictError
 from caravan_commons.money import Money
@@ -25,7 +26,18 @@ class CardProcessor(Protocol):
 def _same_authorization(payment: Payment, cmd: Authorize) -> Payment:
     if payment.order_id != cmd.order_id or payment.amount != cmd.amount:
         raise KeyReused(f"key {cmd.key!r} already authorised {payment.amount} for order {payment.order_id}")
+    if payment.request_digest and cmd.request_digest and payment.request_digest != cmd.request_digest:
+        raise KeyReused(f"key {cmd.key!r} was already used with a different request; use a new key")
     return payment
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """A use case's answer: the payment, and whether it replays what an earlier request with the
+    same idempotency key did (nothing moved this time)."""
+
+    payment: Payment
+    replayed: bool = False
 
 
 async def decide_authorization(
@@ -35,61 +47,64 @@ async def decide_authorization(
     *,
     timeout: float | None = None,
     make_id: Callable[[], str] = new_id,
-) -> Payment:
-    """The payment this key already created (checked against ``cmd``), or a new one built from the
-    processor's decision and not stored yet. No transaction is held while the processor answers."""
+) -> Outcome:
+    """The payment this key already created (checked against ``cmd``: a replay), or a new one
+    built from the processor's decision and not stored yet. No transaction is held while the
+    processor answers."""
     async with uow:
         existing = await uow.payments.get_by_authorize_key(cmd.key)
     if existing is not None:
-        return _same_authorization(existing, cmd)
+        return Outcome(_same_authorization(existing, cmd), replayed=True)
     payment_id = make_id()
     decision = await processor.authorize(cmd.card_token, cmd.amount, payment_id=payment_id, timeout=timeout)
-    return Payment.authorize(
+    payment = Payment.authorize(
         order_id=cmd.order_id,
         amount=cmd.amount,
         decision=decision,
         key=cmd.key,
         payment_id=payment_id,
         make_id=make_id,
+        request_digest=cmd.request_digest,
     )
+    return Outcome(payment)
 
 
-async def record_authorization(payment: Payment, cmd: Authorize, uow: AbstractUnitOfWork) -> Payment:
-    """Inside an open unit of work (the caller commits): store ``payment`` unless a payment with
-    this key is stored already — then that one is the answer."""
-    existing = await uow.payments.get_by_authorize_key(cmd.key)
-    if existing is not None:
-        return _same_authorization(existing, cmd)
-    await uow.payments.add(payment)
-    return payment
-
-
-async def authorize(
+async def authorize_keyed(
     cmd: Authorize,
     uow: AbstractUnitOfWork,
     processor: CardProcessor,
     *,
     timeout: float | None = None,
     make_id: Callable[[], str] = new_id,
-) -> Payment:
+) -> Outcome:
     """Ask the processor, then store the payment (approved: with its hold; declined: without).
 
-    The processor is asked outside the transaction, so no database lock waits on it. A replay with
-    the same key returns the stored payment and asks nobody; two racing first requests with one
-    key store one payment (the unique key), and the loser returns the winner's.
-    """
-    payment = await decide_authorization(cmd, uow, processor, timeout=timeout, make_id=make_id)
+    The payment's row is its key's record (the unique authorisation key): one look-up of the key,
+    the processor asked outside any transaction, then the payment, its movement and entries
+    inserted in one transaction. A replay with the same key returns the stored payment and asks
+    nobody; two racing first requests with one key store one payment, and the loser returns the
+    winner's."""
+    decided = await decide_authorization(cmd, uow, processor, timeout=timeout, make_id=make_id)
+    if decided.replayed:
+        return decided
     try:
         async with uow:
-            payment = await record_authorization(payment, cmd, uow)
+            await uow.payments.add(decided.payment)
             await uow.commit()
     except ConflictError:
         async with uow:
             winner = await uow.payments.get_by_authorize_key(cmd.key)
         if winner is None:
             raise
-        return _same_authorization(winner, cmd)
-    return payment
+        return Outcome(_same_authorization(winner, cmd), replayed=True)
+    return decided
+
+
+async def authorize(
+    cmd: Authorize, uow: AbstractUnitOfWork, processor: CardProcessor, **options: Any
+) -> Payment:
+    """:func:`authorize_keyed`'s payment (``options``: its ``timeout`` and ``make_id``)."""
+    return (await authorize_keyed(cmd, uow, processor, **options)).payment
 
 
 Act = Callable[[Payment], object]
@@ -134,40 +149,40 @@ async def _act(uow: AbstractUnitOfWork, payment_id: str, act: Act) -> tuple[Paym
     return payment, moved
 
 
-async def _move(uow: AbstractUnitOfWork, payment_id: str, act: Act) -> Payment:
+async def _move(uow: AbstractUnitOfWork, payment_id: str, act: Act, *, keyed: bool) -> Outcome:
+    """One transaction: the payment read (one statement), the domain's decision, and when money
+    moves the payment's compare-and-set update, the movement and its entries. With a key, a
+    request that moves nothing replays what the key did (the movement row is the key's record:
+    unique per payment and key)."""
     async with uow:
         payment, moved = await _act(uow, payment_id, act)
         if moved:
             await uow.commit()
-    return payment
+    return Outcome(payment, replayed=keyed and not moved)
+
+
+async def capture_keyed(cmd: Capture, uow: AbstractUnitOfWork) -> Outcome:
+    return await _move(uow, cmd.payment_id, _capture_act(cmd), keyed=cmd.key is not None)
+
+
+async def void_keyed(cmd: Void, uow: AbstractUnitOfWork) -> Outcome:
+    return await _move(uow, cmd.payment_id, _void_act(cmd), keyed=cmd.key is not None)
+
+
+async def refund_keyed(cmd: Refund, uow: AbstractUnitOfWork) -> Outcome:
+    return await _move(uow, cmd.payment_id, _refund_act(cmd), keyed=cmd.key is not None)
 
 
 async def capture(cmd: Capture, uow: AbstractUnitOfWork) -> Payment:
-    return await _move(uow, cmd.payment_id, _capture_act(cmd))
+    return (await capture_keyed(cmd, uow)).payment
 
 
 async def void(cmd: Void, uow: AbstractUnitOfWork) -> Payment:
-    return await _move(uow, cmd.payment_id, _void_act(cmd))
+    return (await void_keyed(cmd, uow)).payment
 
 
 async def refund(cmd: Refund, uow: AbstractUnitOfWork) -> Payment:
-    return await _move(uow, cmd.payment_id, _refund_act(cmd))
-
-
-# The same use cases inside a unit of work the caller opened and commits (the API stores the
-# Idempotency-Key response in that transaction too).
-
-
-async def capture_in(cmd: Capture, uow: AbstractUnitOfWork) -> Payment:
-    return (await _act(uow, cmd.payment_id, _capture_act(cmd)))[0]
-
-
-async def void_in(cmd: Void, uow: AbstractUnitOfWork) -> Payment:
-    return (await _act(uow, cmd.payment_id, _void_act(cmd)))[0]
-
-
-async def refund_in(cmd: Refund, uow: AbstractUnitOfWork) -> Payment:
-    return (await _act(uow, cmd.payment_id, _refund_act(cmd)))[0]
+    return (await refund_keyed(cmd, uow)).payment
 
 
 async def get_payment(payment_id: str, uow: AbstractUnitOfWork) -> Payment:

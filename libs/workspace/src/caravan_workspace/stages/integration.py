@@ -21,7 +21,7 @@ from caravan_workspace.registry import Context, GateFailure, gate
 from caravan_workspace.runtime import gateway as gateway_runtime
 from caravan_workspace.runtime.local import LocalRuntime
 from caravan_workspace.state import write_atomic
-from caravan_workspace.traces import SpanRecord, Trace, find_trace, read_spans
+from caravan_workspace.traces import SpanRecord, Trace, find_trace, read_spans, sampled_traceparent
 
 ORDERS, CATALOG, PAYMENTS = "svc-b", "svc-a", "svc-c"
 APPROVING_CARD = "tok_approve"
@@ -74,7 +74,8 @@ def place_order(base: str, key: str, idempotency_key: str | None = None) -> dict
     sku = page["items"][0]["sku"]
     body = {"lines": [{"sku": sku, "quantity": 1}], "payment": {"card_token": APPROVING_CARD}}
     idempotency_key = idempotency_key or f"demo-{uuid.uuid4()}"
-    headers = {"Idempotency-Key": f'"{idempotency_key}"'}
+    # the gates read this order's trace: ask for it to be recorded whatever the sampling ratio
+    headers = {"Idempotency-Key": f'"{idempotency_key}"', "traceparent": sampled_traceparent()}
     status, order = _call("POST", f"{base}/api/{ORDERS}/orders", key, body, headers)
     if status not in (200, 201, 202) or not isinstance(order, dict) or "id" not in order:
         raise GateFailure(

@@ -136,7 +136,9 @@ def trace(c: Context, id: str) -> None:
     found = find_trace(read_spans(ws.state_dir / "traces"), needle)
     if found is None:
         raise Exit(
-            f"error: no trace mentions {needle!r} (traces are read from the runtime's trace files)",
+            f"error: no trace mentions {needle!r} (traces are read from the runtime's trace files; "
+            "new traces are sampled — CARAVAN_TRACE_SAMPLE_RATIO, default 0.1 — and a request sent "
+            "with 'traceparent: 00-<32 hex>-<16 hex>-01' is always traced)",
             code=FAILED,
         )
     for line in waterfall(found, width=max(console().width, 80)):

@@ -2,7 +2,10 @@
 
 Prices are two columns (integer minor units + ISO 4217 code); times are epoch milliseconds so
 comparisons behave the same on SQLite and Postgres; reservation lines are a small JSON document
-(the lines of one order never change after the reservation is made).
+(the lines of one order never change after the reservation is made). A reservation made with an
+Idempotency-Key keeps the key (``key_id``: the caller-scoped digest, unique — a migration's index,
+since SQLite cannot add a UNIQUE column) and the request's ``fingerprint``: the row is the key's
+record.
 """
 
 from __future__ import annotations
@@ -32,3 +35,5 @@ class ReservationRow(Table, tablename="catalog_reservation"):
     status = Varchar(length=16, index=True)
     lines = Text()
     expires_at_ms = BigInt(index=True)
+    key_id = Varchar(length=64, null=True, default=None)
+    fingerprint = Varchar(length=64, null=True, default=None)

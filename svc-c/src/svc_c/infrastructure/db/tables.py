@@ -6,8 +6,9 @@
   key, unique) means one key moves money at most once per payment, even under concurrency.
 - ``ledger_entries``: the balanced entries of each movement (positive = debit, negative = credit).
 
-Idempotency-Key response records live in commons' ``caravan_idempotency`` table
-(``caravan_commons.piccolo_app``).
+The payment row is its authorisation key's record (``request_digest``: a digest of the
+authorising request, so the same key with another card is refused), the movement row its key's;
+commons' ``caravan_idempotency`` table only holds records written before, until they expire.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ class PaymentRow(Table, tablename="payments"):
     decline_reason = Varchar(length=40, null=True, default=None)
     version = Integer()
     created_at = Timestamptz()
+    request_digest = Varchar(length=64, null=True, default=None)
 
 
 class LedgerMovementRow(Table, tablename="ledger_movements"):
