@@ -7,7 +7,7 @@ import copy
 import itertools
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from caravan_commons.errors import ConflictError, UpstreamUnavailableError
 from caravan_commons.money import Money
@@ -40,9 +40,17 @@ class Fault:
     times: int = 1
 
 
+#: ``times`` of a fault that lasts past any order's retry deadline (the upstream stays down)
+DOWN = 10**6
+
+
 class Faults:
     def __init__(self) -> None:
         self.pending: list[Fault] = []
+
+    def clear(self) -> None:
+        """The upstream is back: no more scripted failures."""
+        self.pending.clear()
 
     def add(self, method: str, error: BaseException, *, after_effect: bool = False, times: int = 1) -> None:
         self.pending.append(Fault(method, error, after_effect, times))
@@ -247,3 +255,19 @@ class FakeUnitOfWork(AbstractUnitOfWork):
 
 def unavailable(what: str = "upstream") -> UpstreamUnavailableError:
     return UpstreamUnavailableError(f"{what} unreachable")
+
+
+class FakeTime:
+    """A clock that moves only when the saga sleeps (its retry backoff): retries take no real time,
+    and a test sees every delay the saga waited."""
+
+    def __init__(self, start: datetime) -> None:
+        self.current = start
+        self.slept: list[float] = []
+
+    def now(self) -> datetime:
+        return self.current
+
+    async def sleep(self, seconds: float) -> None:
+        self.slept.append(seconds)
+        self.current += timedelta(seconds=seconds)

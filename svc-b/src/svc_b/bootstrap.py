@@ -36,6 +36,7 @@ from svc_b.infrastructure.clients import CATALOG, PAYMENTS, HttpCatalog, HttpPay
 from svc_b.infrastructure.db.piccolo_app import APP_CONFIG
 from svc_b.infrastructure.db.unit_of_work import PiccoloUnitOfWork
 from svc_b.service_layer.recovery import recover
+from svc_b.service_layer.retrying import RetryPolicy
 from svc_b.service_layer.saga import Saga
 
 #: How long shutdown waits for a recovery round in progress before cancelling it.
@@ -70,6 +71,7 @@ class Wiring:
             uow=lambda: PiccoloUnitOfWork(self.database),
             catalog=HttpCatalog(self.catalog_client),
             payments=HttpPayments(self.payments_client),
+            retry=RetryPolicy(deadline=timedelta(seconds=settings.saga_retry_deadline_s)),
         )
         # keys stored by svc-b before 0.3 (the order's row is the key's record now) age out
         self.store = IdempotencyStore(self.database.engine)

@@ -22,6 +22,9 @@ class Settings(ServiceSettings, frozen=True, kw_only=True):
     #: Deadline of one call to svc-a or svc-c (never later than the request's own deadline).
     #: (Not CARAVAN_UPSTREAM_*: that prefix names static discovery's upstream addresses.)
     call_timeout_s: Seconds = 10.0
+    #: How long after it was placed an order's calls that met a transient or unknown outcome are
+    #: retried (same key, full-jitter backoff, Retry-After honoured) before it is compensated.
+    saga_retry_deadline_s: Seconds = 30.0
     #: How often the saga recovery loop looks for unfinished orders.
     recovery_interval_s: Seconds = 10.0
     #: Orders younger than this are left to the request still placing them.

@@ -61,6 +61,7 @@ def test_the_background_loop_finishes_an_order_left_half_way(
         "CARAVAN_UPSTREAM_SVC_C": payments.url,
         "CARAVAN_RECOVERY_INTERVAL_S": "0.2",
         "CARAVAN_RECOVERY_MIN_AGE_S": "1",
+        "CARAVAN_SAGA_RETRY_DEADLINE_S": "1",
     }
     payments.down.add("/capture")
     with (

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from fakes import FakeCatalog, FakePayments, unavailable
+from fakes import DOWN, FakeCatalog, FakePayments, unavailable
 from litestar.testing import TestClient
 
 import caravan_commons
@@ -76,8 +76,13 @@ def database_url(migrated: Path, tmp_path: Path) -> str:
 @pytest.fixture
 def api(database_url: str) -> Iterator[Api]:
     # recovery runs when a test asks (recover_once); the loop's periodic runs stay out of the way
+    # an upstream that stays down is given up on after 0.3 s (the saga's retry deadline)
     settings = Settings(
-        trace_exporter="none", database_url=database_url, recovery_min_age_s=0, recovery_interval_s=3600
+        trace_exporter="none",
+        database_url=database_url,
+        recovery_min_age_s=0,
+        recovery_interval_s=3600,
+        saga_retry_deadline_s=0.3,
     )
     app = build_app(settings, environ={"CARAVAN_DISCOVERY_BACKEND": "static"})
     wiring: Wiring = app.state.wiring
@@ -219,17 +224,18 @@ def test_an_unreachable_catalog_before_pricing_is_503_and_the_key_can_be_retried
 
 
 def test_an_unreachable_catalog_while_reserving_cancels_the_order(api: Api) -> None:
-    api.catalog.faults.add("reserve", unavailable("svc-a"))
+    api.catalog.faults.add("reserve", unavailable("svc-a"), times=DOWN)
     order = api.place().json()
     assert (order["status"], order["cancel_reason"]) == ("cancelled", "upstream_unavailable")
 
 
 async def test_an_order_left_half_way_is_finished_by_recovery_and_then_replayed(api: Api) -> None:
-    api.payments.faults.add("capture", unavailable("svc-c"))
+    api.payments.faults.add("capture", unavailable("svc-c"), times=DOWN)
     first = api.place(key="k-half")
     assert first.status_code == 201
     assert first.json()["status"] == "payment_authorized"
     assert "idempotent-replayed" not in api.place(key="k-half").headers  # still moving: current state
+    api.payments.faults.clear()  # svc-c is back
     await api.wiring.recover_once()  # the background loop's step
     assert api.wiring.last_recovery["finished"] == {first.json()["id"]: "confirmed"}
     polled = api.client.get(f"/orders/{first.json()['id']}", headers=api.me).json()
@@ -337,7 +343,7 @@ def test_cancelling_a_confirmed_order_refunds_and_releases(api: Api) -> None:
 
 
 def test_an_order_still_moving_cannot_be_cancelled(api: Api) -> None:
-    api.payments.faults.add("capture", unavailable("svc-c"))
+    api.payments.faults.add("capture", unavailable("svc-c"), times=DOWN)
     order = api.place().json()
     assert_problem(api.client.post(f"/orders/{order['id']}/cancel", headers=api.me), 409)
 
@@ -419,6 +425,6 @@ def test_metrics_count_compensations_by_reason_and_show_unfinished_orders_and_ci
     assert ("orders_not_terminal_oldest_age_seconds", frozenset()) in before
     assert before[("client_circuit_open", frozenset({("upstream", "svc-a")}))] == 0
     assert ("client_circuit_opens_total", frozenset({("upstream", "svc-c")})) in before
-    api.catalog.faults.add("reserve", unavailable("svc-a"))
+    api.catalog.faults.add("reserve", unavailable("svc-a"), times=DOWN)
     assert api.place().json()["cancel_reason"] == "upstream_unavailable"
     assert _samples(api)[unavailable_reason] == before[unavailable_reason] + 1
