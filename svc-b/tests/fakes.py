@@ -199,6 +199,27 @@ class FakeOrders(AbstractOrderRepository):
         rows = [(copy.deepcopy(o), at) for o, at in self.store.orders.values() if o.status not in TERMINAL]
         return sorted(rows, key=lambda row: row[1])[:limit]
 
+    async def claim_due(self, owner: str, *, now: datetime, until: datetime, limit: int) -> list[str]:
+        claimed: list[str] = []
+        for order_id, (order, _) in sorted(self.store.orders.items(), key=lambda item: item[1][1]):
+            progress = self.store.progress.setdefault(order_id, SagaProgress())
+            due = progress.next_attempt_at is None or progress.next_attempt_at <= now
+            if order.status in TERMINAL or not due or len(claimed) >= limit:
+                continue
+            progress.lease_owner, progress.next_attempt_at = owner, until
+            order.version += 1
+            claimed.append(order_id)
+        return claimed
+
+    async def renew(self, owner: str, order_ids: Sequence[str], *, until: datetime) -> int:
+        renewed = 0
+        for order_id in order_ids:
+            progress = self.store.progress.get(order_id)
+            if progress is not None and progress.lease_owner == owner:
+                progress.next_attempt_at = until
+                renewed += 1
+        return renewed
+
     async def list_for_customer(self, customer_id: str, *, limit: int, offset: int) -> list[Order]:
         mine = [copy.deepcopy(o) for o, _ in self.store.orders.values() if o.customer_id == customer_id]
         return mine[offset : offset + limit]

@@ -2,8 +2,8 @@
 
 - ``orders_not_terminal`` and ``orders_not_terminal_oldest_age_seconds`` — orders neither
   confirmed nor cancelled, and the age of the oldest of them (0 when none), sampled in the
-  background. Recovery takes an order once it is ``recovery_min_age_s`` old, so an oldest age far
-  beyond that means orders are stuck (alert ``OrdersNotTerminal``).
+  background. The sweeper resumes an order within seconds of its runner's death, so an oldest age
+  far beyond the saga's retry deadline means orders are stuck (alert ``OrdersNotTerminal``).
 - ``saga_compensations_total{reason}`` — orders the saga compensated, by cancel reason (alert
   ``SagaCompensationsUpstreamUnavailable`` on ``upstream_unavailable``).
 - ``saga_call_retries_total{step}`` — calls the saga repeated after a transient or unknown

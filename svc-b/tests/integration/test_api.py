@@ -75,13 +75,12 @@ def database_url(migrated: Path, tmp_path: Path) -> str:
 
 @pytest.fixture
 def api(database_url: str) -> Iterator[Api]:
-    # recovery runs when a test asks (recover_once); the loop's periodic runs stay out of the way
+    # the sweeper runs at start-up, then when a test asks (sweep_once): its periodic runs stay out of the way
     # an upstream that stays down is given up on after 0.3 s (the saga's retry deadline)
     settings = Settings(
         trace_exporter="none",
         database_url=database_url,
-        recovery_min_age_s=0,
-        recovery_interval_s=3600,
+        sweep_interval_s=3600,
         saga_retry_deadline_s=0.3,
     )
     app = build_app(settings, environ={"CARAVAN_DISCOVERY_BACKEND": "static"})
@@ -229,15 +228,19 @@ def test_an_unreachable_catalog_while_reserving_cancels_the_order(api: Api) -> N
     assert (order["status"], order["cancel_reason"]) == ("cancelled", "upstream_unavailable")
 
 
-async def test_an_order_left_half_way_is_finished_by_recovery_and_then_replayed(api: Api) -> None:
+async def test_an_order_left_half_way_is_finished_by_the_sweeper_and_then_replayed(api: Api) -> None:
     api.payments.faults.add("capture", unavailable("svc-c"), times=DOWN)
     first = api.place(key="k-half")
     assert first.status_code == 201
     assert first.json()["status"] == "payment_authorized"
     assert "idempotent-replayed" not in api.place(key="k-half").headers  # still moving: current state
     api.payments.faults.clear()  # svc-c is back
-    await api.wiring.recover_once()  # the background loop's step
-    assert api.wiring.last_recovery["finished"] == {first.json()["id"]: "confirmed"}
+    runner = api.wiring.runner
+    assert runner is not None
+    report = await runner.sweep_once(now=datetime.now(UTC) + timedelta(seconds=10))  # once it is due
+    await runner.idle()
+    assert report.claimed == [first.json()["id"]]
+    assert runner.finished == {first.json()["id"]: "confirmed"}
     polled = api.client.get(f"/orders/{first.json()['id']}", headers=api.me).json()
     assert polled["status"] == "confirmed"
     final = api.place(key="k-half")
@@ -374,27 +377,33 @@ def test_readiness_fails_while_migrations_are_pending(tmp_path: Path) -> None:
         assert_problem(client.get("/health/ready"), 503)
 
 
-async def test_a_young_order_calling_an_upstream_is_in_flight_for_another_instance(api: Api) -> None:
-    """Another instance placed the order with this key and is calling svc-c right now."""
+async def test_an_order_another_instance_holds_is_in_flight_until_its_lease_runs_out(api: Api) -> None:
+    """Another instance placed the order with this key and drives it right now (holds its lease)."""
     assert api.wiring.desk is not None and api.wiring.saga is not None
-    api.wiring.desk.in_flight_for = timedelta(seconds=30)
-    order_id = order_id_for(api.customer, "k-elsewhere", api.wiring.desk.id_secret)
-    async with api.wiring.saga.uow() as uow:
-        uow.orders.add(
-            Order.place(
-                order_id,
-                api.customer,
-                [OrderLine("TENT-2P", 2, Money(12_900, "EUR"))],
-                card_token="tok_approve",
-                placed_at=datetime.now(UTC),
-            ),
-            datetime.now(UTC),
-            SagaProgress("reserve_stock", StepOutcome.STARTED, ("reserve_stock",)),
-        )
-        await uow.commit()
+    secret = api.wiring.desk.id_secret
+
+    async def store(key: str, lease_until: datetime) -> None:
+        order_id = order_id_for(api.customer, key, secret)
+        progress = SagaProgress("reserve_stock", StepOutcome.STARTED, ("reserve_stock",))
+        progress.lease_owner, progress.next_attempt_at = "elsewhere", lease_until
+        async with api.wiring.saga.uow() as uow:
+            uow.orders.add(
+                Order.place(
+                    order_id,
+                    api.customer,
+                    [OrderLine("TENT-2P", 2, Money(12_900, "EUR"))],
+                    card_token="tok_approve",
+                    placed_at=datetime.now(UTC),
+                ),
+                datetime.now(UTC),
+                progress,
+            )
+            await uow.commit()
+
+    await store("k-elsewhere", datetime.now(UTC) + timedelta(seconds=30))
     assert_problem(api.place(key="k-elsewhere"), 409)
-    api.wiring.desk.in_flight_for = timedelta(0)  # later it belongs to recovery: its current state
-    assert api.place(key="k-elsewhere").json()["status"] == "pending"
+    await store("k-orphan", datetime.now(UTC) - timedelta(seconds=1))  # its lease ran out
+    assert api.place(key="k-orphan").json()["status"] == "pending"  # the sweeper's now
 
 
 # ------------------------------------------------------------------------------ metrics

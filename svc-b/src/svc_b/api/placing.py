@@ -8,8 +8,10 @@
   insert; a known key answers the order as it stands.
 - While a request with a key is being processed, another with the same key is refused (409):
   in this process by a registry of keys in flight; across instances by the order row itself
-  (inserting the same order id twice fails; a young order whose saga is at a call still awaiting
-  its answer is taken as in flight).
+  (inserting the same order id twice fails; an unfinished order whose lease a runner holds is
+  taken as in flight).
+- The saga runs as a task of the instance's :class:`OrderRunner` (outside the request: a client
+  that goes away does not stop it half-way); the request waits for it.
 - Same key, other body (lines or card) → 422. The card is compared by a keyed digest stored with
   the order (:func:`card_digest_for`): the card token itself is dropped once authorised.
 - A final order (``confirmed`` / ``cancelled``) is answered with ``Idempotent-Replayed: true``;
@@ -21,12 +23,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import secrets
 import uuid
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 from litestar import Response
@@ -36,6 +39,7 @@ from caravan_commons.idempotency import IDEMPOTENCY_HEADER, REPLAYED_HEADER, key
 from caravan_commons.schemas import encode
 from svc_b.api.schemas import OrderOut, PlaceOrderIn
 from svc_b.domain.model import Order
+from svc_b.service_layer.runner import OrderRunner
 from svc_b.service_layer.saga import LineRequest, PlaceOrder, Saga
 
 PATH = "/orders"
@@ -72,8 +76,7 @@ def same_request(order: Order, request: PlaceOrderIn, secret: bytes) -> bool:
 @dataclass
 class OrderDesk:
     saga: Saga
-    #: how long after placing an unfinished order may still belong to a running request
-    in_flight_for: timedelta = timedelta(seconds=30)
+    runner: OrderRunner
     in_flight: set[str] = field(default_factory=set)
     #: the key order ids are derived with (random when none is provisioned: ids are then stable
     #: only within this process)
@@ -90,7 +93,7 @@ class OrderDesk:
             replayed = order is not None
             if order is None:
                 try:
-                    order = await self.saga.place(
+                    order, progress = await self.saga.start(
                         PlaceOrder(
                             order_id,
                             customer,
@@ -101,12 +104,13 @@ class OrderDesk:
                     )
                 except ConflictError:  # another instance inserted it first: it is in flight there
                     raise self._in_flight(key) from None
+                order = await asyncio.shield(self.runner.drive(order, progress))
             elif not same_request(order, request, self.id_secret):
                 raise UnprocessableError(
                     f"this {IDEMPOTENCY_HEADER} was already used with a different request; use a new key",
                     idempotency_key=key,
                 )
-            elif not order.is_terminal and self._young(order) and await self.saga.calling_upstream(order.id):
+            elif not order.is_terminal and await self._held(order):
                 raise self._in_flight(key)
             headers = {"location": location_of(order)}
             if replayed and order.is_terminal:
@@ -124,7 +128,15 @@ class OrderDesk:
             idempotency_key=key,
         )
 
-    def _young(self, order: Order) -> bool:
-        """Placed so recently that the request placing it may still be running (after this age
-        the recovery loop owns an unfinished order)."""
-        return order.placed_at is None or datetime.now(UTC) - order.placed_at < self.in_flight_for
+    async def _held(self, order: Order) -> bool:
+        """Whether a runner (of this instance or another) holds the unfinished order's lease now:
+        its saga is running there."""
+        loaded = await self.saga.load(order.id)
+        if loaded is None:
+            return False
+        progress = loaded[1]
+        return (
+            progress.lease_owner is not None
+            and progress.next_attempt_at is not None
+            and progress.next_attempt_at > datetime.now(UTC)
+        )

@@ -3,10 +3,11 @@
 The order is kept in memory from placing to its end, and every transition is ONE write: a
 compare-and-set on the order's version that stores its new state together with the saga's
 progress (:class:`SagaProgress`) — "step k done, step k+1 started". A crash therefore leaves the
-order at a step noted ``started`` before its call, which :mod:`svc_b.service_layer.recovery`
-resumes or compensates; all upstream calls are idempotent per order, so repeating one is safe.
-Two workers never both run a step: whoever resumes an order first claims it with a
-compare-and-set, the other's write fails (``ConflictError``).
+order at a step noted ``started`` before its call, which the runner's sweeper
+(:mod:`svc_b.service_layer.runner`) resumes or compensates once the order's lease runs out; all
+upstream calls are idempotent per order, so repeating one is safe. Two workers never both write a
+step: whoever resumes an order claims it (a version bump), the other's write fails
+(``ConflictError``).
 
 Outcome policy: a definite refusal (out of stock, declined, nothing authorised) fails the order
 and compensates at once. A transient or unknown outcome (unreachable, 5xx, open circuit, 409 in
@@ -22,6 +23,7 @@ them later. So is an order whose request has no time left to wait for the next r
 from __future__ import annotations
 
 import asyncio
+import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -99,6 +101,10 @@ class Saga:
     payments: PaymentsPort
     clock: Callable[[], datetime] = lambda: datetime.now(UTC)
     retry: RetryPolicy = field(default_factory=RetryPolicy)
+    #: who holds the lease of the orders this saga runs (a runner's id), and for how long a write
+    #: holds it (the runner renews it while it drives the order)
+    owner: str = field(default_factory=lambda: uuid.uuid4().hex)
+    lease: timedelta = timedelta(seconds=3)
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
 
     # ---------------------------------------------------------------------- commands
@@ -106,6 +112,11 @@ class Saga:
     async def place(self, command: PlaceOrder) -> Order:
         """Snapshot prices, store the pending order (its first step noted started, in the same
         write), then run it to confirmed or cancelled."""
+        return await self.run(*await self.start(command))
+
+    async def start(self, command: PlaceOrder) -> tuple[Order, SagaProgress]:
+        """Snapshot prices and store the pending order, its first step noted started and its
+        lease held by this saga's ``owner`` (one write); run it with :meth:`run`."""
         prices = await self.catalog.prices([line.sku for line in command.lines])
         lines = [OrderLine(line.sku, line.quantity, prices[line.sku]) for line in command.lines]
         now = self.clock()
@@ -119,11 +130,12 @@ class Saga:
         )
         progress = SagaProgress()
         progress.note(next_step(order), STARTED)
+        self._hold(order, progress)
         async with self.uow() as uow:
             uow.orders.add(order, now, progress)
             await uow.commit()
         order.version = 1
-        return await self.run(order, progress)
+        return order, progress
 
     async def cancel(self, order_id: str, customer_id: str) -> Order:
         """The customer cancels a confirmed order: refund, release, cancelled."""
@@ -136,16 +148,6 @@ class Saga:
         await self._save(order, progress)
         return await self.run(order, progress)
 
-    async def abandon(self, order_id: str) -> Order:
-        """Give up on an unfinished order (recovery, too old to resume) and compensate it."""
-        order, progress = await self._load(order_id)
-        if order.status in (OrderStatus.PENDING, OrderStatus.STOCK_RESERVED):
-            order.fail(CancelReason.ABANDONED)
-            progress.note("abandon", DONE)
-            await self._save(order, progress)  # also the claim: a second worker's write fails
-            return await self.run(order, progress)
-        return await self.advance(order_id)
-
     async def order(self, order_id: str) -> Order | None:
         """The order as stored now, or None."""
         async with self.uow() as uow:
@@ -156,12 +158,6 @@ class Saga:
         async with self.uow() as uow:
             return await uow.orders.load(order_id)
 
-    async def calling_upstream(self, order_id: str) -> bool:
-        """Whether the order's last noted step is a call still without an answer (a worker is
-        calling svc-a or svc-c for it right now — or died doing so)."""
-        loaded = await self.load(order_id)
-        return loaded is not None and loaded[1].calling
-
     async def orders_of(
         self, customer_id: str, *, limit: int, after: tuple[datetime, str] | None = None
     ) -> list[Order]:
@@ -170,6 +166,20 @@ class Saga:
             return await uow.orders.page_for_customer(customer_id, limit=limit, after=after)
 
     # ------------------------------------------------------------------------ engine
+
+    async def resume(self, order_id: str, *, now: datetime, resume_within: timedelta) -> Order:
+        """Run an order a sweeper has just claimed (the claim bumped its version: a stale holder's
+        next write fails). An unpaid order placed more than ``resume_within`` before ``now`` is
+        abandoned and compensated instead."""
+        order, progress = await self._load(order_id)
+        if order.is_terminal:
+            return order
+        unpaid = order.status in (OrderStatus.PENDING, OrderStatus.STOCK_RESERVED)
+        if unpaid and order.placed_at is not None and now - order.placed_at > resume_within:
+            order.fail(CancelReason.ABANDONED)
+            progress.note("abandon", DONE)
+            await self._save(order, progress)
+        return await self.run(order, progress)
 
     async def advance(self, order_id: str) -> Order:
         """Resume an order from the database: claim it (one compare-and-set noting its next step
@@ -262,13 +272,13 @@ class Saga:
             result = await self._attempt(order, name, call)
         except Postponed as exc:
             progress.note(name, FAILED, str(exc))
-            await self._save(order, progress)
+            await self._save(order, progress, wait=0.0)  # due at once for the sweeper
             return False
         except UNAVAILABLE as exc:  # still so at the order's deadline (or definite: NothingAuthorized)
             if fail_when_unavailable:
                 order.fail(CancelReason.UPSTREAM_UNAVAILABLE)
             progress.note(name, FAILED, _failure(exc))
-            await self._save(order, progress)
+            await self._save(order, progress, wait=None if fail_when_unavailable else self.retry.cap)
             return fail_when_unavailable
         except tuple(refusals or ()) as exc:
             order.fail((refusals or {})[type(exc)])
@@ -302,7 +312,7 @@ class Saga:
         ]
         if failures:
             progress.note("compensate", FAILED, "; ".join(failures))
-            await self._save(order, progress)
+            await self._save(order, progress, wait=self.retry.cap)
             return False
         order.complete_cancellation()
         progress.note("cancelled", DONE, order.cancel_reason or "")
@@ -398,9 +408,23 @@ class Saga:
 
     # ------------------------------------------------------------------------ helpers
 
-    async def _save(self, order: Order, progress: SagaProgress) -> None:
-        """One write: the order's state and progress, if nobody changed it since (bumps its
-        version in memory)."""
+    def _hold(self, order: Order, progress: SagaProgress, wait: float | None = None) -> None:
+        """The lease written with the order: a final order is nobody's and never due; one that
+        must wait is nobody's, due in ``wait`` seconds; otherwise this saga's ``owner`` holds it
+        for ``lease`` (a crash makes it due then; the runner renews it while it drives it)."""
+        if order.is_terminal:
+            progress.lease_owner = progress.next_attempt_at = None
+        elif wait is not None:
+            progress.lease_owner = None
+            progress.next_attempt_at = self.clock() + timedelta(seconds=wait)
+        else:
+            progress.lease_owner = self.owner
+            progress.next_attempt_at = self.clock() + self.lease
+
+    async def _save(self, order: Order, progress: SagaProgress, *, wait: float | None = None) -> None:
+        """One write: the order's state, progress and lease, if nobody changed it since (bumps
+        its version in memory)."""
+        self._hold(order, progress, wait)
         async with self.uow() as uow:
             uow.orders.save(order, progress)
             await uow.commit()

@@ -61,7 +61,7 @@ async def test_happy_path_confirms_with_snapshotted_prices(
     assert payments.states() == ["captured"]
     assert list(payments.by_key) == ["order-o-1-authorize"]
     catalog.price_list["A"] = Money(9999, "EUR")  # later price changes do not touch the order
-    assert (await saga.order("o-1")).total == Money(2599, "EUR")  # type: ignore[union-attr]
+    assert (await saga.order("o-1")).total == Money(2599, "EUR")
     # one write per transition: each step's result and the next step's start together
     steps = [(s.step, s.outcome.value) for s in store.log]
     assert steps == [
@@ -82,7 +82,7 @@ async def test_each_step_is_persisted_before_the_upstream_call(
     seen: list[tuple[str, str]] = []
     original = catalog.reserve
 
-    async def spying_reserve(order_id, lines):  # type: ignore[no-untyped-def]
+    async def spying_reserve(order_id, lines):
         stored = store.orders[order_id][0]
         seen.append((stored.status.value, store.log[-1].step + ":" + store.log[-1].outcome.value))
         await original(order_id, lines)
