@@ -3,6 +3,7 @@ can see that no stock or money moved twice) and fail on demand, including a simu
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import itertools
 from collections.abc import Mapping, Sequence
@@ -116,12 +117,15 @@ class FakePayments(PaymentsPort):
     calls: list[str] = field(default_factory=list)
     tokens: dict[str, str] = field(default_factory=dict)  # authorize key → card token sent
     faults: Faults = field(default_factory=Faults)
+    delay: float = 0.0  # seconds every authorisation takes
     _ids: itertools.count[int] = field(default_factory=itertools.count)
 
     async def authorize(
         self, idempotency_key: str, order_id: str, customer_id: str, amount: Money, card_token: str
     ) -> str:
         self.faults.check("authorize", False)
+        if self.delay:
+            await asyncio.sleep(self.delay)
         self.tokens[idempotency_key] = card_token
         if idempotency_key not in self.by_key:
             if customer_id in self.decline or card_token in self.decline:

@@ -6,9 +6,9 @@ services are killed, then a full reconciliation of the three databases.
 - faults: every ``kill_every`` seconds one service (svc-a, svc-b, svc-c in turn) is killed with
   SIGKILL (``signal.SIGTERM`` for the graceful variant); the supervisor brings it back;
 - clients retry an unanswered or refused order with the same Idempotency-Key until it is
-  acknowledged (201) or the run's grace period ends;
+  acknowledged (201: the final order; 202: accepted, still moving) or the run's grace period ends;
 - readiness of every service is polled every 50 ms; the longest unready stretch is reported;
-- afterwards every order must settle (the saga, or svc-b's recovery loop), and the databases are
+- afterwards every order must settle (the saga, or svc-b's sweeper), and the databases are
   reconciled (tests/reconcile.py).
 """
 
@@ -25,7 +25,7 @@ from typing import Any
 
 import httpx
 from reconcile import TERMINAL, Snapshot, Verdict, reconcile
-from system import SERVICES, System
+from system import ACKNOWLEDGED, SERVICES, System
 
 RETRYABLE = frozenset({409, 429, 500, 502, 503, 504})
 SETTLE_S = 180.0  # the longest the orders may take to settle after the load stops
@@ -180,7 +180,7 @@ async def run(
                 continue
             if response.status_code == 502:  # the gateway lost the answer of an instance
                 report.dropped_in_flight += 1
-            if response.status_code in (200, 201):
+            if response.status_code in ACKNOWLEDGED:
                 order = response.json()
                 acknowledged[key] = order["id"]
                 if order.get("status") not in TERMINAL:
@@ -207,8 +207,8 @@ async def run(
     await asyncio.gather(*watchers)
     report.attempted = n
     report.acknowledged = len(acknowledged)
-    # svc-b's recovery loop picks an order up once it is 30 s old, every 10 s, one order after
-    # another: after a run with hundreds of interrupted orders give it a few rounds
+    # svc-b retries a transient failure for up to 30 s per order, and its sweeper resumes an order
+    # whose instance died within seconds
     await _settle(system, list(acknowledged.values()), SETTLE_S)
     snapshot = await asyncio.to_thread(Snapshot.read, {s: system.database_url(s) for s in SERVICES}, [sku])
     report.verdict = reconcile(

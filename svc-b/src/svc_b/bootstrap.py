@@ -78,7 +78,9 @@ class Wiring:
         )
         # keys stored by svc-b before 0.3 (the order's row is the key's record now) age out
         self.store = IdempotencyStore(self.database.engine)
-        self.desk = OrderDesk(self.saga, self.runner)
+        self.desk = OrderDesk(
+            self.saga, self.runner, wait=settings.place_wait_s, max_wait=settings.place_wait_max_s
+        )
         if settings.secret_key_file:
             self.desk.id_secret = Path(settings.secret_key_file).read_bytes().strip()
 

@@ -30,6 +30,10 @@ class Settings(ServiceSettings, frozen=True, kw_only=True):
     sweep_interval_s: Seconds = 1.0
     #: How long a write holds an order for the instance driving it (renewed every sweep).
     order_lease_s: Annotated[float, Meta(ge=0.5, le=3600)] = 3.0
+    #: How long POST /orders waits for the saga to finish before answering 202 (``Prefer: wait=N``
+    #: chooses another wait, up to ``place_wait_max_s``); also how long a cancel waits.
+    place_wait_s: Annotated[float, Meta(ge=0, le=3600)] = 2.0
+    place_wait_max_s: Annotated[float, Meta(ge=0, le=3600)] = 60.0
     #: Unpaid orders placed longer ago than this are abandoned (compensated) instead of resumed.
     recovery_resume_within_s: Seconds = 900.0
     #: svc-b's own secret (provisioned, 0600): the HMAC key order ids are derived with.

@@ -1,6 +1,6 @@
 """The order sweeper runs with the app: svc-b as a real process, its upstreams fakes of
 svc-a's and svc-c's documented contracts on loopback (tests/upstream_fakes.py). An order whose
-capture could not reach payments is answered half-way (201 ``payment_authorized``); once payments
+capture could not reach payments is answered half-way (202 ``payment_authorized``); once payments
 is back, the sweeper — not a request — confirms it when it is due, capturing once."""
 
 from __future__ import annotations
@@ -73,7 +73,7 @@ def test_the_background_loop_finishes_an_order_left_half_way(
             headers={**CUSTOMER, "Idempotency-Key": str(uuid.uuid4())},
             timeout=30,
         )
-        assert placed.status_code == 201, placed.text
+        assert placed.status_code == 202, placed.text  # accepted, still moving
         order = placed.json()
         assert (order["status"], order["stock"], order["payment"]) == (
             "payment_authorized",

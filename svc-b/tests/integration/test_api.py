@@ -231,7 +231,7 @@ def test_an_unreachable_catalog_while_reserving_cancels_the_order(api: Api) -> N
 async def test_an_order_left_half_way_is_finished_by_the_sweeper_and_then_replayed(api: Api) -> None:
     api.payments.faults.add("capture", unavailable("svc-c"), times=DOWN)
     first = api.place(key="k-half")
-    assert first.status_code == 201
+    assert first.status_code == 202  # still moving: the sweeper finishes it
     assert first.json()["status"] == "payment_authorized"
     assert "idempotent-replayed" not in api.place(key="k-half").headers  # still moving: current state
     api.payments.faults.clear()  # svc-c is back
@@ -377,7 +377,9 @@ def test_readiness_fails_while_migrations_are_pending(tmp_path: Path) -> None:
         assert_problem(client.get("/health/ready"), 503)
 
 
-async def test_an_order_another_instance_holds_is_in_flight_until_its_lease_runs_out(api: Api) -> None:
+async def test_a_repeat_of_a_key_whose_order_another_instance_drives_answers_it_as_it_stands(
+    api: Api,
+) -> None:
     """Another instance placed the order with this key and drives it right now (holds its lease)."""
     assert api.wiring.desk is not None and api.wiring.saga is not None
     secret = api.wiring.desk.id_secret
@@ -401,9 +403,9 @@ async def test_an_order_another_instance_holds_is_in_flight_until_its_lease_runs
             await uow.commit()
 
     await store("k-elsewhere", datetime.now(UTC) + timedelta(seconds=30))
-    assert_problem(api.place(key="k-elsewhere"), 409)
-    await store("k-orphan", datetime.now(UTC) - timedelta(seconds=1))  # its lease ran out
-    assert api.place(key="k-orphan").json()["status"] == "pending"  # the sweeper's now
+    answer = api.place(key="k-elsewhere")
+    assert (answer.status_code, answer.json()["status"]) == (202, "pending")  # as it stands
+    assert answer.headers["location"] == f"orders/{answer.json()['id']}"
 
 
 # ------------------------------------------------------------------------------ metrics
@@ -437,3 +439,47 @@ def test_metrics_count_compensations_by_reason_and_show_unfinished_orders_and_ci
     api.catalog.faults.add("reserve", unavailable("svc-a"), times=DOWN)
     assert api.place().json()["cancel_reason"] == "upstream_unavailable"
     assert _samples(api)[unavailable_reason] == before[unavailable_reason] + 1
+
+
+# ------------------------------------------------------------------------------ 201 / 202 and Prefer
+
+
+def test_an_order_that_finishes_within_the_wait_is_201_else_202_with_its_location(api: Api) -> None:
+    api.payments.delay = 0.4  # svc-c answers slowly
+    accepted = api.place(key="k-slow", headers={"Prefer": "wait=0"})
+    assert accepted.status_code == 202, accepted.text
+    assert accepted.headers["preference-applied"] == "wait=0"
+    assert accepted.headers["retry-after"] == "1"
+    order = accepted.json()
+    assert order["status"] in ("pending", "stock_reserved", "payment_authorized")
+    assert accepted.headers["location"] == f"orders/{order['id']}"
+    # the runner goes on without the request: poll the Location
+    for _ in range(100):
+        polled = api.client.get(f"/orders/{order['id']}", headers=api.me).json()
+        if polled["status"] == "confirmed":
+            break
+        time.sleep(0.05)
+    assert polled["status"] == "confirmed"
+    replay = api.place(key="k-slow")
+    assert (replay.status_code, replay.headers["idempotent-replayed"]) == (201, "true")
+    assert api.payments.states() == ["captured"]
+
+
+def test_prefer_wait_lets_the_client_wait_longer_and_respond_async_not_at_all(api: Api) -> None:
+    api.payments.delay = 0.3
+    waited = api.place(headers={"Prefer": "wait=10"})
+    assert (waited.status_code, waited.json()["status"]) == (201, "confirmed")
+    assert waited.headers["preference-applied"] == "wait=10"
+    assert "prefer" in waited.headers["vary"].lower()
+    not_waited = api.place(headers={"Prefer": "respond-async"})
+    assert not_waited.status_code == 202
+    assert not_waited.headers["preference-applied"] == "respond-async"
+    capped = api.place(headers={"Prefer": "wait=999999"})
+    assert capped.headers["preference-applied"] == "wait=60"  # at most place_wait_max_s
+
+
+def test_a_malformed_or_unknown_preference_is_ignored(api: Api) -> None:
+    for prefer in ("wait=soon", "wait=-1", "handling=strict", "return=minimal"):
+        answer = api.place(headers={"Prefer": prefer})
+        assert answer.status_code == 201, (prefer, answer.text)
+        assert "preference-applied" not in answer.headers

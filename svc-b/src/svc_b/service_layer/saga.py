@@ -139,6 +139,11 @@ class Saga:
 
     async def cancel(self, order_id: str, customer_id: str) -> Order:
         """The customer cancels a confirmed order: refund, release, cancelled."""
+        return await self.run(*await self.begin_cancel(order_id, customer_id))
+
+    async def begin_cancel(self, order_id: str, customer_id: str) -> tuple[Order, SagaProgress]:
+        """Mark a confirmed order cancelling (one write, its lease held by this saga's owner);
+        compensate it with :meth:`run`. ``IllegalTransition`` (409) for any other order."""
         loaded = await self.load(order_id)
         if loaded is None or loaded[0].customer_id != customer_id:
             raise NotFoundError(f"no order {order_id}")
@@ -146,7 +151,7 @@ class Saga:
         order.cancel()
         progress.note("cancel", DONE)
         await self._save(order, progress)
-        return await self.run(order, progress)
+        return order, progress
 
     async def order(self, order_id: str) -> Order | None:
         """The order as stored now, or None."""
