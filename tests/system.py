@@ -36,6 +36,9 @@ from caravan_workspace.traces import sampled_traceparent
 
 ROOT = Path(__file__).resolve().parents[1]
 SERVICES = ("svc-a", "svc-b", "svc-c")
+#: POST /orders acknowledges an order with 201 (its saga finished within svc-b's wait: the final
+#: order) or 202 (still moving: poll it, e.g. ``System.settled``)
+ACKNOWLEDGED = (201, 202)
 #: The suite's workspace allocates its ports this far above the foundation's ranges, clear of a
 #: developer's own workspace (whose stopped programs keep their ports).
 PORT_OFFSET = os.environ.get("CARAVAN_IT_PORT_OFFSET", "1000")

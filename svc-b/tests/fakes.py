@@ -3,11 +3,12 @@ can see that no stock or money moved twice) and fail on demand, including a simu
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import itertools
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from caravan_commons.errors import ConflictError, UpstreamUnavailableError
 from caravan_commons.money import Money
@@ -40,9 +41,17 @@ class Fault:
     times: int = 1
 
 
+#: ``times`` of a fault that lasts past any order's retry deadline (the upstream stays down)
+DOWN = 10**6
+
+
 class Faults:
     def __init__(self) -> None:
         self.pending: list[Fault] = []
+
+    def clear(self) -> None:
+        """The upstream is back: no more scripted failures."""
+        self.pending.clear()
 
     def add(self, method: str, error: BaseException, *, after_effect: bool = False, times: int = 1) -> None:
         self.pending.append(Fault(method, error, after_effect, times))
@@ -108,12 +117,15 @@ class FakePayments(PaymentsPort):
     calls: list[str] = field(default_factory=list)
     tokens: dict[str, str] = field(default_factory=dict)  # authorize key → card token sent
     faults: Faults = field(default_factory=Faults)
+    delay: float = 0.0  # seconds every authorisation takes
     _ids: itertools.count[int] = field(default_factory=itertools.count)
 
     async def authorize(
         self, idempotency_key: str, order_id: str, customer_id: str, amount: Money, card_token: str
     ) -> str:
         self.faults.check("authorize", False)
+        if self.delay:
+            await asyncio.sleep(self.delay)
         self.tokens[idempotency_key] = card_token
         if idempotency_key not in self.by_key:
             if customer_id in self.decline or card_token in self.decline:
@@ -191,6 +203,27 @@ class FakeOrders(AbstractOrderRepository):
         rows = [(copy.deepcopy(o), at) for o, at in self.store.orders.values() if o.status not in TERMINAL]
         return sorted(rows, key=lambda row: row[1])[:limit]
 
+    async def claim_due(self, owner: str, *, now: datetime, until: datetime, limit: int) -> list[str]:
+        claimed: list[str] = []
+        for order_id, (order, _) in sorted(self.store.orders.items(), key=lambda item: item[1][1]):
+            progress = self.store.progress.setdefault(order_id, SagaProgress())
+            due = progress.next_attempt_at is None or progress.next_attempt_at <= now
+            if order.status in TERMINAL or not due or len(claimed) >= limit:
+                continue
+            progress.lease_owner, progress.next_attempt_at = owner, until
+            order.version += 1
+            claimed.append(order_id)
+        return claimed
+
+    async def renew(self, owner: str, order_ids: Sequence[str], *, until: datetime) -> int:
+        renewed = 0
+        for order_id in order_ids:
+            progress = self.store.progress.get(order_id)
+            if progress is not None and progress.lease_owner == owner:
+                progress.next_attempt_at = until
+                renewed += 1
+        return renewed
+
     async def list_for_customer(self, customer_id: str, *, limit: int, offset: int) -> list[Order]:
         mine = [copy.deepcopy(o) for o, _ in self.store.orders.values() if o.customer_id == customer_id]
         return mine[offset : offset + limit]
@@ -247,3 +280,19 @@ class FakeUnitOfWork(AbstractUnitOfWork):
 
 def unavailable(what: str = "upstream") -> UpstreamUnavailableError:
     return UpstreamUnavailableError(f"{what} unreachable")
+
+
+class FakeTime:
+    """A clock that moves only when the saga sleeps (its retry backoff): retries take no real time,
+    and a test sees every delay the saga waited."""
+
+    def __init__(self, start: datetime) -> None:
+        self.current = start
+        self.slept: list[float] = []
+
+    def now(self) -> datetime:
+        return self.current
+
+    async def sleep(self, seconds: float) -> None:
+        self.slept.append(seconds)
+        self.current += timedelta(seconds=seconds)

@@ -26,11 +26,14 @@ from aiohttp import web
 PROBLEMS = "https://caravan.dev/problems/"
 
 
-def problem(status: int, slug: str, detail: str) -> web.Response:
+def problem(status: int, slug: str, detail: str, *, retry_after: float | None = None) -> web.Response:
+    document: dict[str, Any] = {"type": PROBLEMS + slug, "title": slug, "status": status, "detail": detail}
+    headers = {}
+    if retry_after is not None:
+        document["retry_after"] = retry_after
+        headers["Retry-After"] = str(retry_after)
     return web.json_response(
-        {"type": PROBLEMS + slug, "title": slug, "status": status, "detail": detail},
-        status=status,
-        content_type="application/problem+json",
+        document, status=status, content_type="application/problem+json", headers=headers
     )
 
 
@@ -49,6 +52,11 @@ class Upstream:
 
     requests: list[Recorded] = field(default_factory=list)
     fail_with: list[int] = field(default_factory=list)  # the next requests answer these statuses
+    #: what a scripted 409 says, and how long it asks to wait (``Retry-After``, and the problem's
+    #: ``retry_after`` member)
+    conflict_slug: str = "conflict"
+    fail_only: str = ""  # ``fail_with`` applies only to paths ending so ('': every path)
+    retry_after: float | None = None
     delay: float = 0.0
     down: set[str] = field(default_factory=set)  # path endings answering 503 while listed
     port: int = 0
@@ -66,9 +74,11 @@ class Upstream:
         )
         if self.delay:
             await asyncio.sleep(self.delay)
-        if self.fail_with:
+        if self.fail_with and request.path.endswith(self.fail_only):
             status = self.fail_with.pop(0)
-            return problem(status, "scripted", f"scripted {status}")
+            slug = self.conflict_slug if status == 409 else "scripted"
+            answer = problem(status, slug, f"scripted {status}", retry_after=self.retry_after)
+            return answer
         if any(request.path.endswith(ending) for ending in self.down):
             return problem(503, "scripted", f"{request.path} is down")
         return None
@@ -211,13 +221,14 @@ class FakePaymentsService(Upstream):
 
 @asynccontextmanager
 async def serving(*upstreams: Upstream) -> AsyncIterator[None]:
-    """Serve each fake on its own free loopback port (``upstream.port``) for the block."""
+    """Serve each fake on loopback for the block: on ``upstream.port`` when set (e.g. a port that
+    refused connections until now), else on a free port (then ``upstream.port``)."""
     runners = []
     try:
         for upstream in upstreams:
             runner = web.AppRunner(upstream.app())  # type: ignore[attr-defined]
             await runner.setup()
-            site = web.TCPSite(runner, "127.0.0.1", 0)
+            site = web.TCPSite(runner, "127.0.0.1", upstream.port)
             await site.start()
             upstream.port = runner.addresses[0][1]
             runners.append(runner)

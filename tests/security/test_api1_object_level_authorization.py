@@ -16,7 +16,7 @@ def demos_order(system: System) -> dict:
     """An order of customer ``demo``, settled."""
     sku = system.new_product(stock=5)
     placed = system.place_order([(sku, 1)], customer="demo")
-    assert placed.status_code == 201, placed.text
+    assert placed.status_code in (201, 202), placed.text
     return system.settled(placed.json()["id"])
 
 
@@ -60,13 +60,13 @@ def test_order_ids_cannot_be_computed_from_the_customer_and_the_key(system: Syst
     key = f"bola-{uuid.uuid4()}"
     sku = system.new_product(stock=2)
     placed = system.place_order([(sku, 1)], key=key, customer="demo")
-    assert placed.status_code == 201, placed.text
+    assert placed.status_code in (201, 202), placed.text
     old_namespace = uuid.UUID("6f1c1f52-8a0e-4c59-9d55-5b3c0f4e2a71")
     assert placed.json()["id"] != str(uuid.uuid5(old_namespace, f"demo\n{key}"))
     again = system.place_order([(sku, 1)], key=key, customer="demo")  # still idempotent
     assert again.json()["id"] == placed.json()["id"]
     theirs = system.place_order([(sku, 1)], key=key, customer="demo-2")  # the key is per customer
-    assert theirs.status_code == 201 and theirs.json()["id"] != placed.json()["id"]
+    assert theirs.status_code in (201, 202) and theirs.json()["id"] != placed.json()["id"]
 
 
 def test_a_gateway_assertion_replayed_for_another_customer_is_unauthorized(

@@ -38,7 +38,7 @@ def test_an_order_shows_no_card_token_and_keeps_none_after_authorisation(system:
     authorisation."""
     sku = system.new_product(stock=3)
     placed = system.place_order([(sku, 1)], card="tok_approve")
-    assert placed.status_code == 201, placed.text
+    assert placed.status_code in (201, 202), placed.text
     assert "tok_approve" not in placed.text
     confirmed = system.settled(placed.json()["id"])
     assert confirmed["status"] == "confirmed"

@@ -3,7 +3,7 @@
 With the app: the database (pool lifespan, readiness check: reachable and no pending migration),
 the unit of work, the HTTP clients of svc-a and svc-c (one pooled commons ``ServiceClient``,
 signing every call with the app's identity), the saga, the Idempotency-Key store with its
-sweeper, and the saga recovery loop — all started and stopped with the app.
+sweeper, and the order runner with its sweeper — all started and stopped with the app.
 """
 
 from __future__ import annotations
@@ -11,14 +11,13 @@ from __future__ import annotations
 import contextlib
 import os
 from collections.abc import AsyncIterator, Mapping
-from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 from litestar import Litestar
 from litestar.di import Provide
-from loguru import logger
 
 from caravan_commons.app import create_app
 from caravan_commons.background import periodic
@@ -35,11 +34,13 @@ from svc_b.config import Settings
 from svc_b.infrastructure.clients import CATALOG, PAYMENTS, HttpCatalog, HttpPayments, payments_client_config
 from svc_b.infrastructure.db.piccolo_app import APP_CONFIG
 from svc_b.infrastructure.db.unit_of_work import PiccoloUnitOfWork
-from svc_b.service_layer.recovery import recover
+from svc_b.service_layer.retrying import RetryPolicy
+from svc_b.service_layer.runner import OrderRunner
 from svc_b.service_layer.saga import Saga
 
-#: How long shutdown waits for a recovery round in progress before cancelling it.
-RECOVERY_STOP_GRACE_S = 15.0
+#: How long shutdown lets the orders this instance drives run on before cancelling them (their
+#: leases then run out and another instance, or this one restarted, resumes them).
+RUNNER_STOP_GRACE_S = 5.0
 
 
 @dataclass
@@ -54,8 +55,7 @@ class Wiring:
     saga: Saga | None = None
     store: IdempotencyStore | None = None
     desk: OrderDesk | None = None
-    recovery_runs: int = 0
-    last_recovery: dict[str, Any] = field(default_factory=dict)
+    runner: OrderRunner | None = None
 
     def connect(self, signer: Any) -> None:
         """Build the clients and the saga (the signer exists once the app does)."""
@@ -70,10 +70,17 @@ class Wiring:
             uow=lambda: PiccoloUnitOfWork(self.database),
             catalog=HttpCatalog(self.catalog_client),
             payments=HttpPayments(self.payments_client),
+            retry=RetryPolicy(deadline=timedelta(seconds=settings.saga_retry_deadline_s)),
+            lease=timedelta(seconds=settings.order_lease_s),
+        )
+        self.runner = OrderRunner(
+            self.saga, resume_within=timedelta(seconds=settings.recovery_resume_within_s)
         )
         # keys stored by svc-b before 0.3 (the order's row is the key's record now) age out
         self.store = IdempotencyStore(self.database.engine)
-        self.desk = OrderDesk(self.saga, in_flight_for=timedelta(seconds=settings.recovery_min_age_s))
+        self.desk = OrderDesk(
+            self.saga, self.runner, wait=settings.place_wait_s, max_wait=settings.place_wait_max_s
+        )
         if settings.secret_key_file:
             self.desk.id_secret = Path(settings.secret_key_file).read_bytes().strip()
 
@@ -83,34 +90,18 @@ class Wiring:
         async with self.catalog_client.lifespan(), self.payments_client.lifespan():
             yield
 
-    async def recover_once(self) -> None:
-        assert self.saga is not None
-        settings = self.settings
-        report = await recover(
-            self.saga,
-            now=datetime.now(UTC),
-            min_age=timedelta(seconds=settings.recovery_min_age_s),
-            resume_within=timedelta(seconds=settings.recovery_resume_within_s),
-        )
-        self.recovery_runs += 1
-        self.last_recovery = {"finished": report.finished, "busy": report.busy, "failed": report.failed}
-        if report.finished or report.failed:
-            logger.info(
-                "saga recovery: {} order(s) moved on, {} failed", len(report.finished), len(report.failed)
-            )
-        for order_id, error in report.failed.items():
-            logger.warning("saga recovery could not move order {}: {}", order_id, error)
-
-    def recovery_loop(self, _app: object = None) -> contextlib.AbstractAsyncContextManager[None]:
-        """Resume or compensate unfinished orders at start-up and every ``recovery_interval_s``.
-        On shutdown the round in progress may finish (each of its steps is short and bounded by the
-        call deadline) for up to ``RECOVERY_STOP_GRACE_S`` (commons' graceful periodic loop)."""
-        return periodic(
-            "saga recovery",
-            self.recover_once,
-            interval=self.settings.recovery_interval_s,
-            grace=RECOVERY_STOP_GRACE_S,
-        )
+    @contextlib.asynccontextmanager
+    async def order_sweeper(self, _app: object = None) -> AsyncIterator[None]:
+        """Every ``sweep_interval_s``: renew this instance's leases, claim due orders (a crashed
+        instance's, or ones whose wait is over) and drive them. On shutdown the orders in flight get
+        ``RUNNER_STOP_GRACE_S`` to finish."""
+        runner = self.runner
+        assert runner is not None
+        async with periodic("order sweeper", runner.sweep_once, interval=self.settings.sweep_interval_s):
+            try:
+                yield
+            finally:
+                await runner.stop(RUNNER_STOP_GRACE_S)
 
     @contextlib.asynccontextmanager
     async def idempotency_sweeper(self, _app: object = None) -> AsyncIterator[None]:
@@ -154,7 +145,7 @@ def build_app(
             database.lifespan,
             wiring.clients,
             wiring.idempotency_sweeper,
-            wiring.recovery_loop,
+            wiring.order_sweeper,
             metrics.sampler(lambda: wiring.saga, interval=settings.metrics_sample_interval_s),
         ],
         openapi_title="Orders",

@@ -2,10 +2,12 @@
 
 - ``orders_not_terminal`` and ``orders_not_terminal_oldest_age_seconds`` — orders neither
   confirmed nor cancelled, and the age of the oldest of them (0 when none), sampled in the
-  background. Recovery takes an order once it is ``recovery_min_age_s`` old, so an oldest age far
-  beyond that means orders are stuck (alert ``OrdersNotTerminal``).
+  background. The sweeper resumes an order within seconds of its runner's death, so an oldest age
+  far beyond the saga's retry deadline means orders are stuck (alert ``OrdersNotTerminal``).
 - ``saga_compensations_total{reason}`` — orders the saga compensated, by cancel reason (alert
   ``SagaCompensationsUpstreamUnavailable`` on ``upstream_unavailable``).
+- ``saga_call_retries_total{step}`` — calls the saga repeated after a transient or unknown
+  outcome (the retry policy of :mod:`svc_b.service_layer.retrying`), by step.
 """
 
 from __future__ import annotations
@@ -34,6 +36,11 @@ COMPENSATIONS = EventCounter(
     "saga_compensations_total",
     "Orders the saga compensated (cancelled after a failure), by reason.",
     ("reason",),
+)
+SAGA_RETRIES = EventCounter(
+    "saga_call_retries_total",
+    "Calls to svc-a or svc-c the saga repeated after a transient or unknown outcome, by step.",
+    ("step",),
 )
 
 
@@ -65,4 +72,4 @@ def export_circuits(clients: Mapping[str, ServiceClient]) -> None:
 for _reason in CancelReason:  # every reason's count exists from the start (at 0)
     COMPENSATIONS.inc(_reason.value, amount=0)
 
-COLLECTORS = (NOT_TERMINAL, OLDEST_NOT_TERMINAL, COMPENSATIONS)
+COLLECTORS = (NOT_TERMINAL, OLDEST_NOT_TERMINAL, COMPENSATIONS, SAGA_RETRIES)

@@ -80,6 +80,7 @@ def test_the_api_survives_schemathesis(tmp_path: Path) -> None:
         "CARAVAN_UPSTREAM_SVC_A": nowhere,
         "CARAVAN_UPSTREAM_SVC_C": nowhere,
         "CARAVAN_CALL_TIMEOUT_S": "1",
+        "CARAVAN_SAGA_RETRY_DEADLINE_S": "1",
     }
     order_id = asyncio.run(seed_confirmed_order(url, "fuzz"))
     (tmp_path / "schemathesis.toml").write_text(CONFIG.format(order_id=order_id))

@@ -1,7 +1,7 @@
-"""The saga recovery loop runs with the app: svc-b as a real process, its upstreams fakes of
+"""The order sweeper runs with the app: svc-b as a real process, its upstreams fakes of
 svc-a's and svc-c's documented contracts on loopback (tests/upstream_fakes.py). An order whose
-capture could not reach payments is answered half-way (201 ``payment_authorized``); once payments
-is back, the background loop — not a request — confirms it, capturing once."""
+capture could not reach payments is answered half-way (202 ``payment_authorized``); once payments
+is back, the sweeper — not a request — confirms it when it is due, capturing once."""
 
 from __future__ import annotations
 
@@ -59,8 +59,8 @@ def test_the_background_loop_finishes_an_order_left_half_way(
         "CARAVAN_DISCOVERY_BACKEND": "static",
         "CARAVAN_UPSTREAM_SVC_A": catalog.url,
         "CARAVAN_UPSTREAM_SVC_C": payments.url,
-        "CARAVAN_RECOVERY_INTERVAL_S": "0.2",
-        "CARAVAN_RECOVERY_MIN_AGE_S": "1",
+        "CARAVAN_SWEEP_INTERVAL_S": "0.2",
+        "CARAVAN_SAGA_RETRY_DEADLINE_S": "1",
     }
     payments.down.add("/capture")
     with (
@@ -73,7 +73,7 @@ def test_the_background_loop_finishes_an_order_left_half_way(
             headers={**CUSTOMER, "Idempotency-Key": str(uuid.uuid4())},
             timeout=30,
         )
-        assert placed.status_code == 201, placed.text
+        assert placed.status_code == 202, placed.text  # accepted, still moving
         order = placed.json()
         assert (order["status"], order["stock"], order["payment"]) == (
             "payment_authorized",
@@ -82,7 +82,7 @@ def test_the_background_loop_finishes_an_order_left_half_way(
         )
         payments.down.clear()
         status = order["status"]
-        for _ in range(300):  # the loop runs every 0.2 s once the order is 1 s old: wait for it
+        for _ in range(300):  # the sweeper runs every 0.2 s, the order is due 2 s after its wait began
             status = http.get(f"/orders/{order['id']}", headers=CUSTOMER).json()["status"]
             if status == "confirmed":
                 break

@@ -19,6 +19,9 @@ import pytest
 from caravan_commons.testing import RuntimeAccess
 
 APPROVE, DECLINE = "tok_approve", "tok_decline"
+#: ``Prefer: wait=N`` on every order: svc-b answers the final order (201) when its saga ends within
+#: N seconds (never past the request's own deadline), else 202 — within the client's 30 s timeout
+PLACE_WAIT_S = 20
 
 
 @pytest.fixture(scope="module")
@@ -44,6 +47,8 @@ class Shop:
         self, sku: str, token: str, *, quantity: int = 1, idempotency_key: str | None = None
     ) -> httpx.Response:
         headers = self.headers()
+        # the final order, not "accepted, still moving" (202), even on a busy machine (RFC 7240)
+        headers["Prefer"] = f"wait={PLACE_WAIT_S}"
         if idempotency_key is not None:
             headers["Idempotency-Key"] = idempotency_key
         body = {"lines": [{"sku": sku, "quantity": quantity}], "payment": {"card_token": token}}
@@ -87,6 +92,7 @@ def test_an_order_with_an_approving_card_is_confirmed(shop: Shop, sku: str) -> N
     before = shop.available(sku)
     response = shop.place(sku, APPROVE, idempotency_key=str(uuid.uuid4()))
     assert response.status_code == 201, response.text
+    assert response.headers["preference-applied"] == f"wait={PLACE_WAIT_S}"
     order = response.json()
     assert (order["status"], order["stock"], order["payment"]) == ("confirmed", "committed", "captured"), (
         order

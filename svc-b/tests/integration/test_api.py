@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from fakes import FakeCatalog, FakePayments, unavailable
+from fakes import DOWN, FakeCatalog, FakePayments, unavailable
 from litestar.testing import TestClient
 
 import caravan_commons
@@ -75,9 +75,13 @@ def database_url(migrated: Path, tmp_path: Path) -> str:
 
 @pytest.fixture
 def api(database_url: str) -> Iterator[Api]:
-    # recovery runs when a test asks (recover_once); the loop's periodic runs stay out of the way
+    # the sweeper runs at start-up, then when a test asks (sweep_once): its periodic runs stay out of the way
+    # an upstream that stays down is given up on after 0.3 s (the saga's retry deadline)
     settings = Settings(
-        trace_exporter="none", database_url=database_url, recovery_min_age_s=0, recovery_interval_s=3600
+        trace_exporter="none",
+        database_url=database_url,
+        sweep_interval_s=3600,
+        saga_retry_deadline_s=0.3,
     )
     app = build_app(settings, environ={"CARAVAN_DISCOVERY_BACKEND": "static"})
     wiring: Wiring = app.state.wiring
@@ -219,19 +223,24 @@ def test_an_unreachable_catalog_before_pricing_is_503_and_the_key_can_be_retried
 
 
 def test_an_unreachable_catalog_while_reserving_cancels_the_order(api: Api) -> None:
-    api.catalog.faults.add("reserve", unavailable("svc-a"))
+    api.catalog.faults.add("reserve", unavailable("svc-a"), times=DOWN)
     order = api.place().json()
     assert (order["status"], order["cancel_reason"]) == ("cancelled", "upstream_unavailable")
 
 
-async def test_an_order_left_half_way_is_finished_by_recovery_and_then_replayed(api: Api) -> None:
-    api.payments.faults.add("capture", unavailable("svc-c"))
+async def test_an_order_left_half_way_is_finished_by_the_sweeper_and_then_replayed(api: Api) -> None:
+    api.payments.faults.add("capture", unavailable("svc-c"), times=DOWN)
     first = api.place(key="k-half")
-    assert first.status_code == 201
+    assert first.status_code == 202  # still moving: the sweeper finishes it
     assert first.json()["status"] == "payment_authorized"
     assert "idempotent-replayed" not in api.place(key="k-half").headers  # still moving: current state
-    await api.wiring.recover_once()  # the background loop's step
-    assert api.wiring.last_recovery["finished"] == {first.json()["id"]: "confirmed"}
+    api.payments.faults.clear()  # svc-c is back
+    runner = api.wiring.runner
+    assert runner is not None
+    report = await runner.sweep_once(now=datetime.now(UTC) + timedelta(seconds=10))  # once it is due
+    await runner.idle()
+    assert report.claimed == [first.json()["id"]]
+    assert runner.finished == {first.json()["id"]: "confirmed"}
     polled = api.client.get(f"/orders/{first.json()['id']}", headers=api.me).json()
     assert polled["status"] == "confirmed"
     final = api.place(key="k-half")
@@ -337,7 +346,7 @@ def test_cancelling_a_confirmed_order_refunds_and_releases(api: Api) -> None:
 
 
 def test_an_order_still_moving_cannot_be_cancelled(api: Api) -> None:
-    api.payments.faults.add("capture", unavailable("svc-c"))
+    api.payments.faults.add("capture", unavailable("svc-c"), times=DOWN)
     order = api.place().json()
     assert_problem(api.client.post(f"/orders/{order['id']}/cancel", headers=api.me), 409)
 
@@ -368,27 +377,35 @@ def test_readiness_fails_while_migrations_are_pending(tmp_path: Path) -> None:
         assert_problem(client.get("/health/ready"), 503)
 
 
-async def test_a_young_order_calling_an_upstream_is_in_flight_for_another_instance(api: Api) -> None:
-    """Another instance placed the order with this key and is calling svc-c right now."""
+async def test_a_repeat_of_a_key_whose_order_another_instance_drives_answers_it_as_it_stands(
+    api: Api,
+) -> None:
+    """Another instance placed the order with this key and drives it right now (holds its lease)."""
     assert api.wiring.desk is not None and api.wiring.saga is not None
-    api.wiring.desk.in_flight_for = timedelta(seconds=30)
-    order_id = order_id_for(api.customer, "k-elsewhere", api.wiring.desk.id_secret)
-    async with api.wiring.saga.uow() as uow:
-        uow.orders.add(
-            Order.place(
-                order_id,
-                api.customer,
-                [OrderLine("TENT-2P", 2, Money(12_900, "EUR"))],
-                card_token="tok_approve",
-                placed_at=datetime.now(UTC),
-            ),
-            datetime.now(UTC),
-            SagaProgress("reserve_stock", StepOutcome.STARTED, ("reserve_stock",)),
-        )
-        await uow.commit()
-    assert_problem(api.place(key="k-elsewhere"), 409)
-    api.wiring.desk.in_flight_for = timedelta(0)  # later it belongs to recovery: its current state
-    assert api.place(key="k-elsewhere").json()["status"] == "pending"
+    secret = api.wiring.desk.id_secret
+
+    async def store(key: str, lease_until: datetime) -> None:
+        order_id = order_id_for(api.customer, key, secret)
+        progress = SagaProgress("reserve_stock", StepOutcome.STARTED, ("reserve_stock",))
+        progress.lease_owner, progress.next_attempt_at = "elsewhere", lease_until
+        async with api.wiring.saga.uow() as uow:
+            uow.orders.add(
+                Order.place(
+                    order_id,
+                    api.customer,
+                    [OrderLine("TENT-2P", 2, Money(12_900, "EUR"))],
+                    card_token="tok_approve",
+                    placed_at=datetime.now(UTC),
+                ),
+                datetime.now(UTC),
+                progress,
+            )
+            await uow.commit()
+
+    await store("k-elsewhere", datetime.now(UTC) + timedelta(seconds=30))
+    answer = api.place(key="k-elsewhere")
+    assert (answer.status_code, answer.json()["status"]) == (202, "pending")  # as it stands
+    assert answer.headers["location"] == f"orders/{answer.json()['id']}"
 
 
 # ------------------------------------------------------------------------------ metrics
@@ -419,6 +436,50 @@ def test_metrics_count_compensations_by_reason_and_show_unfinished_orders_and_ci
     assert ("orders_not_terminal_oldest_age_seconds", frozenset()) in before
     assert before[("client_circuit_open", frozenset({("upstream", "svc-a")}))] == 0
     assert ("client_circuit_opens_total", frozenset({("upstream", "svc-c")})) in before
-    api.catalog.faults.add("reserve", unavailable("svc-a"))
+    api.catalog.faults.add("reserve", unavailable("svc-a"), times=DOWN)
     assert api.place().json()["cancel_reason"] == "upstream_unavailable"
     assert _samples(api)[unavailable_reason] == before[unavailable_reason] + 1
+
+
+# ------------------------------------------------------------------------------ 201 / 202 and Prefer
+
+
+def test_an_order_that_finishes_within_the_wait_is_201_else_202_with_its_location(api: Api) -> None:
+    api.payments.delay = 0.4  # svc-c answers slowly
+    accepted = api.place(key="k-slow", headers={"Prefer": "wait=0"})
+    assert accepted.status_code == 202, accepted.text
+    assert accepted.headers["preference-applied"] == "wait=0"
+    assert accepted.headers["retry-after"] == "1"
+    order = accepted.json()
+    assert order["status"] in ("pending", "stock_reserved", "payment_authorized")
+    assert accepted.headers["location"] == f"orders/{order['id']}"
+    # the runner goes on without the request: poll the Location
+    for _ in range(100):
+        polled = api.client.get(f"/orders/{order['id']}", headers=api.me).json()
+        if polled["status"] == "confirmed":
+            break
+        time.sleep(0.05)
+    assert polled["status"] == "confirmed"
+    replay = api.place(key="k-slow")
+    assert (replay.status_code, replay.headers["idempotent-replayed"]) == (201, "true")
+    assert api.payments.states() == ["captured"]
+
+
+def test_prefer_wait_lets_the_client_wait_longer_and_respond_async_not_at_all(api: Api) -> None:
+    api.payments.delay = 0.3
+    waited = api.place(headers={"Prefer": "wait=10"})
+    assert (waited.status_code, waited.json()["status"]) == (201, "confirmed")
+    assert waited.headers["preference-applied"] == "wait=10"
+    assert "prefer" in waited.headers["vary"].lower()
+    not_waited = api.place(headers={"Prefer": "respond-async"})
+    assert not_waited.status_code == 202
+    assert not_waited.headers["preference-applied"] == "respond-async"
+    capped = api.place(headers={"Prefer": "wait=999999"})
+    assert capped.headers["preference-applied"] == "wait=60"  # at most place_wait_max_s
+
+
+def test_a_malformed_or_unknown_preference_is_ignored(api: Api) -> None:
+    for prefer in ("wait=soon", "wait=-1", "handling=strict", "return=minimal"):
+        answer = api.place(headers={"Prefer": prefer})
+        assert answer.status_code == 201, (prefer, answer.text)
+        assert "preference-applied" not in answer.headers

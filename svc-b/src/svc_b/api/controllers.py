@@ -14,6 +14,7 @@ import msgspec
 from litestar import Controller, Request, Response, get, post
 from litestar.datastructures import ResponseHeader
 from litestar.di import NamedDependency
+from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import HeaderParameter, JSONBody, PathParameter, QueryParameter
 
 import caravan_commons
@@ -83,16 +84,24 @@ class OrderController(Controller):
         status_code=201,
         summary="Place an order (runs the order saga; Idempotency-Key required)",
         description=(
-            "Prices the lines at the catalog, reserves the stock, authorises the card, commits the "
-            "stock, captures the payment. Answers 201 with the order: `confirmed`, or `cancelled` with "
-            "`cancel_reason` (`out_of_stock`, `payment_declined`, `upstream_unavailable`, ...). When an "
-            "upstream could not be reached half-way the order may still be moving (`payment_authorized`, "
-            "`cancelling`, ...): the recovery loop finishes it; poll the `Location`. 503 when the catalog "
-            "cannot be reached to price the order (nothing was placed: retry with the same key). "
-            "The same key with the same body answers the same order (a final answer is replayed with "
-            "`Idempotent-Replayed: true`); with another body 422; while the first is running 409."
+            "Prices the lines at the catalog and stores the order; svc-b's runner then reserves the "
+            "stock, authorises the card, commits the stock, captures the payment, retrying what fails "
+            "transiently. The request waits for it a short while (2 s; `Prefer: wait=N` or "
+            "`respond-async`, RFC 7240, echoed in `Preference-Applied`): 201 with the final order — "
+            "`confirmed`, or `cancelled` with `cancel_reason` (`out_of_stock`, `payment_declined`, "
+            "`upstream_unavailable`, ...) —, else 202 with the order as it stands (`pending`, "
+            "`stock_reserved`, ...): poll its `Location`. 503 when the catalog cannot be reached to "
+            "price the order (nothing was placed: retry with the same key). The same key with the same "
+            "body answers the same order (a final answer is replayed with `Idempotent-Replayed: true`); "
+            "with another body 422; while the first request is running 409."
         ),
-        responses=problem_responses(400, 401, 404, 409, 422, 503, 504),
+        responses={
+            202: ResponseSpec(
+                data_container=OrderOut,
+                description="Accepted: the order as it stands, still moving; poll its Location",
+            ),
+            **problem_responses(400, 401, 404, 409, 422, 503, 504),
+        },
         guards=[requires_customer],
         response_headers=[
             ResponseHeader(
@@ -100,6 +109,11 @@ class OrderController(Controller):
             ),
             ResponseHeader(
                 name=REPLAYED_HEADER, description="`true` on a replayed answer", documentation_only=True
+            ),
+            ResponseHeader(
+                name="Preference-Applied",
+                description="the `Prefer` preferences applied (`wait=N`, `respond-async`)",
+                documentation_only=True,
             ),
         ],
     )
@@ -116,13 +130,22 @@ class OrderController(Controller):
             ),
         ],
         desk: NamedDependency[OrderDesk],
+        prefer: Annotated[
+            str | None,
+            HeaderParameter(
+                name="Prefer",
+                required=False,
+                max_length=200,
+                description="RFC 7240: `wait=N` (seconds to wait for the final order), `respond-async`",
+            ),
+        ] = None,
     ) -> Response[OrderOut]:
         key = require_key({IDEMPOTENCY_HEADER: idempotency_key})
         assert key is not None
         body = await request.body()
         # Litestar converts leniently ("1" for 1); the contract has strict JSON types: decode again
         strict = msgspec.convert(integral(json_decoder.decode(body)), PlaceOrderIn, strict=True)
-        return await desk.place(customer=customer_of(request), key=key, request=strict)
+        return await desk.place(customer=customer_of(request), key=key, request=strict, prefer=prefer)
 
     @get(
         "/",
@@ -164,21 +187,25 @@ class OrderController(Controller):
         status_code=200,
         summary="Cancel a confirmed order: refund the payment, release the stock",
         description=(
-            "Answers the order: `cancelled` (reason `customer_cancelled`), or `cancelling` when an "
-            "upstream could not be reached (the recovery loop finishes it). Cancelling a cancelled "
-            "order answers it as it is; an order still being placed cannot be cancelled (409)."
+            "Answers the order: `cancelled` (reason `customer_cancelled`), or `cancelling` while svc-b's "
+            "runner is still refunding and releasing (it finishes it; poll the order). Cancelling a "
+            "cancelled order answers it as it is; an order still being placed cannot be cancelled (409)."
         ),
         responses=problem_responses(401, 404, 409),
         guards=[requires_customer],
     )
     async def cancel(
-        self, request: Request[Any, Any, Any], order_id: OrderIdPath, saga: NamedDependency[Saga]
+        self,
+        request: Request[Any, Any, Any],
+        order_id: OrderIdPath,
+        saga: NamedDependency[Saga],
+        desk: NamedDependency[OrderDesk],
     ) -> OrderOut:
         customer = customer_of(request)
         order = await _own_order(saga, order_id, customer)
         if order.status.value in ("cancelled", "cancelling"):
             return OrderOut.of(order)
-        return OrderOut.of(await saga.cancel(order_id, customer))
+        return OrderOut.of(await desk.cancel(order_id, customer))
 
 
 async def _own_order(saga: Saga, order_id: str, customer: str) -> Order:

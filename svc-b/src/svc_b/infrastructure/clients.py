@@ -8,6 +8,9 @@ Every answer is mapped to what the saga understands:
   :class:`ReservationLost` (the order is cancelled and compensated);
 - payments' own "processor failed, nothing authorised" answers (problem types
   ``processor-error`` / ``processor-timeout``) → :class:`NothingAuthorized`;
+- a 409 that is not about the order but about timing — the same Idempotency-Key still in flight,
+  a row changed concurrently (problem types ``conflict``, ``concurrent-update``) — →
+  :class:`UpstreamUnavailableError` (transient: the saga retries the call);
 - everything else that went wrong — unreachable, timed out, 5xx, and 4xx answers the contract
   does not foresee (a contract mismatch, a security group refusing us) — →
   :class:`UpstreamUnavailableError` or :class:`DeadlineExceededError` (outcome unknown: the saga
@@ -43,6 +46,7 @@ from svc_b.service_layer.ports import (
     StockRequest,
     UnknownProduct,
 )
+from svc_b.service_layer.retrying import retry_after
 
 CATALOG = "svc-a"
 PAYMENTS = "svc-c"
@@ -50,6 +54,10 @@ PAYMENTS = "svc-c"
 PRICE_BATCH = 100
 #: Problem types with which payments says its processor failed and nothing was authorised.
 NOTHING_AUTHORIZED_TYPES = ("processor-error", "processor-timeout")
+#: 409 problem types that say "not now" rather than "no": commons' generic conflict (a request
+#: with the same Idempotency-Key still in flight, a row changed concurrently) and svc-a's
+#: ``concurrent-update``. Transient: the saga retries the call with the same key.
+TRANSIENT_CONFLICT_TYPES = frozenset({"conflict", "concurrent-update"})
 
 T = TypeVar("T")
 
@@ -95,9 +103,17 @@ def problem_type(error: ApplicationError) -> str:
 def unavailable(service: str, what: str, error: ApplicationError) -> UpstreamUnavailableError:
     """An answer the contract does not foresee: treat it as the upstream being unusable."""
     status = getattr(error, "upstream_status", error.status)
+    wait = retry_after(error)
     return UpstreamUnavailableError(
-        f"{service} {what}: unexpected {status} answer: {error.detail}", upstream=service
+        f"{service} {what}: unexpected {status} answer: {error.detail}",
+        upstream=service,
+        **({"retry_after": wait} if wait else {}),
     )
+
+
+def transient_conflict(error: ClientError) -> bool:
+    """A 409 that means "try again later" (in flight, changed concurrently), not a refusal."""
+    return error.status == 409 and problem_type(error) in TRANSIENT_CONFLICT_TYPES
 
 
 async def _call(service: str, what: str, call: Callable[[], Awaitable[T]]) -> T:
@@ -201,6 +217,8 @@ class HttpCatalog(CatalogPort):
                 ),
             )
         except ClientError as exc:
+            if transient_conflict(exc):
+                raise unavailable(self.service, "POST /reservations", exc) from exc
             if exc.status == 409:  # out-of-stock (or a reservation svc-a will not renew)
                 raise OutOfStock(exc.detail, reason=problem_type(exc)) from exc
             if exc.status == 404:  # a product vanished between pricing and reserving
@@ -221,6 +239,8 @@ class HttpCatalog(CatalogPort):
         try:
             await self._move(order_id, "commit")
         except ClientError as exc:
+            if transient_conflict(exc):
+                raise unavailable(self.service, "commit", exc) from exc
             if exc.status in (404, 409):  # expired or released before we committed
                 raise ReservationLost(exc.detail, reason=problem_type(exc)) from exc
             raise unavailable(self.service, "commit", exc) from exc
@@ -299,6 +319,8 @@ class HttpPayments(PaymentsPort):
         try:
             await self._move(idempotency_key, authorization_id, "capture", amount)
         except ClientError as exc:
+            if transient_conflict(exc):
+                raise unavailable(self.service, "capture", exc) from exc
             if exc.status in (409, 422):  # the authorisation cannot be captured (voided, expired)
                 raise PaymentDeclined(f"capture refused: {exc.detail}", reason=problem_type(exc)) from exc
             raise unavailable(self.service, "capture", exc) from exc

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import abc
 import enum
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -33,6 +34,10 @@ class SagaProgress:
     outcome: StepOutcome = StepOutcome.DONE
     started: tuple[str, ...] = ()
     detail: str = ""
+    #: when the order is next due for a runner (None: at once, or never once final) and which
+    #: runner holds its lease meanwhile (None: nobody — it waits, or it is final)
+    next_attempt_at: datetime | None = None
+    lease_owner: str | None = None
 
     def note(self, step: str, outcome: StepOutcome, detail: str = "") -> None:
         self.step, self.outcome, self.detail = step, outcome, detail[:2000]
@@ -75,6 +80,18 @@ class AbstractOrderRepository(abc.ABC):
     @abc.abstractmethod
     async def unfinished(self, limit: int = 100) -> list[tuple[Order, datetime]]:
         """Orders not yet confirmed or cancelled, oldest first, with when they were placed."""
+
+    @abc.abstractmethod
+    async def claim_due(self, owner: str, *, now: datetime, until: datetime, limit: int) -> list[str]:
+        """Claim up to ``limit`` unfinished orders due at ``now`` (``next_attempt_at`` passed or
+        unset) for ``owner`` until ``until``, at once (one statement; orders another worker is
+        claiming at the same moment are skipped, never claimed twice). Claiming bumps each order's
+        version, so a stale holder's next write fails. Returns the claimed ids."""
+
+    @abc.abstractmethod
+    async def renew(self, owner: str, order_ids: Sequence[str], *, until: datetime) -> int:
+        """Extend ``owner``'s lease on those of ``order_ids`` it still holds (one statement; the
+        version is left alone); how many."""
 
     @abc.abstractmethod
     async def list_for_customer(self, customer_id: str, *, limit: int, offset: int) -> list[Order]: ...

@@ -3,7 +3,8 @@
 Each test runs on a fresh SQLite file in a temp dir, on a throwaway Postgres database when
 CARAVAN_TEST_POSTGRES_DSN names a server (created per test session, dropped afterwards; skipped
 with the reason otherwise), and on the database the stage gate configures
-(CARAVAN_TEST_DATABASE_URL: a SQLite file, or a Postgres server whose throwaway database is used).
+(CARAVAN_TEST_DATABASE_URL: a SQLite file — then instead of a fresh one —, or a Postgres server
+whose throwaway database is used).
 """
 
 from __future__ import annotations
@@ -11,20 +12,32 @@ from __future__ import annotations
 import os
 import secrets
 import shutil
+import sqlite3
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 
-from caravan_commons.db import Database
+from caravan_commons.db import Database, sqlite_path
 from caravan_commons.piccolo_app import APP_CONFIG as COMMONS_APP
 from svc_b.infrastructure.db.migrate import migrate
 from svc_b.infrastructure.db.piccolo_app import APP_CONFIG
 
 POSTGRES_DSN_ENV = "CARAVAN_TEST_POSTGRES_DSN"
 CONFIGURED_ENV = "CARAVAN_TEST_DATABASE_URL"
-ENGINES = ["sqlite", "postgres"] + (["configured"] if os.environ.get(CONFIGURED_ENV) else [])
+
+
+def engines(configured: str | None) -> list[str]:
+    """A fresh SQLite file, Postgres, the configured database — but no fresh SQLite file when the
+    configured database is SQLite already (the stage gate's usual case: the same engine twice)."""
+    if not configured:
+        return ["sqlite", "postgres"]
+    return (["postgres"] if is_sqlite(configured) else ["sqlite", "postgres"]) + ["configured"]
+
+
+def is_sqlite(url: str) -> bool:
+    return urlsplit(url).scheme == "sqlite"
 
 
 def is_postgres(url: str) -> bool:
@@ -82,9 +95,20 @@ def postgres_server() -> Iterator[PostgresServer]:
 @pytest.fixture(scope="session")
 def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A migrated SQLite file, made once per session (migrating runs piccolo in a child process:
-    seconds; copying the file: milliseconds)."""
+    seconds; copying the file: milliseconds). When the configured database is SQLite (the stage
+    gate), a copy of it — migrated once per session anyway — saves that child process."""
     path = tmp_path_factory.mktemp("template") / "orders.sqlite3"
-    migrate(f"sqlite:///{path}")
+    configured = os.environ.get(CONFIGURED_ENV)
+    if configured and is_sqlite(configured):
+        migrate_once(configured)
+        source, copy = sqlite3.connect(sqlite_path(configured)), sqlite3.connect(path)
+        try:
+            source.backup(copy)  # consistent, WAL and all
+        finally:
+            source.close()
+            copy.close()
+    else:
+        migrate(f"sqlite:///{path}")
     return path
 
 
@@ -98,14 +122,17 @@ def migrate_once(url: str) -> None:
         _migrated.add(url)
 
 
+ENGINES = engines(os.environ.get(CONFIGURED_ENV))
+
+
 @pytest.fixture(params=ENGINES)
 async def database_url(
-    request: pytest.FixtureRequest, tmp_path: Path, postgres_server: PostgresServer, sqlite_template: Path
+    request: pytest.FixtureRequest, tmp_path: Path, postgres_server: PostgresServer
 ) -> AsyncIterator[str]:
     """A migrated database of the engine the test is parametrised with."""
     if request.param == "sqlite":
         path = tmp_path / "orders.sqlite3"
-        shutil.copyfile(sqlite_template, path)
+        shutil.copyfile(request.getfixturevalue("sqlite_template"), path)
         yield f"sqlite:///{path}"
         return
     if request.param == "postgres":

@@ -12,7 +12,7 @@ import pytest
 
 from caravan_commons.db import Database
 from caravan_commons.piccolo_app import APP_CONFIG as COMMONS_APP
-from svc_b.infrastructure.db.migrate import CONF_MODULE, migrate
+from svc_b.infrastructure.db.migrate import CONF_MODULE, main, migrate
 from svc_b.infrastructure.db.piccolo_app import APP_CONFIG
 
 TABLES = ["svc_b_orders", "svc_b_order_lines", "svc_b_saga_steps"]
@@ -39,7 +39,7 @@ async def table_exists(db: Database, table: str) -> bool:
 
 
 async def test_migrations_are_applied_and_ready(database_url: str) -> None:
-    migrate(database_url)  # a second run is a no-op
+    migrate(database_url)  # a second run is a no-op (once per engine: a child process, seconds)
     db = Database(database_url, [COMMONS_APP, APP_CONFIG])
     async with db.lifespan():
         await db.readiness_check()
@@ -69,17 +69,13 @@ async def test_migrations_roll_back_and_forward_again(tmp_path: Path, sqlite_tem
     ("url", "message"),
     [(None, "CARAVAN_DATABASE_URL is not set"), ("mysql://x/y", "unsupported scheme 'mysql'")],
 )
-def test_migrate_cli_fails_with_one_line(url: str | None, message: str) -> None:
+def test_migrate_cli_fails_with_one_line(
+    url: str | None, message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """What ``python -m svc_b.infrastructure.db.migrate`` runs (``sys.exit(main())``), in-process."""
     env = {k: v for k, v in os.environ.items() if k != "CARAVAN_DATABASE_URL"}
     if url:
         env["CARAVAN_DATABASE_URL"] = url
-    done = subprocess.run(
-        [sys.executable, "-m", "svc_b.infrastructure.db.migrate"],
-        env=env,
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=120,
-    )
-    assert done.returncode == 1
-    assert done.stderr.strip().count("\n") == 0 and message in done.stderr
+    assert main(env) == 1
+    stderr = capsys.readouterr().err
+    assert stderr.strip().count("\n") == 0 and message in stderr

@@ -27,6 +27,10 @@ class OrderRow(Table, tablename="svc_b_orders"):
     step_outcome = Varchar(length=16, default="done")
     steps_started = Varchar(length=256, default="")
     step_detail = Text(default="")
+    # the runner's lease (svc_b.service_layer.runner): when the order is next due — the holder's
+    # lease expiry while a runner drives it, a retry time while it waits — and who holds it
+    next_attempt_at = Timestamptz(null=True, default=None)
+    lease_owner = Varchar(length=64, null=True, default=None)
 
 
 class OrderLineRow(Table, tablename="svc_b_order_lines"):

@@ -71,6 +71,8 @@ class PiccoloUnitOfWork(AbstractUnitOfWork):
                     step_outcome=progress.outcome.value,
                     steps_started=",".join(progress.started),
                     step_detail=progress.detail,
+                    next_attempt_at=progress.next_attempt_at,
+                    lease_owner=progress.lease_owner,
                 )
             )
             await OrderLineRow.insert(
