@@ -47,7 +47,7 @@ from caravan_commons.client_types import (
 from caravan_commons.deadline import DEADLINE_HEADER, Deadline, current_deadline
 from caravan_commons.discovery import Balancer, Instance, Resolver
 from caravan_commons.errors import ApplicationError, DeadlineExceededError, UpstreamUnavailableError
-from caravan_commons.resilience import CircuitBreaker, RetryBudget, backoff_delay
+from caravan_commons.resilience import CircuitBreaker, CircuitState, RetryBudget, backoff_delay
 from caravan_commons.transport import AiohttpTransport, AttemptFailed, Transport
 from caravan_commons.upstream_errors import error_from_answer
 
@@ -230,64 +230,73 @@ class ServiceClient:
         budget.record_request()
         previous: Instance | None = None
         attempt = 0
-        while True:
-            attempt += 1
-            if deadline.expired:
-                raise DeadlineExceededError(
-                    f"deadline passed before {service} could be called", upstream=service
-                )
-            if not breaker.allow():
-                raise UpstreamUnavailableError(
-                    f"circuit to {service} is open after repeated failures",
-                    upstream=service,
-                    retry_after=round(breaker.retry_after(), 3),
-                )
-            try:
-                instances = await self.resolver.resolve(service)
-                instance = self.balancer.pick(service, instances, avoid=previous)
-            except BaseException:
-                breaker.release()
-                raise
-            try:
-                limit = deadline
-                if self.config.attempt_timeout is not None:
-                    limit = Deadline.after(self.config.attempt_timeout, self._clock).earliest(deadline)
-                headers[DEADLINE_HEADER] = limit.header_value()
-                response = await self.transport.send(
-                    instance,
-                    method,
-                    path,
-                    params=params,
-                    headers=headers,
-                    content=content,
-                    timeout=limit.remaining(),
-                )
-            except AttemptFailed as failed:
+        # The breaker counts failed calls, not attempts: a failed attempt that is retried is held
+        # back and counted once if the call fails in the end; a failed half-open trial counts at once.
+        held = False
+        try:
+            while True:
+                attempt += 1
+                if deadline.expired:
+                    raise DeadlineExceededError(
+                        f"deadline passed before {service} could be called", upstream=service
+                    )
+                if not breaker.allow():
+                    raise UpstreamUnavailableError(
+                        f"circuit to {service} is open after repeated failures",
+                        upstream=service,
+                        retry_after=round(breaker.retry_after(), 3),
+                    )
+                try:
+                    instances = await self.resolver.resolve(service)
+                    instance = self.balancer.pick(service, instances, avoid=previous)
+                except BaseException:
+                    breaker.release()
+                    raise
+                try:
+                    limit = deadline
+                    if self.config.attempt_timeout is not None:
+                        limit = Deadline.after(self.config.attempt_timeout, self._clock).earliest(deadline)
+                    headers[DEADLINE_HEADER] = limit.header_value()
+                    response = await self.transport.send(
+                        instance,
+                        method,
+                        path,
+                        params=params,
+                        headers=headers,
+                        content=content,
+                        timeout=limit.remaining(),
+                    )
+                except AttemptFailed as failed:
+                    held = _attempt_failed(breaker)
+                    self.balancer.report_failure(instance)
+                    if isinstance(failed.error, DeadlineExceededError) and deadline.expired:
+                        raise failed.error from failed
+                    may_retry = retryable or (not failed.sent and self.config.retry_unsent)
+                    await self._before_retry(service, attempt, may_retry, deadline, budget, failed.error)
+                    previous = instance
+                    continue
+                except BaseException:
+                    breaker.release()
+                    raise
+                if response.status in self.config.retry_statuses:
+                    held = _attempt_failed(breaker)
+                    self.balancer.report_failure(instance)
+                    error = error_from_answer(service, response.status, response.headers, response.body)
+                    await self._before_retry(
+                        service, attempt, retryable, deadline, budget, error, _retry_after(response)
+                    )
+                    previous = instance
+                    continue
+                breaker.record_success()
+                held = False
+                self.balancer.report_success(instance)
+                if response.status >= 400:
+                    raise error_from_answer(service, response.status, response.headers, response.body)
+                return response
+        except BaseException:
+            if held:
                 breaker.record_failure()
-                self.balancer.report_failure(instance)
-                if isinstance(failed.error, DeadlineExceededError) and deadline.expired:
-                    raise failed.error from failed
-                may_retry = retryable or (not failed.sent and self.config.retry_unsent)
-                await self._before_retry(service, attempt, may_retry, deadline, budget, failed.error)
-                previous = instance
-                continue
-            except BaseException:
-                breaker.release()
-                raise
-            if response.status in self.config.retry_statuses:
-                breaker.record_failure()
-                self.balancer.report_failure(instance)
-                error = error_from_answer(service, response.status, response.headers, response.body)
-                await self._before_retry(
-                    service, attempt, retryable, deadline, budget, error, _retry_after(response)
-                )
-                previous = instance
-                continue
-            breaker.record_success()
-            self.balancer.report_success(instance)
-            if response.status >= 400:
-                raise error_from_answer(service, response.status, response.headers, response.body)
-            return response
+            raise
 
     async def _before_retry(
         self,
@@ -325,3 +334,13 @@ def _retry_after(response: Response) -> float | None:
         return max(0.0, float(raw))
     except ValueError:
         return None
+
+
+def _attempt_failed(breaker: CircuitBreaker) -> bool:
+    """A failed attempt that may be retried: a half-open trial's failure reopens the circuit at once
+    (returns False); otherwise it is held back (returns True) until the call's outcome is known."""
+    if breaker.state is CircuitState.HALF_OPEN:
+        breaker.record_failure()
+        return False
+    breaker.release()
+    return True

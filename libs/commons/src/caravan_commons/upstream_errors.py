@@ -50,8 +50,10 @@ def error_from_answer(service: str, status: int, headers: Mapping[str, str], bod
             if isinstance(title, str)
             else f"{service} answered {status}" + (f": {snippet}" if snippet else "")
         )
-    if status == 429 and "retry_after" not in document:
-        document["retry_after"] = _retry_after(headers, document)
+    if "retry_after" not in document:  # a 503 or an in-flight 409 may say when to come back, too
+        retry_after = _retry_after(headers, document)
+        if status == 429 or retry_after is not None:
+            document["retry_after"] = retry_after
     try:
         error = error_from_document(status, document)
     except TypeError:  # an extension member named like a constructor argument

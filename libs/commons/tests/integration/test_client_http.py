@@ -229,6 +229,38 @@ async def test_circuit_opens_after_consecutive_failures_and_closes_after_recover
     assert up.count() == 5
 
 
+async def test_the_breaker_counts_failed_calls_not_attempts() -> None:
+    """Attempts that fail and are retried into a success do not count (issue 15); a call that
+    fails after all its attempts counts once."""
+    served = {"n": 0, "failing": True}
+
+    async def two_of_three_fail(request: web.Request) -> web.Response:
+        served["n"] += 1
+        if served["failing"] or served["n"] % 3:
+            return problem(503, None, "busy")
+        return await ok_json(request)
+
+    config = msgspec.structs.replace(
+        FAST, max_attempts=3, circuit_failure_threshold=2, retry_budget_min_per_second=100
+    )
+    async with serve(two_of_three_fail) as up, client_for({"svc-a": [up.url]}, config) as client:
+        with pytest.raises(UpstreamUnavailableError):
+            await client.get("svc-a", "/")  # three failed attempts: one failed call
+        assert up.count() == 3
+        assert client.circuit("svc-a").state is CircuitState.CLOSED
+        served["failing"] = False
+        for _ in range(4):  # two failed attempts, then a success: nothing counts
+            assert (await client.get("svc-a", "/")).status == 200
+        assert client.circuit("svc-a").state is CircuitState.CLOSED
+        served["failing"] = True
+        with pytest.raises(UpstreamUnavailableError):
+            await client.get("svc-a", "/")  # the first failure was wiped out by the successes
+        assert client.circuit("svc-a").state is CircuitState.CLOSED
+        with pytest.raises(UpstreamUnavailableError):
+            await client.get("svc-a", "/")  # the second failed call in a row
+        assert client.circuit("svc-a").state is CircuitState.OPEN
+
+
 async def test_half_open_trial_failure_reopens_the_circuit() -> None:
     clock = FakeClock()
     config = msgspec.structs.replace(FAST, max_attempts=1, circuit_failure_threshold=2, circuit_cooldown=10.0)

@@ -127,6 +127,16 @@ def test_retry_after_comes_from_the_header() -> None:
     assert isinstance(error, TooManyRequestsError) and error.retry_after == 3.0
 
 
+@pytest.mark.parametrize(("status", "slug"), [(503, "upstream-unavailable"), (409, "conflict")])
+def test_retry_after_is_kept_on_any_error_that_sends_it(status: int, slug: str) -> None:
+    """A 503 or an in-flight 409 with Retry-After: the caller (svc-b's saga) honours it (issue 15)."""
+    body = msgspec.json.encode({"type": PROBLEM_TYPE_BASE + slug, "detail": "d"})
+    error = error_from_answer("svc-c", status, {**PROBLEM, "Retry-After": "2"}, body)
+    assert error.status == status and error.extensions["retry_after"] == 2.0
+    plain = error_from_answer("svc-c", status, PROBLEM, body)
+    assert "retry_after" not in plain.extensions
+
+
 def test_garbage_json_still_gives_a_typed_error() -> None:
     error = error_from_answer("svc-a", 502, {"content-type": "application/json"}, b"{not json")
     assert isinstance(error, ServerError) and error.status == 502
