@@ -23,6 +23,8 @@ from caravan_workspace.images.base import ensure_base_image
 ROOT = Path(__file__).resolve().parents[2]
 CA_BUNDLE = Path(os.environ.get("CARAVAN_QUICKSTART_CA", "/etc/ssl/certs/ca-certificates.crt"))
 CA_IN_CONTAINER = "/etc/caravan-host-ca.crt"
+#: Where the container sees the test's clone (read-only); the Quickstart clones it into its home.
+SOURCE_IN_CONTAINER = "/mnt/caravan-source"
 #: The Quickstart's stages that must pass here (14 and 15 need a Docker engine and more inside).
 MUST_PASS = range(1, 14)
 MARK = "=== caravan plan ==="
@@ -33,8 +35,8 @@ set -eu
 export DEBIAN_FRONTEND=noninteractive
 apt-get update -q >/dev/null
 apt-get install -y -q --no-install-recommends git >/dev/null
-git clone -q /src /root/caravan
-cd /root/caravan
+git clone -q {SOURCE_IN_CONTAINER} "$HOME/caravan"
+cd "$HOME/caravan"
 for tool in prometheus prometheus-alertmanager dot docker debootstrap; do
     if command -v "$tool"; then echo "not a fresh machine: $tool is present"; exit 3; fi
 done
@@ -66,7 +68,7 @@ def test_the_quickstart_brings_stages_1_to_13_up_on_a_fresh_debian_machine(tmp_p
     command = [
         "run", "--rm", "--name", name,
         "-v", f"{CA_BUNDLE}:{CA_IN_CONTAINER}:ro",
-        "-v", f"{clone}:/src:ro",
+        "-v", f"{clone}:{SOURCE_IN_CONTAINER}:ro",
         *(a for k, v in env.items() for a in ("-e", f"{k}={v}")),
         base, "bash", "-c", SCRIPT,
     ]  # fmt: skip

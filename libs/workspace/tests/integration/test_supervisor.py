@@ -261,15 +261,20 @@ def test_unknown_program_is_a_clear_error(supervisor: Supervisor) -> None:
         supervisor.start("nope")
 
 
-STUBBORN = "import signal, time\nsignal.signal(signal.SIGTERM, lambda *a: None)\ntime.sleep(600)\n"
+@pytest.fixture
+def stubborn(tmp_path: Path) -> Path:
+    """A program that ignores SIGTERM: only a kill at the end of its drain stops it."""
+    script = tmp_path / "stubborn.py"
+    script.write_text(
+        "import signal, time\nsignal.signal(signal.SIGTERM, lambda *a: None)\ntime.sleep(600)\n"
+    )
+    return script
 
 
 def test_shutdown_waits_for_the_longest_drain_and_names_who_held_it_up(
-    supervisor: Supervisor, tmp_path: Path
+    supervisor: Supervisor, stubborn: Path
 ) -> None:
-    script = tmp_path / "stubborn.py"
-    script.write_text(STUBBORN)
-    supervisor.add_program("stubborn", [sys.executable, str(script)], stopwaitsecs=3)
+    supervisor.add_program("stubborn", [sys.executable, str(stubborn)], stopwaitsecs=3)
     supervisor.add_program("quick", [sys.executable, "-c", "import time; time.sleep(600)"], stopwaitsecs=30)
     supervisor.wait_for("stubborn", ["RUNNING"])
     supervisor.wait_for("quick", ["RUNNING"])
@@ -281,11 +286,9 @@ def test_shutdown_waits_for_the_longest_drain_and_names_who_held_it_up(
 
 
 def test_a_shutdown_that_times_out_names_the_programs_still_running(
-    supervisor: Supervisor, tmp_path: Path
+    supervisor: Supervisor, stubborn: Path
 ) -> None:
-    script = tmp_path / "stubborn.py"
-    script.write_text(STUBBORN)
-    supervisor.add_program("stubborn", [sys.executable, str(script)], stopwaitsecs=20)
+    supervisor.add_program("stubborn", [sys.executable, str(stubborn)], stopwaitsecs=20)
     pid = supervisor.wait_for("stubborn", ["RUNNING"]).pid
     with pytest.raises(
         SupervisorError, match=rf"did not stop within 1s: still running: stubborn \(pid {pid}\)"
