@@ -60,7 +60,11 @@ class Wiring:
     def connect(self, signer: Any) -> None:
         """Build the clients and the saga (the signer exists once the app does)."""
         settings = self.settings
-        config = ClientConfig(default_timeout=settings.call_timeout_s, user_agent="svc-b")
+        config = ClientConfig(
+            default_timeout=settings.call_timeout_s,
+            circuit_cooldown=settings.circuit_cooldown_s,
+            user_agent="svc-b",
+        )
         self.catalog_client = ServiceClient(self.resolver, config, headers_provider=signer)
         self.payments_client = ServiceClient(
             self.resolver, payments_client_config(config), headers_provider=signer

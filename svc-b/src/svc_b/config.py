@@ -25,6 +25,10 @@ class Settings(ServiceSettings, frozen=True, kw_only=True):
     #: How long after it was placed an order's calls that met a transient or unknown outcome are
     #: retried (same key, full-jitter backoff, Retry-After honoured) before it is compensated.
     saga_retry_deadline_s: Seconds = 30.0
+    #: How long svc-b's circuit to svc-a or svc-c stays open before one trial call goes through.
+    #: Short: a saga waiting out an upstream's restart resumes within about this long of its
+    #: return, while an upstream that is down still gets one call per this long, not one per order.
+    circuit_cooldown_s: Annotated[float, Meta(ge=0.1, le=300)] = 1.0
     #: How often the order sweeper renews this instance's leases and claims due orders (a crashed
     #: instance's orders are resumed within ``order_lease_s`` + this).
     sweep_interval_s: Seconds = 1.0

@@ -483,3 +483,17 @@ def test_a_malformed_or_unknown_preference_is_ignored(api: Api) -> None:
         answer = api.place(headers={"Prefer": prefer})
         assert answer.status_code == 201, (prefer, answer.text)
         assert "preference-applied" not in answer.headers
+
+
+def test_its_circuits_stay_open_for_the_configured_cooldown(database_url: str) -> None:
+    """CARAVAN_CIRCUIT_COOLDOWN_S reaches both upstreams' breakers (commons' default is 5 s)."""
+    settings = Settings(
+        trace_exporter="none", database_url=database_url, sweep_interval_s=3600, circuit_cooldown_s=0.7
+    )
+    app = build_app(settings, environ={"CARAVAN_DISCOVERY_BACKEND": "static"})
+    wiring: Wiring = app.state.wiring
+    with TestClient(app=app):
+        assert wiring.catalog_client is not None and wiring.payments_client is not None
+        assert wiring.catalog_client.circuit("svc-a").cooldown == 0.7
+        assert wiring.payments_client.circuit("svc-c").cooldown == 0.7
+    assert Settings().circuit_cooldown_s == 1.0

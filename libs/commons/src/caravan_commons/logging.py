@@ -158,7 +158,10 @@ def configure_logging(settings: ServiceSettings, *, sink: Any = None) -> int:
         if logger.level(settings.log_level).no <= logger.level("INFO").no:
             _access.writer = AccessLineWriter(service, version, target)
     handler_id = logger.add(target, level=settings.log_level, format=_format, backtrace=False, diagnose=False)
-    stdlib_logging.basicConfig(handlers=[_InterceptHandler()], level=0, force=True)
+    # the standard library's loggers stop at the same level: a record loguru would drop is not
+    # even made (aiosqlite alone logs two DEBUG records per statement)
+    level_no = logger.level(settings.log_level).no
+    stdlib_logging.basicConfig(handlers=[_InterceptHandler()], level=level_no, force=True)
     return handler_id
 
 

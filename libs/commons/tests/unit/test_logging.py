@@ -116,6 +116,35 @@ def test_log_file_gets_json_lines(tmp_path: Any) -> None:
     assert entries[1]["level"] == "WARNING"
 
 
+@pytest.mark.parametrize("level", ["INFO", "DEBUG"])
+def test_standard_library_records_below_the_level_are_not_even_made(level: str) -> None:
+    import logging
+
+    from caravan_commons.settings import load_settings
+
+    settings = load_settings(ServiceSettings, {"CARAVAN_SERVICE_NAME": "lvl", "CARAVAN_LOG_LEVEL": level})
+    seen: list[str] = []
+    handler = configure_logging(settings, sink=seen.append)
+    made: list[str] = []
+    factory = logging.getLogRecordFactory()
+
+    def counting(*args: Any, **kwargs: Any) -> logging.LogRecord:
+        record = factory(*args, **kwargs)
+        made.append(record.msg)
+        return record
+
+    logging.setLogRecordFactory(counting)
+    try:
+        logging.getLogger("aiosqlite").debug("executing %s", "a statement")
+        logging.getLogger("aiosqlite").info("opened")
+    finally:
+        logging.setLogRecordFactory(factory)
+        logger.remove(handler)
+    expected = ["executing %s", "opened"] if level == "DEBUG" else ["opened"]
+    assert made == expected
+    assert len(seen) == len(expected)
+
+
 def test_importing_the_library_adds_no_sink_and_stays_silent() -> None:
     code = (
         "from loguru import logger\n"
