@@ -149,10 +149,13 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def run_wrk(url: str, duration: int) -> dict[str, float]:
-    out = subprocess.run(
-        ["wrk", "-t1", "-c32", f"-d{duration}s", "--latency", url], capture_output=True, text=True, check=True
-    ).stdout
+def run_wrk(
+    url: str, duration: int, *, connections: int = 32, script: Path | None = None
+) -> dict[str, float]:
+    command = ["wrk", "-t1", f"-c{connections}", f"-d{duration}s", "--latency", url]
+    if script is not None:
+        command[-1:-1] = ["-s", str(script)]
+    out = subprocess.run(command, capture_output=True, text=True, check=True).stdout
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
     p50 = _ms(re.search(r"\s50%\s+(\S+)", out).group(1))  # type: ignore[union-attr]
     p99 = _ms(re.search(r"\s99%\s+(\S+)", out).group(1))  # type: ignore[union-attr]

@@ -13,7 +13,9 @@ lets asyncpg reset each connection on release (a round trip per transaction). He
   ``foreign_keys=ON``, ``synchronous=NORMAL`` by default. NORMAL survives a crash of the process
   (the WAL is in the OS's page cache); a power loss or kernel crash may lose the last
   transactions committed since the last checkpoint (never corrupt the file). ``FULL`` (an fsync
-  per commit) is the setting ``sqlite_synchronous`` for hosts where that matters.
+  per commit) is the setting ``sqlite_synchronous`` for hosts where that matters. Statements run
+  on the event loop's thread (:mod:`caravan_commons.sqlite_inline`: no aiosqlite thread hand-over
+  per statement; waiting for another process's lock is an asynchronous retry).
 - :class:`ServicePostgresEngine`: the pool is sized by the caller, released connections are not
   reset (nothing the services do changes session state: no LISTEN, no advisory locks, no SET), and
   asyncpg's per-connection prepared-statement cache serves the hot path (piccolo's query text is
@@ -32,10 +34,11 @@ import weakref
 from collections.abc import Iterator
 from typing import Any, Literal
 
-import aiosqlite
 from piccolo.engine.postgres import PostgresEngine
 from piccolo.engine.sqlite import SQLiteEngine, SQLiteTransaction, TransactionType, dict_factory
 from prometheus_client.metrics_core import CounterMetricFamily, Metric
+
+from caravan_commons.sqlite_inline import InlineConnection
 
 Synchronous = Literal["NORMAL", "FULL"]
 _WRITE_TRANSACTIONS = (TransactionType.immediate, TransactionType.exclusive)
@@ -43,8 +46,8 @@ _TRANSACTION_CONTROL = ("BEGIN", "COMMIT", "ROLLBACK", "SAVEPOINT", "RELEASE")
 
 
 class StatementStats:
-    """Statements and commits sent to the database by this process (plain ints: event-loop and
-    aiosqlite threads only increment them, under the GIL)."""
+    """Statements and commits sent to the database by this process (plain ints, incremented on the
+    event loop's thread or, for Postgres, asyncpg's logging callbacks on it)."""
 
     __slots__ = ("commits", "statements")
 
@@ -96,15 +99,15 @@ class _LoopConnections:
     def __init__(self) -> None:
         self.writer_lock = asyncio.Lock()
         self.opening = asyncio.Lock()
-        self.writer: aiosqlite.Connection | None = None
-        self.readers: list[aiosqlite.Connection] = []
-        self.idle: asyncio.Queue[aiosqlite.Connection] = asyncio.Queue()
+        self.writer: InlineConnection | None = None
+        self.readers: list[InlineConnection] = []
+        self.idle: asyncio.Queue[InlineConnection] = asyncio.Queue()
 
-    def checkin(self, connection: aiosqlite.Connection) -> None:
+    def checkin(self, connection: InlineConnection) -> None:
         if connection in self.readers:
             self.idle.put_nowait(connection)
 
-    def all(self) -> list[aiosqlite.Connection]:
+    def all(self) -> list[InlineConnection]:
         return [*self.readers, *([self.writer] if self.writer else [])]
 
 
@@ -121,10 +124,10 @@ class ServiceSQLiteTransaction(SQLiteTransaction):
         super().__init__(engine, *args, **kwargs)
         self.read_only = read_only
         self._holds_writer = False
-        self._reader: aiosqlite.Connection | None = None
+        self._reader: InlineConnection | None = None
         self._connections: _LoopConnections | None = None
 
-    async def get_connection(self) -> aiosqlite.Connection:
+    async def get_connection(self) -> InlineConnection:
         engine: ServiceSQLiteEngine = self.engine  # type: ignore[assignment]
         connections = self._connections = engine.here()
         if self.read_only:
@@ -178,6 +181,7 @@ class ServiceSQLiteEngine(SQLiteEngine):
         stats: StatementStats = STATS,
     ) -> None:
         super().__init__(path=path, log_queries=log_queries, timeout=busy_timeout)
+        self.busy_timeout = busy_timeout
         self.synchronous = synchronous
         self.stats = stats
         self.readers_wanted = max(1, readers)
@@ -198,22 +202,17 @@ class ServiceSQLiteEngine(SQLiteEngine):
     def writer_lock(self) -> asyncio.Lock:
         return self.here().writer_lock
 
-    async def _connect(self) -> aiosqlite.Connection:
-        pending = aiosqlite.connect(**self.connection_kwargs)
-        # a daemon thread: a connection left by an event loop that is gone (a test's app served
-        # without its shutdown) must not keep the interpreter from exiting
-        thread = getattr(pending, "_thread", None)
-        if thread is not None:
-            thread.daemon = True
-        connection = await pending
-        connection.row_factory = dict_factory  # type: ignore[assignment]
+    async def _connect(self) -> InlineConnection:
+        kwargs = {k: v for k, v in self.connection_kwargs.items() if k != "timeout"}
+        connection = await InlineConnection.connect(busy_timeout=self.busy_timeout, **kwargs)
+        connection.row_factory = dict_factory
         await connection.execute("PRAGMA journal_mode=WAL")
         await connection.execute(f"PRAGMA synchronous={self.synchronous}")
         await connection.execute("PRAGMA foreign_keys=ON")
         await connection.set_trace_callback(lambda sql: self.stats.seen(sql))
         return connection
 
-    async def writer(self) -> aiosqlite.Connection:
+    async def writer(self) -> InlineConnection:
         connections = self.here()
         if connections.writer is None:
             async with connections.opening:
@@ -221,7 +220,7 @@ class ServiceSQLiteEngine(SQLiteEngine):
                     connections.writer = await self._connect()
         return connections.writer
 
-    async def checkout_reader(self) -> aiosqlite.Connection:
+    async def checkout_reader(self) -> InlineConnection:
         """A reader for the caller alone (give it back with :meth:`checkin_reader`)."""
         connections = self.here()
         if connections.idle.empty() and len(connections.readers) < self.readers_wanted:
@@ -232,10 +231,10 @@ class ServiceSQLiteEngine(SQLiteEngine):
                     return connection
         return await connections.idle.get()
 
-    def checkin_reader(self, connection: aiosqlite.Connection) -> None:
+    def checkin_reader(self, connection: InlineConnection) -> None:
         self.here().checkin(connection)
 
-    async def get_connection(self) -> aiosqlite.Connection:
+    async def get_connection(self) -> InlineConnection:  # type: ignore[override]  # aiosqlite-shaped
         return await self.writer()
 
     @property
@@ -262,14 +261,14 @@ class ServiceSQLiteEngine(SQLiteEngine):
 
     async def _run_in_existing_connection(
         self,
-        connection: aiosqlite.Connection,
+        connection: InlineConnection,
         query: str,
         args: list[Any] | None = None,
         query_type: str = "generic",
         table: Any = None,
     ) -> list[dict[str, Any]]:
         async with connection.execute(query, args or []) as cursor:
-            return await cursor.fetchall()  # type: ignore[return-value]
+            return await cursor.fetchall()
 
     async def _run_in_new_connection(
         self,

@@ -98,3 +98,62 @@ async def test_statements_and_commits_are_counted(database_url: str, tmp_path: P
         if db.is_postgres:  # a released connection is not reset (no extra round trip)
             rows = rows_as_dicts(await db.engine.run_ddl("SELECT 1 AS one"))
             assert rows == [{"one": 1}] and stats.statements == 5
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+async def test_sqlite_waits_for_another_process_lock_without_holding_the_loop(
+    database_url: str, tmp_path: Path
+) -> None:
+    """Statements run on the loop's thread (caravan_commons.sqlite_inline); a write lock held by
+    another connection (another process, a migration) is waited for asynchronously: the loop
+    keeps running, and the write goes through once the lock is released."""
+    import sqlite3
+
+    migrate(database_url, tmp_path)
+    db = Database(database_url, [APP_CONFIG])
+    other = sqlite3.connect(str(db.engine.path), isolation_level=None)  # type: ignore[attr-defined]
+    async with db.lifespan():
+        other.execute("BEGIN IMMEDIATE")  # the write lock, held elsewhere
+        ticks = 0
+
+        async def tick() -> None:
+            nonlocal ticks
+            while True:
+                await asyncio.sleep(0.005)
+                ticks += 1
+
+        ticker = asyncio.create_task(tick())
+        write = asyncio.create_task(IdempotencyRecord.insert(record("after-the-lock")).run())
+        await asyncio.sleep(0.3)
+        assert not write.done()  # still waiting for the lock ...
+        assert ticks >= 20, ticks  # ... while the loop went on
+        other.execute("ROLLBACK")
+        await asyncio.wait_for(write, 5)
+        ticker.cancel()
+        rows = await IdempotencyRecord.select(IdempotencyRecord.idempotency_key)
+        assert rows == [{"idempotency_key": "after-the-lock"}]
+    other.close()
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+async def test_sqlite_gives_up_on_a_lock_after_the_busy_timeout(database_url: str, tmp_path: Path) -> None:
+    import sqlite3
+
+    from piccolo.engine.sqlite import TransactionType
+
+    from caravan_commons.db_engines import ServiceSQLiteEngine
+
+    migrate(database_url, tmp_path)
+    engine = ServiceSQLiteEngine(str(Database(database_url, [APP_CONFIG]).engine.path), busy_timeout=0.2)  # type: ignore[attr-defined]
+    other = sqlite3.connect(engine.path, isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")
+    try:
+        started = asyncio.get_running_loop().time()
+        with pytest.raises(sqlite3.OperationalError, match="database is locked"):
+            async with engine.transaction(TransactionType.immediate):
+                pytest.fail("BEGIN IMMEDIATE cannot have gone through while another holds the lock")
+        assert asyncio.get_running_loop().time() - started >= 0.2  # it did wait, then gave up
+    finally:
+        other.execute("ROLLBACK")
+        other.close()
+        await engine.close()
