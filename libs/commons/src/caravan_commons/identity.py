@@ -40,7 +40,7 @@ from caravan_commons.identity_keys import (
     valid_customer,
     valid_scopes,
 )
-from caravan_commons.problem_documents import problem_document, problem_headers
+from caravan_commons.problem_documents import PROBLEM_MEDIA_TYPE, problem_document, problem_headers
 from caravan_commons.settings import ServiceSettings, SettingsError
 
 __all__ = [
@@ -156,7 +156,7 @@ def _short(path: str, limit: int = 200) -> str:
 
 async def _send_problem(send: Any, exc: UnauthorizedError | ForbiddenError | MethodNotAllowedError) -> None:
     body = json.dumps(problem_document(exc)).encode()
-    headers = [(b"content-type", b"application/problem+json"), (b"content-length", str(len(body)).encode())]
+    headers = [(b"content-type", PROBLEM_MEDIA_TYPE.encode()), (b"content-length", str(len(body)).encode())]
     headers += [(k.lower().encode(), v.encode()) for k, v in (problem_headers(exc) or {}).items()]
     await send({"type": "http.response.start", "status": exc.status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
