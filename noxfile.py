@@ -183,9 +183,10 @@ def lint(session: nox.Session) -> None:
 
 @nox.session(python=PYTHON, tags=["static"])
 def typecheck(session: nox.Session) -> None:
-    """mypy over the workspace tooling and commons."""
+    """mypy over the workspace tooling, commons and the gateway (commons from this tree: no index)."""
     session.install("mypy", "-e", "libs/workspace", "-e", "libs/commons[postgres,server]", "types-setuptools")
-    session.run("mypy", "libs/workspace/src", "libs/commons/src", *session.posargs)
+    session.install("--no-sources", "-e", "shared/gateway")  # its commons is the one just installed
+    session.run("mypy", "libs/workspace/src", "libs/commons/src", "shared/gateway/src", *session.posargs)
 
 
 @nox.session(python=PYTHON, tags=["static"])

@@ -21,7 +21,6 @@ adding ``500`` everywhere and ``400`` wherever the operation takes input.
 from __future__ import annotations
 
 import dataclasses
-import math
 from http import HTTPStatus
 from typing import TYPE_CHECKING, Any
 
@@ -39,22 +38,25 @@ from loguru import logger
 
 from caravan_commons.errors import (
     ApplicationError,
-    MethodNotAllowedError,
     ServerError,
-    TooManyRequestsError,
     ValidationError,
     class_for_status,
-    error_class_for,
 )
-from caravan_commons.identity import DEFAULT_EXEMPT as IDENTITY_EXEMPT
+from caravan_commons.identity_keys import DEFAULT_EXEMPT as IDENTITY_EXEMPT
 from caravan_commons.logging import current_request_id, new_request_id
+from caravan_commons.problem_documents import (
+    PROBLEM_MEDIA_TYPE,
+    RESERVED_MEMBERS,
+    error_from_document,
+    extension_members,
+    problem_document,
+    problem_headers,
+)
 
 if TYPE_CHECKING:
     from litestar import Litestar
 
-PROBLEM_MEDIA_TYPE = "application/problem+json"
 ABOUT_BLANK = "about:blank"
-_RESERVED_MEMBERS = frozenset({"type", "title", "status", "detail", "instance"})
 INTERNAL_DETAIL = "An unexpected error occurred. Quote the correlation_id when reporting it."
 
 
@@ -78,46 +80,6 @@ class ProblemDetails(msgspec.Struct, kw_only=True, omit_defaults=True):
     errors: list[FieldProblem] | None = None
 
 
-# --------------------------------------------------------------------------- error → document
-
-
-def _extensions(extensions: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in extensions.items() if k not in _RESERVED_MEMBERS}
-
-
-def problem_document(exc: ApplicationError) -> dict[str, Any]:
-    """The problem document of an :class:`ApplicationError` (without ``instance``)."""
-    doc: dict[str, Any] = {"type": exc.type, "title": exc.title, "status": exc.status, "detail": exc.detail}
-    doc.update(_extensions(exc.extensions))
-    if isinstance(exc, TooManyRequestsError) and exc.retry_after is not None:
-        doc["retry_after"] = exc.retry_after
-    return doc
-
-
-def problem_headers(exc: ApplicationError) -> dict[str, str] | None:
-    """Response headers an error implies (``Retry-After`` for a 429 that knows when to retry,
-    ``Allow`` for a 405)."""
-    if isinstance(exc, TooManyRequestsError) and exc.retry_after is not None:
-        return {"Retry-After": str(max(0, math.ceil(exc.retry_after)))}
-    if isinstance(exc, MethodNotAllowedError) and exc.allow:
-        return {"Allow": ", ".join(exc.allow)}
-    return None
-
-
-def error_from_document(status: int, document: dict[str, Any]) -> ApplicationError:
-    """The typed error a problem document stands for (the inverse of :func:`problem_document`)."""
-    cls = error_class_for(document.get("type"), status)
-    extensions = {k: v for k, v in document.items() if k not in _RESERVED_MEMBERS}
-    detail = document.get("detail")
-    detail = detail if isinstance(detail, str) else None
-    if cls is TooManyRequestsError:
-        retry_after = extensions.pop("retry_after", None)
-        return TooManyRequestsError(
-            detail, retry_after=retry_after if isinstance(retry_after, int | float) else None, **extensions
-        )
-    return cls(detail, **extensions)
-
-
 class CaravanProblem(ProblemDetailsException):
     """A problem about to be sent; fills ``instance`` with the request path."""
 
@@ -128,7 +90,7 @@ class CaravanProblem(ProblemDetailsException):
 
 
 def _from_application_error(exc: ApplicationError) -> ProblemDetailsException:
-    extra = {k: v for k, v in problem_document(exc).items() if k not in _RESERVED_MEMBERS}
+    extra = {k: v for k, v in problem_document(exc).items() if k not in RESERVED_MEMBERS}
     if exc.status >= 500:
         correlation_id = current_request_id() or new_request_id()
         extra["correlation_id"] = correlation_id
@@ -174,7 +136,7 @@ def _from_http_exception(exc: HTTPException) -> ProblemDetailsException:
             title=ValidationError.title,
         )
     cls = class_for_status(status)
-    extra_members = _extensions(exc.extra) if isinstance(exc.extra, dict) else None
+    extra_members = extension_members(exc.extra) if isinstance(exc.extra, dict) else None
     if cls is not None:
         return CaravanProblem(
             detail=exc.detail,

@@ -10,12 +10,16 @@ gateway reach (``gateway_policy``), and of those the ones marked ``x-caravan-sco
 reader whose credentials (API key or JWT, sent with the request for the document) hold those
 scopes. It declares the gateway's security schemes (``apiKey``: ``X-API-Key``; ``bearer``: an
 API key or a JWT as ``Authorization: Bearer``) and requires one of them on every operation.
+
+The admin is given what it reads (routes, resolver, authenticator, signer, the policy and a way to
+ask whether the gateway drains), not the gateway.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import aiohttp
@@ -25,10 +29,13 @@ from prometheus_client import CollectorRegistry
 from caravan_commons.errors import ApplicationError
 from caravan_commons.identity import rule_matches
 from caravan_commons.metrics import render
-from caravan_gateway.headers import Headers
+from caravan_gateway.headers import Headers, get
 
 if TYPE_CHECKING:
-    from caravan_gateway.gateway import Gateway
+    from caravan_commons.discovery import Resolver
+    from caravan_commons.identity import Signer
+    from caravan_gateway.auth import Authenticator
+    from caravan_gateway.routes import RouteTable
 
 _JSON = (b"content-type", b"application/json")
 _encoder = msgspec.json.Encoder()
@@ -100,7 +107,7 @@ def merge_openapi(
     """``{service: (route prefix, its OpenAPI document)}`` → one document under the gateway, holding
     the operations the gateway may call (``policy``: service → rules; None: all) that a reader
     with ``scopes`` may use."""
-    security = [{name: []} for name in SECURITY_SCHEMES]
+    security: list[dict[str, list[str]]] = [{name: []} for name in SECURITY_SCHEMES]
     merged: dict[str, Any] = {
         "openapi": "3.1.0",
         "info": {"title": "Caravan API (through the gateway)", "version": "1"},
@@ -140,9 +147,25 @@ def merge_openapi(
 class Admin:
     paths = frozenset({"/health/live", "/health/ready", "/metrics", "/schema/openapi.json"})
 
-    def __init__(self, gateway: Gateway, registry: CollectorRegistry) -> None:
-        self.gateway = gateway
+    def __init__(
+        self,
+        registry: CollectorRegistry,
+        *,
+        routes: RouteTable,
+        resolver: Resolver,
+        authenticator: Authenticator,
+        signer: Signer | None,
+        policy: dict[str, list[str] | None] | None,
+        draining: Callable[[], bool],
+    ) -> None:
         self.registry = registry
+        self.routes = routes
+        self.resolver = resolver
+        self.auth = authenticator
+        self.signer = signer
+        #: the foundation model's gateway flows (``GatewaySettings.gateway_policy``)
+        self.policy = policy
+        self.draining = draining
         self._openapi: tuple[float, tuple[dict[str, Any], list[str]]] | None = None
         self._session: aiohttp.ClientSession | None = None
 
@@ -162,24 +185,21 @@ class Admin:
 
     def _reader_scopes(self, headers: Headers) -> frozenset[str]:
         """The scopes of the document's reader: none without (valid) credentials."""
-        from caravan_gateway.headers import get
-
         authorization, api_key = get(headers, b"authorization"), get(headers, b"x-api-key")
         if authorization is None and api_key is None:
             return frozenset()
         try:
-            return frozenset(self.gateway.auth.authenticate(authorization, api_key).scopes)
+            return frozenset(self.auth.authenticate(authorization, api_key).scopes)
         except ApplicationError:
             return frozenset()
 
     async def _ready(self) -> tuple[int, Headers, bytes]:
-        gw = self.gateway
-        if gw.draining:
+        if self.draining():
             return 503, [_JSON], b'{"status":"draining"}'
         missing = []
-        for service in gw.routes.services:
+        for service in self.routes.services:
             try:
-                if not await gw.resolver.resolve(service):
+                if not await self.resolver.resolve(service):
                     missing.append(service)
             except ApplicationError:
                 missing.append(service)
@@ -192,19 +212,18 @@ class Admin:
             return self._render(self._openapi[1], scopes)
         if self._session is None:
             self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=3))
-        gw = self.gateway
         prefixes: dict[str, str] = {}
-        for prefix in gw.routes.prefixes:
-            prefixes.setdefault(gw.routes.match(prefix).service, prefix)  # type: ignore[union-attr]
+        for prefix in self.routes.prefixes:
+            prefixes.setdefault(self.routes.match(prefix).service, prefix)  # type: ignore[union-attr]
 
         async def fetch(service: str) -> dict[str, Any] | None:
             try:
-                instances = [i for i in await gw.resolver.resolve(service) if i.healthy]
+                instances = [i for i in await self.resolver.resolve(service) if i.healthy]
                 if not instances:
                     return None
                 headers = (
-                    gw.signer.headers_for(service, "GET", "/schema/openapi.json")
-                    if gw.signer is not None
+                    self.signer.headers_for(service, "GET", "/schema/openapi.json")
+                    if self.signer is not None
                     else {}
                 )
                 assert self._session is not None
@@ -227,9 +246,7 @@ class Admin:
 
     def _render(self, fetched: tuple[dict[str, Any], list[str]], scopes: frozenset[str]) -> bytes:
         docs, unavailable = fetched
-        return _encoder.encode(
-            merge_openapi(docs, unavailable, policy=self.gateway.settings.gateway_policy, scopes=scopes)
-        )
+        return _encoder.encode(merge_openapi(docs, unavailable, policy=self.policy, scopes=scopes))
 
     async def aclose(self) -> None:
         if self._session is not None:

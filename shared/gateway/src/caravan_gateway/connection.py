@@ -1,9 +1,10 @@
 """The client side of the proxy: one :class:`ClientConnection` per accepted TCP connection.
 
 Requests are parsed with httptools as bytes arrive; each becomes an :class:`Exchange` that the
-gateway handles in a task. Pipelined requests wait their turn. Bodies are streamed in both
-directions with back-pressure: when one side's transport buffer fills, the other side stops
-reading until it drains, so neither a large upload nor a large download is ever held whole.
+gateway (seen here only as a :class:`Dispatcher`) handles in a task. Pipelined requests wait their
+turn. Bodies are streamed in both directions with back-pressure: when one side's transport buffer
+fills, the other side stops reading until it drains, so neither a large upload nor a large download
+is ever held whole.
 """
 
 from __future__ import annotations
@@ -12,23 +13,35 @@ import asyncio
 import time
 from collections import deque
 from http import HTTPStatus
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 import httptools
 
 from caravan_gateway.exchange import Exchange, ResponseAborted
 from caravan_gateway.headers import Headers, serialize
+from caravan_gateway.problems import body_too_large
 
 if TYPE_CHECKING:
-    from caravan_gateway.gateway import Gateway
+    from caravan_gateway.settings import GatewaySettings
 
 MAX_HEAD_BYTES = 64 * 1024
 LINGER_S = 5.0
 _PHRASES = {s.value: s.phrase.encode() for s in HTTPStatus}
 
 
+class Dispatcher(Protocol):
+    """What a client connection needs of the gateway: its limits, the set of open connections,
+    whether it is draining, and where each parsed request goes."""
+
+    settings: GatewaySettings
+    connections: set[ClientConnection]
+    draining: bool
+
+    def start(self, exchange: Exchange) -> None: ...
+
+
 class ClientConnection(asyncio.Protocol):
-    def __init__(self, gateway: Gateway) -> None:
+    def __init__(self, gateway: Dispatcher) -> None:
         self.gateway = gateway
         self.parser = httptools.HttpRequestParser(self)
         self.transport: asyncio.Transport = None  # type: ignore[assignment]
@@ -78,7 +91,7 @@ class ClientConnection(asyncio.Protocol):
         self.gateway.connections.discard(self)
         for exchange in (self.current, *self.queue):
             if exchange is not None:
-                exchange._fail(ResponseAborted("the caller went away"))
+                exchange.fail(ResponseAborted("the caller went away"))
                 exchange.detach_upstream()
 
     def pause_writing(self) -> None:
@@ -115,7 +128,7 @@ class ClientConnection(asyncio.Protocol):
         self._stop_head_timer()
         parser = self.parser
         exchange = Exchange(self, parser.get_method(), self._url, self._headers, parser.should_keep_alive(),
-                            parser.get_http_version(), self.gateway.max_body)  # fmt: skip
+                            parser.get_http_version(), self.gateway.settings.max_body_bytes)  # fmt: skip
         self.parsing = exchange
         self.last_active = time.monotonic()
         if self.current is None:
@@ -198,7 +211,7 @@ class ClientConnection(asyncio.Protocol):
         """Streamed bytes passed the limit: stop forwarding and answer 413 if nothing was sent yet."""
         exchange.detach_upstream()
         if exchange is self.current and not exchange.committed:
-            self.gateway.too_large_midway(exchange)
+            exchange.fail(body_too_large(exchange.max_body))
         self.resume_reading("buffer")
         self.resume_reading("upstream")
 

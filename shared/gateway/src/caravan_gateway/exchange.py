@@ -1,22 +1,22 @@
 """One request passing through the gateway: its body on the way in, its answer on the way out.
 
-An :class:`Exchange` is created by the client connection when a request head has been parsed. The
-body arrives through :meth:`Exchange.body_received` and goes straight to the upstream once one is
-attached (buffered, with reading paused past a threshold, until then). The upstream connection
-calls the ``on_response_*`` methods as it parses the answer; their output is gathered and written
-to the caller once per upstream read (:meth:`Exchange.flush`).
+An :class:`Exchange` is created by the client connection when a request head has been parsed; it
+sees that connection only as a :class:`Caller`, so this module imports neither the connection nor
+the gateway. The body arrives through :meth:`Exchange.body_received` and goes straight to the
+upstream once one is attached (buffered, with reading paused past a threshold, until then). The
+upstream connection calls the ``on_response_*`` methods as it parses the answer; their output is
+gathered and written to the caller once per upstream read (:meth:`Exchange.flush`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from caravan_gateway.headers import Headers, downstream_response_headers
 
 if TYPE_CHECKING:
-    from caravan_gateway.connection import ClientConnection
     from caravan_gateway.upstream import UpstreamConnection
 
 BUFFER_PAUSE_BYTES = 256 * 1024
@@ -34,6 +34,24 @@ class UpstreamLost(Exception):
 class RetryableAnswer(Exception):
     def __init__(self, status: int) -> None:
         self.status = status
+
+
+class Caller(Protocol):
+    """The client connection an exchange belongs to, as the exchange and the gateway use it
+    (:class:`caravan_gateway.connection.ClientConnection`)."""
+
+    transport: asyncio.Transport
+    client_ip: bytes
+    closed: bool
+    lingering: bool
+
+    def head_bytes(self, exchange: Exchange, status: int, headers: Headers) -> bytes: ...
+    def respond(self, exchange: Exchange, status: int, headers: Headers, body: bytes) -> None: ...
+    def exchange_done(self, exchange: Exchange) -> None: ...
+    def body_too_large(self, exchange: Exchange) -> None: ...
+    def pause_reading(self, reason: str) -> None: ...
+    def resume_reading(self, reason: str) -> None: ...
+    def abort(self, graceful: bool = False) -> None: ...
 
 
 class Exchange:
@@ -72,7 +90,7 @@ class Exchange:
         "version",
     )  # fmt: skip
 
-    def __init__(self, conn: ClientConnection, method: bytes, url: bytes, headers: Headers,
+    def __init__(self, conn: Caller, method: bytes, url: bytes, headers: Headers,
                  keep_alive: bool, version: str, max_body: int) -> None:  # fmt: skip
         self.conn = conn
         self.method = method
@@ -137,7 +155,7 @@ class Exchange:
             self.conn.abort(graceful=True)
         sink = self.sink
         if sink is not None and self.body_chunked and not sink.closed and sink.transport is not None:
-            self.sink.transport.write(b"0\r\n\r\n")
+            sink.transport.write(b"0\r\n\r\n")
         waiter = self.body_waiter
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
@@ -165,7 +183,7 @@ class Exchange:
     # ---------------------------------------------------------------- answer (from upstream)
     def on_response_head(self, status: int, headers: Headers, keep_alive: bool) -> None:
         if status in self.retry_statuses:
-            self._fail(RetryableAnswer(status))
+            self.fail(RetryableAnswer(status))
             return
         self.status = status
         out = downstream_response_headers(headers)
@@ -229,9 +247,9 @@ class Exchange:
         self.upstream = None
         if self.committed:
             self.conn.abort()
-            self._fail(ResponseAborted("the upstream closed mid-answer"))
+            self.fail(ResponseAborted("the upstream closed mid-answer"))
         else:
-            self._fail(UpstreamLost(str(exc) if exc else "connection closed"))
+            self.fail(UpstreamLost(str(exc) if exc else "connection closed"))
 
     def on_upstream_writable(self, writable: bool) -> None:
         if writable:
@@ -244,7 +262,9 @@ class Exchange:
         if future is not None and not future.done():
             future.set_result(None)
 
-    def _fail(self, exc: Exception) -> None:
+    def fail(self, exc: Exception) -> None:
+        """End the current upstream attempt with ``exc`` (raised where the gateway awaits it);
+        nothing happens when no attempt is waiting."""
         future = self.future
         if future is not None and not future.done():
             future.set_exception(exc)

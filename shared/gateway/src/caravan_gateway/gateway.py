@@ -29,7 +29,6 @@ from caravan_commons.errors import (
     DeadlineExceededError,
     MethodNotAllowedError,
     NotFoundError,
-    PayloadTooLargeError,
     ServerError,
     TooManyRequestsError,
     UnauthorizedError,
@@ -40,7 +39,7 @@ from caravan_commons.resilience import CircuitBreaker, RetryBudget, backoff_dela
 from caravan_gateway import headers as hdr
 from caravan_gateway.connection import ClientConnection
 from caravan_gateway.exchange import Exchange, ResponseAborted, RetryableAnswer, UpstreamLost
-from caravan_gateway.problems import render_problem
+from caravan_gateway.problems import body_too_large, render_problem
 from caravan_gateway.upstream import ConnectFailed, UpstreamPool
 
 if TYPE_CHECKING:
@@ -48,7 +47,7 @@ if TYPE_CHECKING:
     from caravan_gateway.admin import Admin
     from caravan_gateway.auth import Authenticator, Principal
     from caravan_gateway.limits import RateLimiter
-    from caravan_gateway.routes import RouteTable
+    from caravan_gateway.routes import Match, RouteTable
     from caravan_gateway.settings import GatewaySettings
     from caravan_gateway.tracing import EdgeSpan, EdgeTracer
 
@@ -75,6 +74,23 @@ def quoted(path: str) -> str:
 
 def internal(upstream_path: str) -> bool:
     return any(upstream_path == p or upstream_path.startswith(p + "/") for p in INTERNAL_PATHS)
+
+
+def _check_head(exchange: Exchange, raw_path: bytes) -> None:
+    """A request head the gateway refuses whatever its route (400)."""
+    hosts = sum(1 for name, _ in exchange.headers if name == b"host")
+    if hosts > 1 or (hosts == 0 and exchange.version != "1.0"):
+        raise ClientError("a request carries exactly one Host header (RFC 9112 §3.2)")
+    if any(sep in raw_path for sep in _ENCODED_SEPARATORS):
+        raise ClientError("a path may not carry an encoded '/' (%2F)")
+
+
+def _upstream_path(raw_path: bytes, match: Match) -> bytes:
+    """The path the service sees: the caller's bytes past the route prefix, as sent (or the
+    route's own path, re-quoted, when the caller's form of the prefix differed)."""
+    if raw_path.startswith(match.prefix.encode()):
+        return raw_path[len(match.prefix) :] or b"/"
+    return quote(match.upstream_path).encode()
 
 
 class _AttemptFailed(Exception):
@@ -145,85 +161,31 @@ class Gateway:
         asyncio.get_running_loop().create_task(self.handle(exchange))
 
     async def handle(self, exchange: Exchange) -> None:
-        conn = exchange.conn
-        raw_id = hdr.get(exchange.headers, b"x-request-id")
-        exchange.request_id = raw_id if hdr.valid_request_id(raw_id) else b"%032x" % getrandbits(128)
+        """Answer one request: check its head, serve the admin's own paths, or route, admit and
+        forward it; whatever fails is answered as a problem; then observe and go on."""
+        exchange.request_id = hdr.request_id(exchange.headers) or b"%032x" % getrandbits(128)
         raw_path, _, query = exchange.url.partition(b"?")
         path = quoted(unquote(raw_path.decode("latin-1")))
         route = UNMATCHED_ROUTE
         span: EdgeSpan | None = None
         try:
-            hosts = sum(1 for name, _ in exchange.headers if name == b"host")
-            if hosts > 1 or (hosts == 0 and exchange.version != "1.0"):
-                raise ClientError("a request carries exactly one Host header (RFC 9112 §3.2)")
-            if any(sep in raw_path for sep in _ENCODED_SEPARATORS):
-                raise ClientError("a path may not carry an encoded '/' (%2F)")
+            _check_head(exchange, raw_path)
             if self.admin is not None and path in self.admin.paths:
                 route = path
                 status, headers, body = await self.admin.serve(path, exchange.method, exchange.headers)
-                conn.respond(exchange, status, headers, body)
+                exchange.conn.respond(exchange, status, headers, body)
                 return
-            if exchange.method not in _METHODS:  # TRACE, CONNECT, ...: never forwarded
-                raise MethodNotAllowedError(
-                    f"the gateway does not forward {exchange.method.decode('latin-1')} requests",
-                    allow=FORWARDED_METHODS,
-                )
-            match = self.routes.match(path)
-            if match is None or internal(match.upstream_path):
-                raise NotFoundError(f"no route for {path}")
+            match = self._route(exchange, path)
             route = match.prefix
-            principal = self._authenticate(exchange)
-            wait = self.limiter.acquire(principal.customer)
-            if wait:
-                raise TooManyRequestsError(f"{principal.customer} is over its request rate", retry_after=wait)
-            if exchange.content_length is not None and (
-                exchange.content_length < 0 or exchange.content_length > self.max_body
-            ):
-                exchange.too_large = True
-                raise PayloadTooLargeError(f"the request body may be at most {self.max_body} bytes")
-            raw_timeout = hdr.get(exchange.headers, b"x-request-timeout-ms")
-            timeout = self.settings.default_timeout_s
-            if raw_timeout is not None:
-                timeout = min(parse_timeout_ms(raw_timeout.decode("latin-1")), self.settings.max_timeout_s)
-            if raw_path.startswith(match.prefix.encode()):
-                upstream_path = raw_path[len(match.prefix) :] or b"/"
-            else:
-                upstream_path = quote(match.upstream_path).encode()
-            target = upstream_path + (b"?" + query if query else b"")
-            signed_path = unquote(upstream_path.decode("latin-1"))
-            extra: hdr.Headers = [(b"x-caravan-customer", principal.customer.encode())]
-            if principal.scopes:
-                extra.append((b"x-caravan-scopes", " ".join(principal.scopes).encode()))
+            principal = self._admit(exchange)
+            timeout = self._timeout(exchange)
             if self.tracer is not None:
                 span = self.tracer.start(hdr.get(exchange.headers, b"traceparent"))
-                extra.append((b"traceparent", span.traceparent()))
-                state = hdr.get(exchange.headers, b"tracestate")
-                if state is not None:
-                    extra.append((b"tracestate", state))
-            else:
-                for name in (b"traceparent", b"tracestate"):
-                    value = hdr.get(exchange.headers, name)
-                    if value is not None:
-                        extra.append((name, value))
-            if exchange.has_body:
-                extra.append(
-                    (b"transfer-encoding", b"chunked")
-                    if exchange.body_chunked
-                    else (b"content-length", b"%d" % exchange.content_length)  # type: ignore[str-format]
-                )
-            if hdr.get(exchange.headers, b"expect") == b"100-continue" and not exchange.body_done:
-                conn.transport.write(b"HTTP/1.1 100 Continue\r\n\r\n")
-            base = hdr.upstream_request_headers(
-                exchange.headers, client_ip=conn.client_ip, request_id=exchange.request_id, extra=extra
-            )
-            try:
-                async with asyncio.timeout(timeout) as scope:
-                    await self.forward(exchange, match.service, target, base, scope, (signed_path, principal))
-            except TimeoutError:
-                raise DeadlineExceededError(
-                    f"{match.service} did not answer within the deadline ({timeout:g}s)",
-                    upstream=match.service,
-                ) from None
+            upstream_path = _upstream_path(raw_path, match)
+            base = self._upstream_headers(exchange, principal, span)
+            signing = (unquote(upstream_path.decode("latin-1")), principal)
+            target = upstream_path + (b"?" + query if query else b"")
+            await self._forward_within(timeout, exchange, match.service, target, base, signing)
         except ApplicationError as exc:
             self._answer_problem(exchange, exc, path)
         except ResponseAborted:
@@ -234,18 +196,101 @@ class Gateway:
             )
             self._answer_problem(exchange, ServerError("an unexpected error occurred"), path)
         finally:
-            exchange.detach_upstream()
-            self._observe(exchange, route)
-            if span is not None and span.sampled:
-                assert self.tracer is not None
-                self.tracer.end(span, method=_METHODS.get(exchange.method, "OTHER"), route=route, path=path,
-                                status=exchange.status)  # fmt: skip
-            if self.settings.access_log:
-                self._access_log(exchange, path, span)
-            conn.exchange_done(exchange)
-            self.in_flight -= 1
-            if self.in_flight == 0:
-                self.idle.set()
+            self._done(exchange, route, path, span)
+
+    def _route(self, exchange: Exchange, path: str) -> Match:
+        """The route of a method the gateway forwards (405 otherwise) to a path it routes (404)."""
+        if exchange.method not in _METHODS:  # TRACE, CONNECT, ...: never forwarded
+            raise MethodNotAllowedError(
+                f"the gateway does not forward {exchange.method.decode('latin-1')} requests",
+                allow=FORWARDED_METHODS,
+            )
+        match = self.routes.match(path)
+        if match is None or internal(match.upstream_path):
+            raise NotFoundError(f"no route for {path}")
+        return match
+
+    def _admit(self, exchange: Exchange) -> Principal:
+        """The caller's principal, once its credentials (401), its rate (429) and its declared
+        body size (413) pass."""
+        principal = self._authenticate(exchange)
+        wait = self.limiter.acquire(principal.customer)
+        if wait:
+            raise TooManyRequestsError(f"{principal.customer} is over its request rate", retry_after=wait)
+        if exchange.content_length is not None and (
+            exchange.content_length < 0 or exchange.content_length > self.max_body
+        ):
+            exchange.too_large = True
+            raise body_too_large(self.max_body)
+        return principal
+
+    def _timeout(self, exchange: Exchange) -> float:
+        """The request's deadline in seconds: the caller's X-Request-Timeout-Ms, capped, or the default."""
+        raw = hdr.get(exchange.headers, b"x-request-timeout-ms")
+        if raw is None:
+            return self.settings.default_timeout_s
+        return min(parse_timeout_ms(raw.decode("latin-1")), self.settings.max_timeout_s)
+
+    def _upstream_headers(
+        self, exchange: Exchange, principal: Principal, span: EdgeSpan | None
+    ) -> hdr.Headers:
+        """The request's headers as the service gets them (without the per-attempt ones): the
+        principal, the trace context (the edge span's, or the caller's passed on), the body's
+        framing. A caller expecting 100-continue is told to go on here."""
+        extra: hdr.Headers = [(b"x-caravan-customer", principal.customer.encode())]
+        if principal.scopes:
+            extra.append((b"x-caravan-scopes", " ".join(principal.scopes).encode()))
+        passed_on: tuple[bytes, ...] = (b"traceparent", b"tracestate")
+        if span is not None:
+            extra.append((b"traceparent", span.traceparent()))
+            passed_on = (b"tracestate",)
+        for name in passed_on:
+            value = hdr.get(exchange.headers, name)
+            if value is not None:
+                extra.append((name, value))
+        if exchange.body_chunked:
+            extra.append((b"transfer-encoding", b"chunked"))
+        elif exchange.content_length:  # a body of that length (a bad length was refused)
+            extra.append((b"content-length", b"%d" % exchange.content_length))
+        if hdr.get(exchange.headers, b"expect") == b"100-continue" and not exchange.body_done:
+            exchange.conn.transport.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+        return hdr.upstream_request_headers(
+            exchange.headers, client_ip=exchange.conn.client_ip, request_id=exchange.request_id, extra=extra
+        )
+
+    async def _forward_within(
+        self,
+        timeout: float,
+        exchange: Exchange,
+        service: str,
+        target: bytes,
+        base: hdr.Headers,
+        signing: tuple[str, Principal],
+    ) -> None:
+        """:meth:`forward`, cut at the request's deadline (504)."""
+        try:
+            async with asyncio.timeout(timeout) as scope:
+                await self.forward(exchange, service, target, base, scope, signing)
+        except TimeoutError:
+            raise DeadlineExceededError(
+                f"{service} did not answer within the deadline ({timeout:g}s)", upstream=service
+            ) from None
+
+    def _done(self, exchange: Exchange, route: str, path: str, span: EdgeSpan | None) -> None:
+        """After the answer: drop the attempt, observe, end the span, log, and let the connection
+        go on."""
+        exchange.detach_upstream()
+        self._observe(exchange, route)
+        if span is not None and span.sampled:
+            assert self.tracer is not None
+            self.tracer.end(span, method=_METHODS.get(exchange.method, "OTHER"), route=route, path=path,
+                            status=exchange.status)  # fmt: skip
+        if self.settings.access_log:
+            self._access_log(exchange, path, span)
+        exchange.conn.exchange_done(exchange)
+        self.in_flight -= 1
+        if self.in_flight == 0:
+            self.idle.set()
 
     def _authenticate(self, exchange: Exchange) -> Principal:
         """The caller's principal (401), after the failed attempts of its address are counted: an
@@ -296,10 +341,6 @@ class Gateway:
             logger.warning("{} {}: {} ({})", exc.status, path, exc.detail, exchange.request_id.decode())
         status, headers, body = render_problem(exc, path, exchange.request_id)
         exchange.conn.respond(exchange, status, headers, body)
-
-    def too_large_midway(self, exchange: Exchange) -> None:
-        """The streamed body passed the limit before any answer went out: 413 now."""
-        exchange._fail(PayloadTooLargeError(f"the request body may be at most {self.max_body} bytes"))
 
     # ------------------------------------------------------------------ forwarding
     async def forward(
@@ -411,7 +452,7 @@ class Gateway:
             headers.append((b"x-caravan-identity", token.encode()))
         if exchange.too_large:
             up.pool.release(up)
-            raise PayloadTooLargeError(f"the request body may be at most {self.max_body} bytes")
+            raise body_too_large(self.max_body)
         future = loop.create_future()
         exchange.future = future
         exchange.upstream = up
@@ -437,7 +478,7 @@ class Gateway:
         except UpstreamLost as lost:
             exchange.detach_upstream()
             if exchange.too_large:
-                raise PayloadTooLargeError(f"the request body may be at most {self.max_body} bytes") from None
+                raise body_too_large(self.max_body) from None
             raise _AttemptFailed(
                 UpstreamUnavailableError(
                     f"{instance.service} closed the connection: {lost}", upstream=instance.service

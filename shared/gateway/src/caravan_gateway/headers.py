@@ -56,6 +56,12 @@ def valid_request_id(value: bytes | None) -> bool:
     return value is not None and _VALID_REQUEST_ID.fullmatch(value) is not None
 
 
+def request_id(headers: Sequence[tuple[bytes, bytes]]) -> bytes | None:
+    """The caller's X-Request-Id when it looks like an id; None when there is none to keep."""
+    value = get(headers, b"x-request-id")
+    return value if valid_request_id(value) else None
+
+
 def upstream_request_headers(
     headers: Sequence[tuple[bytes, bytes]],
     *,

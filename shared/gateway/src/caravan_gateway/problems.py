@@ -6,7 +6,7 @@ import math
 
 import msgspec
 
-from caravan_commons.errors import ApplicationError, UpstreamUnavailableError
+from caravan_commons.errors import ApplicationError, PayloadTooLargeError, UpstreamUnavailableError
 from caravan_commons.problems import PROBLEM_MEDIA_TYPE, problem_document, problem_headers
 from caravan_gateway.headers import Headers
 
@@ -27,3 +27,8 @@ def render_problem(exc: ApplicationError, instance: str, request_id: bytes) -> t
     if isinstance(exc, UpstreamUnavailableError) and isinstance(retry_after, int | float):
         headers.append((b"retry-after", str(max(1, math.ceil(retry_after))).encode()))
     return exc.status, headers, _encoder.encode(doc)
+
+
+def body_too_large(limit: int) -> PayloadTooLargeError:
+    """The 413 of a request body over ``limit`` bytes (declared, or found while streaming)."""
+    return PayloadTooLargeError(f"the request body may be at most {limit} bytes")

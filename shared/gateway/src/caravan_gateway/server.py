@@ -72,7 +72,15 @@ def build_gateway(
         signer=signer,
         tracer=edge_tracer(settings, tracing),
     )
-    gateway.admin = Admin(gateway, create_registry(metrics))
+    gateway.admin = Admin(
+        create_registry(metrics),
+        routes=routes,
+        resolver=resolver,
+        authenticator=auth,
+        signer=signer,
+        policy=settings.gateway_policy,
+        draining=lambda: gateway.draining,
+    )
     return gateway, tracing
 
 
