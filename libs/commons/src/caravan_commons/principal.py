@@ -18,7 +18,7 @@ Use :func:`principal_of` in a handler, the guards :func:`requires_scope` and
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -65,10 +65,13 @@ def principal_of(connection: Any) -> Principal:
     return principal_from(connection.scope, connection.headers)
 
 
-def requires_scope(scope: str) -> Callable[[Any, Any], None]:
-    """A Litestar guard: the request must carry ``scope`` (asserted by the gateway) → else 403."""
+def requires_scope(scope: str) -> Callable[[Any, Any], Awaitable[None]]:
+    """A Litestar guard: the request must carry ``scope`` (asserted by the gateway) → else 403.
 
-    def guard(connection: Any, _handler: Any) -> None:
+    Guards are coroutines: Litestar runs a plain function guard on a worker thread (a thread
+    hand-over per request)."""
+
+    async def guard(connection: Any, _handler: Any) -> None:
         if not principal_of(connection).has_scope(scope):
             raise ForbiddenError(f"this operation needs the {scope!r} scope")
 
@@ -77,7 +80,7 @@ def requires_scope(scope: str) -> Callable[[Any, Any], None]:
     return guard
 
 
-def requires_customer(connection: Any, _handler: Any) -> None:
+async def requires_customer(connection: Any, _handler: Any) -> None:
     """A Litestar guard: the request must act for a customer (asserted by the gateway) → else 401."""
     if principal_of(connection).customer is None:
         raise UnauthorizedError("this operation needs a customer (call it through the gateway)")

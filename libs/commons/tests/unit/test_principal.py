@@ -91,3 +91,11 @@ def test_guards_answer_problem_json(client: Any) -> None:
         "customer": "acme",
         "scopes": [],
     }
+
+
+def test_guards_are_coroutines_so_litestar_runs_them_on_the_loop() -> None:
+    """Litestar runs a plain-function guard on a worker thread: a thread hand-over per request."""
+    import inspect
+
+    assert inspect.iscoroutinefunction(requires_scope("operator"))
+    assert inspect.iscoroutinefunction(requires_customer)

@@ -32,7 +32,7 @@ def _answer(reservation: Reservation, created: bool) -> Response[ReservationOut]
     return Response(content=ReservationOut.of(reservation), status_code=201 if created else 200)
 
 
-def not_for_customers(connection: Request, _handler: object) -> None:
+async def not_for_customers(connection: Request, _handler: object) -> None:
     """A Litestar guard: a request acting for a customer needs the operator scope (403 before any
     lookup, so a customer learns nothing about which reservations exist)."""
     principal = principal_of(connection)

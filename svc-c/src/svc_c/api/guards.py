@@ -10,7 +10,7 @@ from caravan_commons.errors import ForbiddenError
 from caravan_commons.principal import GATEWAY, OPERATOR, principal_of
 
 
-def operators_or_services(connection: Any, _handler: Any) -> None:
+async def operators_or_services(connection: Any, _handler: Any) -> None:
     principal = principal_of(connection)
     if principal.has_scope(OPERATOR):
         return

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -38,7 +39,7 @@ class Connection:
     ],
 )
 def test_allowed(connection: Connection) -> None:
-    operators_or_services(connection, None)
+    asyncio.run(operators_or_services(connection, None))
 
 
 @pytest.mark.parametrize(
@@ -52,4 +53,4 @@ def test_allowed(connection: Connection) -> None:
 )
 def test_refused(connection: Connection) -> None:
     with pytest.raises(ForbiddenError):
-        operators_or_services(connection, None)
+        asyncio.run(operators_or_services(connection, None))
