@@ -9,8 +9,9 @@ it), then:
 - saturation: ``wrk -t1 -c16`` places orders (``POST /api/svc-b/orders``, a fresh Idempotency-Key
   each, the approving test card) for ``--duration`` seconds; confirmed orders per second are
   counted in svc-b's database afterwards (an answer is not a confirmation);
-- half load: the same at about half the saturation rate (each wrk connection waits between its
-  requests), reporting p50 and p99 latency;
+- half load: the same at no more than half the saturation rate (each wrk connection pauses, after
+  each answer, the time in which it placed two orders at saturation), reporting p50 and p99
+  latency and the rate it came to;
 - per order and per service (svc-a, svc-b, svc-c): SQL statements and commits, counted by
   commons' database engines (``caravan_db_statements_total`` / ``caravan_db_commits_total`` on
   each service's ``/metrics``; transaction control — BEGIN, COMMIT, ROLLBACK — is not a
@@ -238,9 +239,10 @@ def main() -> None:
             run_load(system, 3, args.connections, 0, Path(tmp))  # warm-up
             counted = count_orders(system, args.count)
             saturation = run_load(system, args.duration, args.connections, 0, Path(tmp))
-            # half the rate: each connection waits about one answer's time between requests
-            per_request_ms = args.connections * 1000 / max(saturation["answers_per_s"], 1)
-            half = run_load(system, args.duration, args.connections, round(per_request_ms), Path(tmp))
+            # at most half the rate: each connection waits the time in which it would place two
+            # orders at saturation (its answers' own time comes on top, so the rate is a little less)
+            pause_ms = 2 * args.connections * 1000 / max(saturation["answers_per_s"], 1)
+            half = run_load(system, args.duration, args.connections, round(pause_ms), Path(tmp))
             # printed before tearing down: nothing measured is lost
             share = print_table(hello, saturation, half, counted)
         finally:
