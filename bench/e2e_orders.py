@@ -12,13 +12,13 @@ it), then:
 - half load: the same at no more than half the saturation rate (each wrk connection pauses, after
   each answer, the time in which it placed two orders at saturation), reporting p50 and p99
   latency and the rate it came to;
-- per order and per service (svc-a, svc-b, svc-c): SQL statements and commits, counted by
-  commons' database engines (``caravan_db_statements_total`` / ``caravan_db_commits_total`` on
-  each service's ``/metrics``; transaction control — BEGIN, COMMIT, ROLLBACK — is not a
-  statement), and CPU milliseconds (the process's user + system time). Counted over ``--count``
-  orders placed one after another, minus what the same service did during an idle window of the
-  same length right after (readiness probes, background loops), divided by the confirmed orders;
-  CPU ms per order is also given over the saturation run;
+- per order and per service (svc-a, svc-b, svc-c; for the gateway its CPU only): SQL statements
+  and commits, counted by commons' database engines (``caravan_db_statements_total`` /
+  ``caravan_db_commits_total`` on each service's ``/metrics``; transaction control — BEGIN,
+  COMMIT, ROLLBACK — is not a statement), and CPU milliseconds (the process's user + system time).
+  Counted over ``--count`` orders placed one after another, minus what the same service did during
+  an idle window of the same length right after (readiness probes, background loops), divided by
+  the confirmed orders; CPU ms per order is also given over the saturation run;
 - baseline, measured in the same run: a hello-world Litestar app on the same ASGI server (granian),
   ``wrk -t1 -c32`` (bench/commons_stack.py's "bare" variant). Orders per second are reported as a
   share of its requests per second, since absolute figures on these machines are noisy.
@@ -104,7 +104,7 @@ def confirmed_count(system: System, sku: str) -> int:
     return int(rows[0]["n"])
 
 
-SERVICES = ("svc-a", "svc-b", "svc-c")
+SERVICES = ("svc-a", "svc-b", "svc-c", "gateway")  # the gateway: CPU only (it has no database)
 COUNTERS = {"statements": "caravan_db_statements_total", "commits": "caravan_db_commits_total"}
 
 
@@ -202,11 +202,12 @@ def print_table(hello: dict, saturation: dict, half: dict, counted: dict) -> flo
     ]  # fmt: skip
     for service, row in counted["per_order"].items():
         cpu_saturated = saturation["per_order"][service]["cpu_s"]
-        rows.append((
-            f"{service} per order: statements / commits",
-            f"{fmt(row['statements'])} / {fmt(row['commits'])}",
-            f"{counted['confirmed']} orders one by one, net of idle",
-        ))  # fmt: skip
+        if row["statements"] is not None:
+            rows.append((
+                f"{service} per order: statements / commits",
+                f"{fmt(row['statements'])} / {fmt(row['commits'])}",
+                f"{counted['confirmed']} orders one by one, net of idle",
+            ))  # fmt: skip
         rows.append((
             f"{service} per order: CPU ms (one by one, saturation)",
             f"{fmt(row['cpu_s'], 1000)} / {fmt(cpu_saturated, 1000)}",
