@@ -21,7 +21,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from caravan_workspace import index, paths
+from caravan_workspace import paths
+
+from caravan_workspace.runtime import index
 from caravan_workspace.registry import Context
 
 RESOLUTIONS = {"lowest": "lowest-direct", "highest": "highest"}

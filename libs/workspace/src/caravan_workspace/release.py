@@ -17,7 +17,7 @@ import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
-from caravan_workspace import index
+from caravan_workspace.runtime import index
 from caravan_workspace.registry import Context
 
 COMMONS = "libs/commons"

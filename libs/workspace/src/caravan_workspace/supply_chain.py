@@ -24,7 +24,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from caravan_workspace import index, paths
+from caravan_workspace import paths
+
+from caravan_workspace.runtime import index
 from caravan_workspace.commons_bounds import index_env
 from caravan_workspace.registry import Context
 

@@ -102,7 +102,8 @@ class FakeSession:
 
 
 def test_one_release_in_range_is_tested_once(tmp_path: Path, monkeypatch, repo_root) -> None:
-    from caravan_workspace import commons_bounds, index
+    from caravan_workspace import commons_bounds
+    from caravan_workspace.runtime import index
 
     monkeypatch.setattr(index, "health_ok", lambda port: True)
     same = FakeSession(["0.2.0", "0.2.0"])

@@ -24,7 +24,7 @@ from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 from caravan_commons.identity import PUBLIC_KEYS_FILE, generate_identities
-from caravan_workspace import index
+from caravan_workspace.runtime import index
 from caravan_workspace.foundation import Foundation, load_foundation
 from caravan_workspace.registry import Context
 from caravan_workspace.runtime import catalog, monitoring

@@ -11,7 +11,9 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-from caravan_workspace import index, release
+from caravan_workspace import release
+
+from caravan_workspace.runtime import index
 from caravan_workspace import template as templates
 from caravan_workspace.gate_cache import Inputs
 from caravan_workspace.registry import ActionError, ActionResult, Context, GateFailure, action, gate

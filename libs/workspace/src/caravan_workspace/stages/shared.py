@@ -56,7 +56,7 @@ def alertmanager_program(rt: LocalRuntime) -> Program:
 def receiver_program(rt: LocalRuntime) -> Program:
     """The workspace's alert receiver (Alertmanager's webhooks into the state folder; workspace
     probes for Prometheus): caravan_workspace.ops.receiver."""
-    from caravan_workspace import index
+    from caravan_workspace.runtime import index
 
     port = rt.ports.port_for(RECEIVER, "alerting")
     return Program(

@@ -6,7 +6,9 @@ from invoke import Collection, Context, task
 from invoke.exceptions import Exit
 from packaging.version import InvalidVersion, Version
 
-from caravan_workspace import index, paths, registry
+from caravan_workspace import paths, registry
+
+from caravan_workspace.runtime import index
 from caravan_workspace import release as releases
 
 FAILED = 1
