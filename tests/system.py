@@ -29,7 +29,8 @@ from caravan_workspace.plan import load_plan
 from caravan_workspace.registry import Context
 from caravan_workspace.runtime import catalog
 from caravan_workspace.runtime import gateway as gateway_runtime
-from caravan_workspace.runtime.local import POSTGRES_DSN_ENV, LocalRuntime
+from caravan_workspace.runtime.databases import POSTGRES_DSN_ENV
+from caravan_workspace.runtime.local import LocalRuntime
 from caravan_workspace.runtime.ports import PORT_OFFSET_ENV
 from caravan_workspace.runtime.supervisor import Supervisor
 from caravan_workspace.traces import sampled_traceparent

@@ -22,9 +22,8 @@ from pathlib import Path
 from typing import Any
 
 from caravan_workspace import paths
-
-from caravan_workspace.runtime import index
 from caravan_workspace.registry import Context
+from caravan_workspace.runtime import index
 
 RESOLUTIONS = {"lowest": "lowest-direct", "highest": "highest"}
 VERSION_PROBE = "import importlib.metadata as m; print(m.version('caravan-commons'))"

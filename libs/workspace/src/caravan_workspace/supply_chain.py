@@ -25,10 +25,9 @@ from pathlib import Path
 from typing import Any
 
 from caravan_workspace import paths
-
-from caravan_workspace.runtime import index
 from caravan_workspace.commons_bounds import index_env
 from caravan_workspace.registry import Context
+from caravan_workspace.runtime import index
 
 OWN_PREFIX = "caravan-"
 

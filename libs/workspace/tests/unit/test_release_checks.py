@@ -9,9 +9,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from caravan_workspace import release
-
-from caravan_workspace.runtime import index
 from caravan_workspace.registry import Context
+from caravan_workspace.runtime import index
 from caravan_workspace.template import TemplateError, commons_range
 
 

@@ -95,6 +95,11 @@ def catalog_path(state_dir: Path | str) -> Path:
     return runtime_dir(state_dir) / CATALOG_FILE
 
 
+def discovery_env(state_dir: Path | str) -> dict[str, str]:
+    """The settings that point a program's discovery at this catalogue."""
+    return {"CARAVAN_DISCOVERY_BACKEND": "local", "CARAVAN_DISCOVERY_CATALOG": str(catalog_path(state_dir))}
+
+
 # ---------------------------------------------------------------------------- validation
 
 

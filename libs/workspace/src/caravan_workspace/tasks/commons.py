@@ -7,9 +7,8 @@ from invoke.exceptions import Exit
 from packaging.version import InvalidVersion, Version
 
 from caravan_workspace import paths, registry
-
-from caravan_workspace.runtime import index
 from caravan_workspace import release as releases
+from caravan_workspace.runtime import index
 
 FAILED = 1
 

@@ -11,7 +11,8 @@ from caravan_workspace import registry, render
 from caravan_workspace.deploy import DeployError
 from caravan_workspace.foundation import FoundationError
 from caravan_workspace.render.model import RenderError, environment_names
-from caravan_workspace.runtime.local import LocalRuntime, RuntimeError_
+from caravan_workspace.runtime.local import LocalRuntime
+from caravan_workspace.runtime.programs import RuntimeError_
 from caravan_workspace.services import DeclarationError
 from caravan_workspace.tasks.common import BAD_INPUT, FAILED, workspace
 from caravan_workspace.tasks.deploy import target_deploy

@@ -13,8 +13,8 @@ from rich.text import Text
 
 from caravan_workspace.console import STATUS_STYLE, lanes_line, stage_status
 from caravan_workspace.runtime.inspect import format_uptime, probe_program
-from caravan_workspace.runtime.local import http_status, read_programs
 from caravan_workspace.runtime.ports import read_ports
+from caravan_workspace.runtime.programs import http_status, read_programs
 from caravan_workspace.runtime.supervisor import Supervisor, SupervisorError
 from caravan_workspace.tasks import deploy as deploy_tasks
 from caravan_workspace.tasks.common import BAD_INPUT, FAILED, Workspace, console, workspace
