@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
+from caravan_workspace import paths
 from caravan_workspace.gate_cache import InputsFn
 
 
@@ -57,11 +58,18 @@ def _silent(message: str) -> None:
 
 @dataclass(frozen=True)
 class Context:
-    """What a gate or an action gets: where the workspace is and how to report progress."""
+    """The workspace context — where the workspace is and how to report progress — that gates,
+    actions, tasks and the runtimes are given."""
 
     root: Path
     state_dir: Path
     progress: Progress = field(default=_silent)
+
+    @classmethod
+    def at(cls, root: Path, progress: Progress = _silent) -> Context:
+        """The context of the workspace at ``root``, with its state folder (CARAVAN_STATE_DIR or
+        ``<root>/.caravan``)."""
+        return cls(root=root, state_dir=paths.state_dir(root), progress=progress)
 
     def path(self, *parts: str) -> Path:
         """A path inside the state folder (created on demand for directories by the caller)."""

@@ -25,7 +25,9 @@ failed. Times are Unix seconds. Every round probes every instance concurrently, 
 that dies is marked not ready within one interval (plus the probe timeout, at most the interval).
 
 catalog.json's schema is commons' (:class:`caravan_commons.discovery_local.CatalogDocument`): the
-checker writes the very document the resolvers decode.
+checker writes the very document the resolvers decode. Besides commons it needs only the standard
+library and the workspace's stdlib-only ``state`` module, so commons' tests run it by path (``python
+-P .../catalog.py``) under their own interpreter, which does not install the workspace package.
 """
 
 from __future__ import annotations
@@ -45,6 +47,9 @@ from pathlib import Path
 from typing import Any
 
 import msgspec
+
+if __name__ == "__main__" and not __package__:  # run by path: the package this file belongs to
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from caravan_commons.discovery_local import CATALOG_VERSION, CatalogDocument, CatalogEntry, decode_catalog
 from caravan_workspace.state import write_atomic

@@ -7,7 +7,7 @@ import importlib
 from invoke import Context, task
 from invoke.exceptions import Exit
 
-from caravan_workspace import registry, render
+from caravan_workspace import render
 from caravan_workspace.deploy import DeployError
 from caravan_workspace.foundation import FoundationError
 from caravan_workspace.render.model import RenderError, environment_names
@@ -90,7 +90,7 @@ def scale(c: Context, name: str, count: str) -> None:
     if not count.isdigit():
         raise Exit(f"error: COUNT must be a whole number, not {count!r}", code=BAD_INPUT)
     ws = workspace()
-    ctx = registry.Context(root=ws.root, state_dir=ws.state_dir, progress=lambda m: print(f"scale: {m}"))
+    ctx = ws.context(lambda m: print(f"scale: {m}"))
     try:
         rt = LocalRuntime(ctx)
         changed = rt.scale(name, int(count))
