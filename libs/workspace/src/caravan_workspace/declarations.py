@@ -47,6 +47,10 @@ class Misfit(Exception):
         self.key = key
         self.inner = inner
 
+    def wrong_type(self, data: object) -> str:
+        """ "'key' has the wrong type (str)", of the key's value in ``data``."""
+        return f"{self.key!r} has the wrong type ({type(self.value(data)).__name__})"
+
     def value(self, data: object) -> object:
         """The value the key holds in ``data`` (the parsed document); None when absent."""
         table = lookup(data, self.table)

@@ -287,8 +287,7 @@ def parse_plan(data: Mapping[str, Any]) -> Plan:
             raise PlanError(f"{where}: missing key {misfit.key!r}") from None
         if misfit.key == "depends_on" and misfit.inner:
             raise PlanError(f"{where}: depends_on must list stage numbers") from None
-        kind = type(misfit.value(data)).__name__
-        raise PlanError(f"{where}: {misfit.key!r} has the wrong type ({kind})") from None
+        raise PlanError(f"{where}: {misfit.wrong_type(data)}") from None
     if not document.stage:
         raise PlanError("the plan has no stages")
     lanes = [Lane(id=lane.id, name=lane.name, service=lane.service) for lane in document.lane]

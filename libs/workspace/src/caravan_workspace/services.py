@@ -86,8 +86,7 @@ def _decode(raw: dict[str, object], where: str) -> _ServiceFile:
         if str(key) in _MISFITS:
             message = _MISFITS[str(key)].format(value=raw.get(str(key)))
             raise DeclarationError(f"{where}: {message}") from None
-        kind = type(misfit.value(raw)).__name__
-        raise DeclarationError(f"{where}: {key!r} has the wrong type ({kind})") from None
+        raise DeclarationError(f"{where}: {misfit.wrong_type(raw)}") from None
 
 
 def load_service(folder: Path) -> Service:
