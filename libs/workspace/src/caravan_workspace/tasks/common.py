@@ -10,7 +10,7 @@ from pathlib import Path
 from invoke.exceptions import Exit
 from rich.console import Console
 
-from caravan_workspace import paths, registry
+from caravan_workspace import paths, registry, stages
 from caravan_workspace.plan import Plan, PlanError, load_plan
 from caravan_workspace.state import StateError, StateStore
 
@@ -67,5 +67,5 @@ def workspace() -> Workspace:
         store = StateStore(ctx.state_dir)
     except StateError as exc:
         raise Exit(f"error: {exc}", code=BAD_INPUT) from exc
-    registry.load_all()
+    stages.load_all()
     return Workspace(ctx=ctx, plan=plan, store=store)
