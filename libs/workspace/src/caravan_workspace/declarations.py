@@ -27,7 +27,7 @@ _MESSAGE = re.compile(
 _STEP = re.compile(r"\.(\w+)|\[(\d+)\]|\[\.\.\.\]")
 
 
-class Table(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+class Table(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw_only=True):
     """A table of a declaration file: its keys are the fields; any other key is refused."""
 
 

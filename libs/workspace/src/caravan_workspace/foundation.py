@@ -95,31 +95,31 @@ class Foundation:
         return rules is None or any(rule_matches(rule, method, path) for rule in rules)
 
 
-class _RuntimeTable(Table):
+class _RuntimeTable(Table, frozen=True):
     port_range: list[int]
     host: str = "127.0.0.1"
 
 
-class _TierTable(Table):
+class _TierTable(Table, frozen=True):
     name: str
     members: list[str]
     ports: list[int]
     external: list[str] = []
 
 
-class _DatabaseTable(Table):
+class _DatabaseTable(Table, frozen=True):
     name: str
     owner: str
 
 
-class _FlowTable(Table):
+class _FlowTable(Table, frozen=True):
     source: str = msgspec.field(name="from")
     target: str = msgspec.field(name="to")
     paths: list[str] | None = None
     methods: list[str] | None = None
 
 
-class _FoundationFile(Table):
+class _FoundationFile(Table, frozen=True):
     runtime: _RuntimeTable
     tier: list[_TierTable] = []
     database: list[_DatabaseTable] = []

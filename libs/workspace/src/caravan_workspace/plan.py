@@ -9,9 +9,11 @@ from __future__ import annotations
 import re
 import tomllib
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+import msgspec
 
 from caravan_workspace.declarations import Misfit, Table, convert, fields, lookup
 
@@ -24,38 +26,42 @@ class SelectionError(Exception):
     """A stage selector given on the command line does not name stages of the plan."""
 
 
-@dataclass(frozen=True)
-class Gate:
+# The plan's tables, as plan.toml writes them (msgspec Structs: decoding is validation).
+
+
+class Gate(Table, frozen=True, kw_only=False):
     id: str
     title: str
     check: str
-    args: Mapping[str, Any] = field(default_factory=dict)
+    args: Mapping[str, Any] = {}
 
 
-@dataclass(frozen=True)
-class Action:
+class Action(Table, frozen=True, kw_only=False):
     id: str
     title: str
     run: str
-    args: Mapping[str, Any] = field(default_factory=dict)
+    args: Mapping[str, Any] = {}
 
 
-@dataclass(frozen=True)
-class Stage:
+class Stage(Table, frozen=True, kw_only=False):
     number: int
     name: str
     lane: str
     depends_on: tuple[int, ...]
-    gates: tuple[Gate, ...] = ()
-    actions: tuple[Action, ...] = ()
+    gates: tuple[Gate, ...] = msgspec.field(default=(), name="gate")
+    actions: tuple[Action, ...] = msgspec.field(default=(), name="action")
     summary: str = ""
 
 
-@dataclass(frozen=True)
-class Lane:
+class Lane(Table, frozen=True, kw_only=False):
     id: str
     name: str
     service: str | None = None
+
+
+class _PlanFile(Table, frozen=True):
+    stage: list[Stage] = []
+    lane: list[Lane] = []
 
 
 @dataclass(frozen=True)
@@ -218,41 +224,6 @@ class Plan:
 # ---------------------------------------------------------------------- loading from TOML
 
 
-class _GateTable(Table):
-    id: str
-    title: str
-    check: str
-    args: dict[str, Any] = {}
-
-
-class _ActionTable(Table):
-    id: str
-    title: str
-    run: str
-    args: dict[str, Any] = {}
-
-
-class _StageTable(Table):
-    number: int
-    name: str
-    lane: str
-    depends_on: list[int]
-    gate: list[_GateTable] = []
-    action: list[_ActionTable] = []
-    summary: str = ""
-
-
-class _LaneTable(Table):
-    id: str
-    name: str
-    service: str | None = None
-
-
-class _PlanFile(Table):
-    stage: list[_StageTable] = []
-    lane: list[_LaneTable] = []
-
-
 def _where(data: Mapping[str, Any], misfit: Misfit) -> str:
     """The words for the table at fault: "plan", "lane #2", "stage 4" (or "stage #4" while its
     number is in doubt), "stage 4, gate 'tests'"."""
@@ -290,20 +261,7 @@ def parse_plan(data: Mapping[str, Any]) -> Plan:
         raise PlanError(f"{where}: {misfit.wrong_type(data)}") from None
     if not document.stage:
         raise PlanError("the plan has no stages")
-    lanes = [Lane(id=lane.id, name=lane.name, service=lane.service) for lane in document.lane]
-    stages = [
-        Stage(
-            number=s.number,
-            name=s.name,
-            lane=s.lane,
-            depends_on=tuple(s.depends_on),
-            gates=tuple(Gate(id=g.id, title=g.title, check=g.check, args=g.args) for g in s.gate),
-            actions=tuple(Action(id=a.id, title=a.title, run=a.run, args=a.args) for a in s.action),
-            summary=s.summary,
-        )
-        for s in document.stage
-    ]
-    return Plan.build(stages, lanes)
+    return Plan.build(document.stage, document.lane)
 
 
 def load_plan(path: Path) -> Plan:

@@ -20,8 +20,7 @@ class DeclarationError(Exception):
     pass
 
 
-@dataclass(frozen=True)
-class Scaling:
+class Scaling(Table, frozen=True):
     min: int
     max: int
     instances: int
@@ -41,18 +40,12 @@ class Service:
     folder: Path
 
 
-class _Health(Table):
+class _Health(Table, frozen=True):
     live: str
     ready: str
 
 
-class _Scaling(Table):
-    min: int
-    max: int
-    instances: int
-
-
-class _ServiceFile(Table):
+class _ServiceFile(Table, frozen=True):
     name: str
     title: str
     package: str
@@ -60,7 +53,7 @@ class _ServiceFile(Table):
     routes: list[str]
     health: _Health
     depends_on: list[str]
-    scaling: _Scaling
+    scaling: Scaling
 
 
 #: What a misfit of each key says (any other: the key has the wrong type).
@@ -105,7 +98,7 @@ def load_service(folder: Path) -> Service:
         raise DeclarationError(f"{where}: {_MISFITS['package'].format(value=declared.package)}")
     if not declared.routes or not all(r.startswith("/") for r in declared.routes):
         raise DeclarationError(f"{where}: {_MISFITS['routes']}")
-    bounds = Scaling(min=declared.scaling.min, max=declared.scaling.max, instances=declared.scaling.instances)
+    bounds = declared.scaling
     if not 1 <= bounds.min <= bounds.instances <= bounds.max:
         raise DeclarationError(f"{where}: scaling must satisfy 1 <= min <= instances <= max")
     return Service(
