@@ -12,7 +12,7 @@ import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal, get_args
 
 import msgspec
 
@@ -22,7 +22,8 @@ from caravan_workspace.services import Service
 
 FOUNDATION_FILE = Path("foundation") / "foundation.toml"
 ANY = "*"
-HTTP_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+Method = Literal["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
+HTTP_METHODS = frozenset(get_args(Method))
 
 
 class FoundationError(Exception):
@@ -96,14 +97,14 @@ class Foundation:
 
 
 class _RuntimeTable(Table, frozen=True):
-    port_range: list[int]
+    port_range: tuple[int, int]
     host: str = "127.0.0.1"
 
 
 class _TierTable(Table, frozen=True):
     name: str
-    members: list[str]
-    ports: list[int]
+    members: Annotated[list[str], msgspec.Meta(min_length=1)]
+    ports: tuple[int, int]
     external: list[str] = []
 
 
@@ -115,8 +116,8 @@ class _DatabaseTable(Table, frozen=True):
 class _FlowTable(Table, frozen=True):
     source: str = msgspec.field(name="from")
     target: str = msgspec.field(name="to")
-    paths: list[str] | None = None
-    methods: list[str] | None = None
+    paths: list[Annotated[str, msgspec.Meta(pattern="^/")]] | None = None
+    methods: Annotated[list[Method], msgspec.Meta(min_length=1)] | None = None
 
 
 class _FoundationFile(Table, frozen=True):
@@ -127,8 +128,6 @@ class _FoundationFile(Table, frozen=True):
 
 
 _PORTS = "ports must be [first, last]"
-_METHODS = f"methods must be a non-empty list of {', '.join(sorted(HTTP_METHODS))}"
-_PATHS = "paths must be a list of paths starting with '/'"
 #: What a misfit of each key of each table says (any other: the key has the wrong type).
 _MISFITS = {
     ("runtime", "host"): "runtime host {value!r} is not a loopback address",
@@ -141,8 +140,8 @@ _MISFITS = {
     ("database", "owner"): "database {db!r} has unknown owner {value!r}",
     ("flow", "from"): "flow from unknown {value!r}",
     ("flow", "to"): "flow {source} → {value!r} goes nowhere: {value!r} is in no tier",
-    ("flow", "paths"): _PATHS,
-    ("flow", "methods"): _METHODS,
+    ("flow", "paths"): "paths must be a list of paths starting with '/'",
+    ("flow", "methods"): f"methods must be a non-empty list of {', '.join(sorted(HTTP_METHODS))}",
 }
 
 
@@ -176,9 +175,7 @@ def _misfit_error(misfit: Misfit, raw: dict[str, Any], text: str, name: str) -> 
     )
 
 
-def _ports(value: list[int], where: str) -> tuple[int, int]:
-    if len(value) != 2:
-        raise FoundationError(f"{where}: {_PORTS}")
+def _ports(value: tuple[int, int], where: str) -> tuple[int, int]:
     low, high = value
     if not 1024 <= low <= high <= 65535:
         raise FoundationError(f"{where}: port range {low}-{high} must lie within 1024-65535, low to high")
@@ -216,8 +213,6 @@ def parse_foundation(
     seen_members: dict[str, str] = {}
     for entry, line in zip(document.tier, _header_lines(text, "[[tier]]"), strict=False):
         where = f"{name} line {line}"
-        if not entry.members:
-            raise FoundationError(f"{where}: {_MISFITS['tier', 'members']}")
         if any(t.name == entry.name for t in tiers):
             raise FoundationError(f"{where}: tier {entry.name!r} is declared twice")
         ports = _ports(entry.ports, where)
@@ -272,10 +267,6 @@ def parse_foundation(
                 f"{where}: flow {source} → {target}: a database is reached by its owner "
                 f"{databases[target]} only"
             )
-        if paths is not None and not all(p.startswith("/") for p in paths):
-            raise FoundationError(f"{where}: {_PATHS}")
-        if methods is not None and (not methods or not all(m in HTTP_METHODS for m in methods)):
-            raise FoundationError(f"{where}: {_METHODS}")
         flow = Flow(
             source, target, tuple(paths) if paths is not None else None, line,
             tuple(methods) if methods is not None else None,

@@ -10,6 +10,9 @@ import re
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Annotated
+
+import msgspec
 
 from caravan_workspace.declarations import Misfit, Table, convert
 
@@ -46,11 +49,11 @@ class _Health(Table, frozen=True):
 
 
 class _ServiceFile(Table, frozen=True):
-    name: str
+    name: Annotated[str, msgspec.Meta(pattern=NAME_RE.pattern)]
     title: str
     package: str
     lane: str
-    routes: list[str]
+    routes: Annotated[list[Annotated[str, msgspec.Meta(pattern="^/")]], msgspec.Meta(min_length=1)]
     health: _Health
     depends_on: list[str]
     scaling: Scaling
@@ -92,12 +95,10 @@ def load_service(folder: Path) -> Service:
     except tomllib.TOMLDecodeError as exc:
         raise DeclarationError(f"{where}: not valid TOML: {exc}") from exc
     declared = _decode(raw, where)
-    if not NAME_RE.match(declared.name) or declared.name != folder.name:
+    if declared.name != folder.name:
         raise DeclarationError(f"{where}: {_MISFITS['name'].format(value=declared.name)}")
     if not declared.package.isidentifier():
         raise DeclarationError(f"{where}: {_MISFITS['package'].format(value=declared.package)}")
-    if not declared.routes or not all(r.startswith("/") for r in declared.routes):
-        raise DeclarationError(f"{where}: {_MISFITS['routes']}")
     bounds = declared.scaling
     if not 1 <= bounds.min <= bounds.instances <= bounds.max:
         raise DeclarationError(f"{where}: scaling must satisfy 1 <= min <= instances <= max")
