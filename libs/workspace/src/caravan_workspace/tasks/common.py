@@ -26,14 +26,6 @@ class Workspace:
     plan: Plan
     store: StateStore
 
-    @property
-    def root(self) -> Path:
-        return self.ctx.root
-
-    @property
-    def state_dir(self) -> Path:
-        return self.ctx.state_dir
-
     def context(self, progress: registry.Progress) -> registry.Context:
         return replace(self.ctx, progress=progress)
 
