@@ -24,12 +24,13 @@ from urllib.parse import urlsplit
 import httpx
 from reconcile import TERMINAL
 
-from caravan_workspace import registry
+from caravan_workspace import registry, stages
 from caravan_workspace.plan import load_plan
 from caravan_workspace.registry import Context
 from caravan_workspace.runtime import catalog
 from caravan_workspace.runtime import gateway as gateway_runtime
-from caravan_workspace.runtime.local import POSTGRES_DSN_ENV, LocalRuntime
+from caravan_workspace.runtime.databases import POSTGRES_DSN_ENV
+from caravan_workspace.runtime.local import LocalRuntime
 from caravan_workspace.runtime.ports import PORT_OFFSET_ENV
 from caravan_workspace.runtime.supervisor import Supervisor
 from caravan_workspace.traces import sampled_traceparent
@@ -197,7 +198,7 @@ def bring_up(
     """Run the actions of stages 1–``last_stage`` in dependency order in a fresh workspace. The
     gateway's per-customer rate and its failed-authentication limit are lifted unless
     ``production_limits`` (the security suite)."""
-    registry.load_all()
+    stages.load_all()
     plan = load_plan(ROOT / "plan.toml")
     limits = dict.fromkeys(UNLIMITED) if production_limits else UNLIMITED
     with environment({

@@ -9,7 +9,7 @@ import pytest
 from system import System
 
 from caravan_workspace.runtime import catalog
-from caravan_workspace.runtime.local import RuntimeError_
+from caravan_workspace.runtime.programs import RuntimeError_
 
 
 def ready_ids(system: System, service: str) -> set[str]:

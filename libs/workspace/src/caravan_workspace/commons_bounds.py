@@ -21,8 +21,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from caravan_workspace import index, paths
 from caravan_workspace.registry import Context
+from caravan_workspace.runtime import index
 
 RESOLUTIONS = {"lowest": "lowest-direct", "highest": "highest"}
 VERSION_PROBE = "import importlib.metadata as m; print(m.version('caravan-commons'))"
@@ -55,7 +55,7 @@ def commons_requirement(service: Path) -> str:
 
 def index_env(root: Path) -> dict[str, str]:
     """``UV_INDEX`` naming the workspace index's real URL (the port may differ from the default)."""
-    ctx = Context(root=root, state_dir=paths.state_dir(root))
+    ctx = Context.at(root)
     return {"UV_INDEX": f"{index.INDEX_NAME}={index.index_url(ctx)}"}
 
 
@@ -65,7 +65,7 @@ def run_against_commons_bounds(
     """In a nox session (uv backend): for each bound install the service with caravan-commons at that
     end of its range, log the version and run the service's tests — once per distinct version (when
     the range admits one published release, the lowest is the highest). Returns bound → version."""
-    ctx = Context(root=root, state_dir=paths.state_dir(root))
+    ctx = Context.at(root)
     if not index.health_ok(index.index_port(ctx)):
         # Started again from the workspace's state (the packages it published are kept there), so a
         # session never fails only because the index stopped since `invoke test` prepared it.

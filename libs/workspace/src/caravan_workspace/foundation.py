@@ -12,14 +12,18 @@ import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal, get_args
+
+import msgspec
 
 from caravan_commons.identity import rule_matches
+from caravan_workspace.declarations import Misfit, Table, convert, lookup
 from caravan_workspace.services import Service
 
 FOUNDATION_FILE = Path("foundation") / "foundation.toml"
 ANY = "*"
-HTTP_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+Method = Literal["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
+HTTP_METHODS = frozenset(get_args(Method))
 
 
 class FoundationError(Exception):
@@ -92,18 +96,86 @@ class Foundation:
         return rules is None or any(rule_matches(rule, method, path) for rule in rules)
 
 
+class _RuntimeTable(Table, frozen=True):
+    port_range: tuple[int, int]
+    host: str = "127.0.0.1"
+
+
+class _TierTable(Table, frozen=True):
+    name: str
+    members: Annotated[list[str], msgspec.Meta(min_length=1)]
+    ports: tuple[int, int]
+    external: list[str] = []
+
+
+class _DatabaseTable(Table, frozen=True):
+    name: str
+    owner: str
+
+
+class _FlowTable(Table, frozen=True):
+    source: str = msgspec.field(name="from")
+    target: str = msgspec.field(name="to")
+    paths: list[Annotated[str, msgspec.Meta(pattern="^/")]] | None = None
+    methods: Annotated[list[Method], msgspec.Meta(min_length=1)] | None = None
+
+
+class _FoundationFile(Table, frozen=True):
+    runtime: _RuntimeTable
+    tier: list[_TierTable] = []
+    database: list[_DatabaseTable] = []
+    flow: list[_FlowTable] = []
+
+
+_PORTS = "ports must be [first, last]"
+#: What a misfit of each key of each table says (any other: the key has the wrong type).
+_MISFITS = {
+    ("runtime", "host"): "runtime host {value!r} is not a loopback address",
+    ("runtime", "port_range"): _PORTS,
+    ("tier", "name"): "a tier needs a name and a non-empty members list",
+    ("tier", "members"): "a tier needs a name and a non-empty members list",
+    ("tier", "ports"): _PORTS,
+    ("tier", "external"): "external must list members of the tier",
+    ("database", "name"): "database {value!r} is in no tier",
+    ("database", "owner"): "database {db!r} has unknown owner {value!r}",
+    ("flow", "from"): "flow from unknown {value!r}",
+    ("flow", "to"): "flow {source} → {value!r} goes nowhere: {value!r} is in no tier",
+    ("flow", "paths"): "paths must be a list of paths starting with '/'",
+    ("flow", "methods"): f"methods must be a non-empty list of {', '.join(sorted(HTTP_METHODS))}",
+}
+
+
 def _header_lines(text: str, header: str) -> list[int]:
     """1-based line numbers of every ``[[header]]`` / ``[header]`` table, in order."""
     return [i for i, line in enumerate(text.splitlines(), start=1) if line.split("#", 1)[0].strip() == header]
 
 
-def _ports(value: Any, where: str) -> tuple[int, int]:
-    if (
-        not isinstance(value, list)
-        or len(value) != 2
-        or not all(isinstance(v, int) and not isinstance(v, bool) for v in value)
-    ):
-        raise FoundationError(f"{where}: ports must be [first, last]")
+def _misfit_error(misfit: Misfit, raw: dict[str, Any], text: str, name: str) -> FoundationError:
+    """A misfit of the file as the one-line error that names the line of its table."""
+    if not misfit.table:
+        if misfit.kind == "unknown":
+            return FoundationError(f"{name}: unknown table {misfit.key!r}")
+        if misfit.key == "runtime" and not misfit.inner:
+            return FoundationError(f"{name}: missing [runtime] table")
+        return FoundationError(f"{name}: {misfit.wrong_type(raw)}")
+    kind = str(misfit.table[0])
+    lines = _header_lines(text, "[runtime]" if kind == "runtime" else f"[[{kind}]]")
+    index = misfit.table[1] if len(misfit.table) > 1 else 0
+    where = f"{name} line {lines[index]}" if isinstance(index, int) and index < len(lines) else name
+    if misfit.kind == "unknown":
+        return FoundationError(f"{where}: unknown key {misfit.key!r}")
+    template = _MISFITS.get((kind, misfit.key))
+    if template is None:
+        return FoundationError(f"{where}: {misfit.wrong_type(raw)}")
+    entry = lookup(raw, misfit.table)
+    entry = entry if isinstance(entry, dict) else {}
+    return FoundationError(
+        f"{where}: "
+        + template.format(value=misfit.value(raw), db=entry.get("name"), source=entry.get("from"))
+    )
+
+
+def _ports(value: tuple[int, int], where: str) -> tuple[int, int]:
     low, high = value
     if not 1024 <= low <= high <= 65535:
         raise FoundationError(f"{where}: port range {low}-{high} must lie within 1024-65535, low to high")
@@ -126,71 +198,62 @@ def parse_foundation(
         raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise FoundationError(f"{name}: not valid TOML: {exc}") from exc
-    unknown = sorted(set(raw) - {"runtime", "tier", "database", "flow"})
-    if unknown:
-        raise FoundationError(f"{name}: unknown table {unknown[0]!r}")
+    try:
+        document = convert(raw, _FoundationFile)
+    except Misfit as misfit:
+        raise _misfit_error(misfit, raw, text, name) from None
 
     runtime_line = (_header_lines(text, "[runtime]") or [1])[0]
-    runtime = raw.get("runtime")
-    if not isinstance(runtime, dict):
-        raise FoundationError(f"{name}: missing [runtime] table")
-    host = runtime.get("host", "127.0.0.1")
-    if not isinstance(host, str) or not _is_loopback(host):
+    host = document.runtime.host
+    if not _is_loopback(host):
         raise FoundationError(f"{name} line {runtime_line}: runtime host {host!r} is not a loopback address")
-    port_range = _ports(runtime.get("port_range"), f"{name} line {runtime_line}")
+    port_range = _ports(document.runtime.port_range, f"{name} line {runtime_line}")
 
     tiers: list[Tier] = []
     seen_members: dict[str, str] = {}
-    for entry, line in zip(raw.get("tier", []), _header_lines(text, "[[tier]]"), strict=False):
+    for entry, line in zip(document.tier, _header_lines(text, "[[tier]]"), strict=False):
         where = f"{name} line {line}"
-        tier_name = entry.get("name")
-        members = entry.get("members")
-        if not isinstance(tier_name, str) or not isinstance(members, list) or not members:
-            raise FoundationError(f"{where}: a tier needs a name and a non-empty members list")
-        if any(t.name == tier_name for t in tiers):
-            raise FoundationError(f"{where}: tier {tier_name!r} is declared twice")
-        ports = _ports(entry.get("ports"), where)
+        if any(t.name == entry.name for t in tiers):
+            raise FoundationError(f"{where}: tier {entry.name!r} is declared twice")
+        ports = _ports(entry.ports, where)
         if not (port_range[0] <= ports[0] and ports[1] <= port_range[1]):
             raise FoundationError(
-                f"{where}: tier {tier_name!r} ports {ports[0]}-{ports[1]} lie outside the runtime range "
+                f"{where}: tier {entry.name!r} ports {ports[0]}-{ports[1]} lie outside the runtime range "
                 f"{port_range[0]}-{port_range[1]}"
             )
         for other in tiers:
             if ports[0] <= other.ports[1] and other.ports[0] <= ports[1]:
                 raise FoundationError(
-                    f"{where}: tier {tier_name!r} ports {ports[0]}-{ports[1]} overlap tier {other.name!r} "
+                    f"{where}: tier {entry.name!r} ports {ports[0]}-{ports[1]} overlap tier {other.name!r} "
                     f"{other.ports[0]}-{other.ports[1]} (line {other.line})"
                 )
-        for member in members:
+        for member in entry.members:
             if member in seen_members:
                 raise FoundationError(f"{where}: {member!r} is already in tier {seen_members[member]!r}")
-            seen_members[member] = tier_name
-        external = tuple(entry.get("external", ()))
-        stray = [e for e in external if e not in members]
+            seen_members[member] = entry.name
+        stray = [e for e in entry.external if e not in entry.members]
         if stray:
-            raise FoundationError(f"{where}: external {stray[0]!r} is not a member of tier {tier_name!r}")
-        tiers.append(Tier(tier_name, tuple(members), ports, external, line))
+            raise FoundationError(f"{where}: external {stray[0]!r} is not a member of tier {entry.name!r}")
+        tiers.append(Tier(entry.name, tuple(entry.members), ports, tuple(entry.external), line))
 
     for service in services:
         if service not in seen_members:
             raise FoundationError(f"{name}: service {service!r} (from {service}/service.toml) is in no tier")
 
     databases: dict[str, str] = {}
-    for entry, line in zip(raw.get("database", []), _header_lines(text, "[[database]]"), strict=False):
+    for db, line in zip(document.database, _header_lines(text, "[[database]]"), strict=False):
         where = f"{name} line {line}"
-        db, owner = entry.get("name"), entry.get("owner")
-        if db not in seen_members:
-            raise FoundationError(f"{where}: database {db!r} is in no tier")
-        if owner not in services:
-            raise FoundationError(f"{where}: database {db!r} has unknown owner {owner!r}")
-        databases[db] = owner
+        if db.name not in seen_members:
+            raise FoundationError(f"{where}: database {db.name!r} is in no tier")
+        if db.owner not in services:
+            raise FoundationError(f"{where}: database {db.name!r} has unknown owner {db.owner!r}")
+        databases[db.name] = db.owner
 
     externals = {e for tier in tiers for e in tier.external}
     flows: list[Flow] = []
-    for entry, line in zip(raw.get("flow", []), _header_lines(text, "[[flow]]"), strict=False):
+    for table, line in zip(document.flow, _header_lines(text, "[[flow]]"), strict=False):
         where = f"{name} line {line}"
-        source, target = entry.get("from"), entry.get("to")
-        paths, methods = entry.get("paths"), entry.get("methods")
+        source, target, paths, methods = table.source, table.target, table.paths, table.methods
         if source not in seen_members:
             raise FoundationError(f"{where}: flow from unknown {source!r}")
         if target != ANY and target not in seen_members:
@@ -203,18 +266,6 @@ def parse_foundation(
             raise FoundationError(
                 f"{where}: flow {source} → {target}: a database is reached by its owner "
                 f"{databases[target]} only"
-            )
-        if paths is not None and (
-            not isinstance(paths, list) or not all(isinstance(p, str) and p.startswith("/") for p in paths)
-        ):
-            raise FoundationError(f"{where}: paths must be a list of paths starting with '/'")
-        if methods is not None and (
-            not isinstance(methods, list)
-            or not methods
-            or not all(isinstance(m, str) and m in HTTP_METHODS for m in methods)
-        ):
-            raise FoundationError(
-                f"{where}: methods must be a non-empty list of {', '.join(sorted(HTTP_METHODS))}"
             )
         flow = Flow(
             source, target, tuple(paths) if paths is not None else None, line,

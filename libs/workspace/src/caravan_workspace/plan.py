@@ -9,9 +9,13 @@ from __future__ import annotations
 import re
 import tomllib
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+import msgspec
+
+from caravan_workspace.declarations import Misfit, Table, convert, fields, lookup
 
 
 class PlanError(Exception):
@@ -22,38 +26,42 @@ class SelectionError(Exception):
     """A stage selector given on the command line does not name stages of the plan."""
 
 
-@dataclass(frozen=True)
-class Gate:
+# The plan's tables, as plan.toml writes them (msgspec Structs: decoding is validation).
+
+
+class Gate(Table, frozen=True, kw_only=False):
     id: str
     title: str
     check: str
-    args: Mapping[str, Any] = field(default_factory=dict)
+    args: Mapping[str, Any] = {}
 
 
-@dataclass(frozen=True)
-class Action:
+class Action(Table, frozen=True, kw_only=False):
     id: str
     title: str
     run: str
-    args: Mapping[str, Any] = field(default_factory=dict)
+    args: Mapping[str, Any] = {}
 
 
-@dataclass(frozen=True)
-class Stage:
+class Stage(Table, frozen=True, kw_only=False):
     number: int
     name: str
     lane: str
     depends_on: tuple[int, ...]
-    gates: tuple[Gate, ...] = ()
-    actions: tuple[Action, ...] = ()
+    gates: tuple[Gate, ...] = msgspec.field(default=(), name="gate")
+    actions: tuple[Action, ...] = msgspec.field(default=(), name="action")
     summary: str = ""
 
 
-@dataclass(frozen=True)
-class Lane:
+class Lane(Table, frozen=True, kw_only=False):
     id: str
     name: str
     service: str | None = None
+
+
+class _PlanFile(Table, frozen=True):
+    stage: list[Stage] = []
+    lane: list[Lane] = []
 
 
 @dataclass(frozen=True)
@@ -215,87 +223,45 @@ class Plan:
 
 # ---------------------------------------------------------------------- loading from TOML
 
-_STAGE_KEYS = {"number", "name", "lane", "depends_on", "gate", "action", "summary"}
-_GATE_KEYS = {"id", "title", "check", "args"}
-_ACTION_KEYS = {"id", "title", "run", "args"}
-_LANE_KEYS = {"id", "name", "service"}
 
-
-def _require(table: Mapping[str, Any], key: str, kind: type | tuple[type, ...], where: str) -> Any:
-    if key not in table:
-        raise PlanError(f"{where}: missing key {key!r}")
-    value = table[key]
-    if not isinstance(value, kind) or (isinstance(value, bool) and kind is int):
-        raise PlanError(f"{where}: {key!r} has the wrong type ({type(value).__name__})")
-    return value
-
-
-def _unknown(table: Mapping[str, Any], allowed: set[str], where: str) -> None:
-    extra = sorted(set(table) - allowed)
-    if extra:
-        raise PlanError(f"{where}: unknown key {extra[0]!r} (allowed: {', '.join(sorted(allowed))})")
+def _where(data: Mapping[str, Any], misfit: Misfit) -> str:
+    """The words for the table at fault: "plan", "lane #2", "stage 4" (or "stage #4" while its
+    number is in doubt), "stage 4, gate 'tests'"."""
+    table = misfit.table
+    if not table:
+        return "plan"
+    if table[0] == "lane":
+        return f"lane #{int(table[1]) + 1}"
+    stage = lookup(data, table[:2])
+    number = stage.get("number") if isinstance(stage, Mapping) else None
+    doubt = len(table) == 2 and (misfit.kind == "unknown" or misfit.key == "number")
+    if doubt or not isinstance(number, int) or isinstance(number, bool):
+        where = f"stage #{int(table[1]) + 1}"
+    else:
+        where = f"stage {number}"
+    if len(table) > 2:
+        entry = lookup(data, table[:4])
+        ident = entry.get("id", "?") if isinstance(entry, Mapping) else "?"
+        where += f", {table[2]} {ident!r}"
+    return where
 
 
 def parse_plan(data: Mapping[str, Any]) -> Plan:
-    _unknown(data, {"stage", "lane"}, "plan")
-    lanes = []
-    for i, raw in enumerate(data.get("lane", []), start=1):
-        where = f"lane #{i}"
-        _unknown(raw, _LANE_KEYS, where)
-        lanes.append(
-            Lane(
-                id=_require(raw, "id", str, where),
-                name=_require(raw, "name", str, where),
-                service=raw.get("service"),
-            )
-        )
-    stages = []
-    for i, raw in enumerate(data.get("stage", []), start=1):
-        where = f"stage #{i}"
-        _unknown(raw, _STAGE_KEYS, where)
-        number = _require(raw, "number", int, where)
-        where = f"stage {number}"
-        deps = _require(raw, "depends_on", list, where)
-        if not all(isinstance(d, int) and not isinstance(d, bool) for d in deps):
-            raise PlanError(f"{where}: depends_on must list stage numbers")
-        gates = []
-        for g in raw.get("gate", []):
-            gw = f"{where}, gate {g.get('id', '?')!r}"
-            _unknown(g, _GATE_KEYS, gw)
-            gates.append(
-                Gate(
-                    id=_require(g, "id", str, gw),
-                    title=_require(g, "title", str, gw),
-                    check=_require(g, "check", str, gw),
-                    args=g.get("args", {}),
-                )
-            )
-        actions = []
-        for a in raw.get("action", []):
-            aw = f"{where}, action {a.get('id', '?')!r}"
-            _unknown(a, _ACTION_KEYS, aw)
-            actions.append(
-                Action(
-                    id=_require(a, "id", str, aw),
-                    title=_require(a, "title", str, aw),
-                    run=_require(a, "run", str, aw),
-                    args=a.get("args", {}),
-                )
-            )
-        stages.append(
-            Stage(
-                number=number,
-                name=_require(raw, "name", str, where),
-                lane=_require(raw, "lane", str, where),
-                depends_on=tuple(deps),
-                gates=tuple(gates),
-                actions=tuple(actions),
-                summary=raw.get("summary", ""),
-            )
-        )
-    if not stages:
+    try:
+        document = convert(data, _PlanFile)
+    except Misfit as misfit:
+        where = _where(data, misfit)
+        if misfit.kind == "unknown":
+            allowed = ", ".join(fields(_PlanFile, misfit.table))
+            raise PlanError(f"{where}: unknown key {misfit.key!r} (allowed: {allowed})") from None
+        if misfit.kind == "missing":
+            raise PlanError(f"{where}: missing key {misfit.key!r}") from None
+        if misfit.key == "depends_on" and misfit.inner:
+            raise PlanError(f"{where}: depends_on must list stage numbers") from None
+        raise PlanError(f"{where}: {misfit.wrong_type(data)}") from None
+    if not document.stage:
         raise PlanError("the plan has no stages")
-    return Plan.build(stages, lanes)
+    return Plan.build(document.stage, document.lane)
 
 
 def load_plan(path: Path) -> Plan:

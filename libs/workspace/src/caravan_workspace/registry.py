@@ -7,8 +7,9 @@ An action is a function ``(ctx, **args) -> ActionResult`` that is idempotent: wh
 it returns ``ActionResult(changed=False, ...)`` without redoing work.
 
 Probes live in ``caravan_workspace.stages.<area>`` modules, which register themselves with the
-``@gate`` / ``@action`` decorators when :func:`load_all` imports them. A name that plan.toml uses
-but nobody registered is a gate that is "not implemented yet" — it fails, it never passes.
+``@gate`` / ``@action`` decorators when ``caravan_workspace.stages.load_all()`` imports them (the
+registry knows nothing of them). A name that plan.toml uses but nobody registered is a gate that
+is "not implemented yet" — it fails, it never passes.
 
 A gate whose result depends only on files (a test suite, say) passes ``inputs=`` to ``@gate``: a
 function ``(ctx, **args) -> Inputs`` naming what it reads. The engine then reuses the gate's last
@@ -18,13 +19,12 @@ one probes every time.
 
 from __future__ import annotations
 
-import importlib
-import pkgutil
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
+from caravan_workspace import paths
 from caravan_workspace.gate_cache import InputsFn
 
 
@@ -57,11 +57,18 @@ def _silent(message: str) -> None:
 
 @dataclass(frozen=True)
 class Context:
-    """What a gate or an action gets: where the workspace is and how to report progress."""
+    """The workspace context — where the workspace is and how to report progress — that gates,
+    actions, tasks and the runtimes are given."""
 
     root: Path
     state_dir: Path
     progress: Progress = field(default=_silent)
+
+    @classmethod
+    def at(cls, root: Path, progress: Progress = _silent) -> Context:
+        """The context of the workspace at ``root``, with its state folder (CARAVAN_STATE_DIR or
+        ``<root>/.caravan``)."""
+        return cls(root=root, state_dir=paths.state_dir(root), progress=progress)
 
     def path(self, *parts: str) -> Path:
         """A path inside the state folder (created on demand for directories by the caller)."""
@@ -99,11 +106,3 @@ def action(name: str) -> Callable[[Action], Action]:
         return fn
 
     return register
-
-
-def load_all() -> None:
-    """Import every ``caravan_workspace.stages.*`` module so that its probes register."""
-    from caravan_workspace import stages
-
-    for info in pkgutil.iter_modules(stages.__path__):
-        importlib.import_module(f"{stages.__name__}.{info.name}")

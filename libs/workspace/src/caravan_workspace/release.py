@@ -17,8 +17,8 @@ import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
-from caravan_workspace import index
 from caravan_workspace.registry import Context
+from caravan_workspace.runtime import index
 
 COMMONS = "libs/commons"
 DIST_NAME = "caravan-commons"

@@ -10,6 +10,11 @@ import re
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Annotated
+
+import msgspec
+
+from caravan_workspace.declarations import Misfit, Table, convert
 
 NAME_RE = re.compile(r"^[a-z][a-z0-9]*(-[a-z0-9]+)*$")
 
@@ -18,8 +23,7 @@ class DeclarationError(Exception):
     pass
 
 
-@dataclass(frozen=True)
-class Scaling:
+class Scaling(Table, frozen=True):
     min: int
     max: int
     instances: int
@@ -39,7 +43,46 @@ class Service:
     folder: Path
 
 
-_KEYS = {"name", "title", "package", "lane", "routes", "health", "depends_on", "scaling"}
+class _Health(Table, frozen=True):
+    live: str
+    ready: str
+
+
+class _ServiceFile(Table, frozen=True):
+    name: Annotated[str, msgspec.Meta(pattern=NAME_RE.pattern)]
+    title: str
+    package: str
+    lane: str
+    routes: Annotated[list[Annotated[str, msgspec.Meta(pattern="^/")]], msgspec.Meta(min_length=1)]
+    health: _Health
+    depends_on: list[str]
+    scaling: Scaling
+
+
+#: What a misfit of each key says (any other: the key has the wrong type).
+_MISFITS = {
+    "name": "name {value!r} must be the folder name, lower-case words joined by '-'",
+    "package": "package {value!r} is not a Python identifier",
+    "routes": "routes must be a non-empty list of paths starting with '/'",
+    "health": "health must have exactly 'live' and 'ready' paths",
+    "depends_on": "depends_on must list service names",
+    "scaling": "scaling needs integer min, max and instances",
+}
+
+
+def _decode(raw: dict[str, object], where: str) -> _ServiceFile:
+    try:
+        return convert(raw, _ServiceFile)
+    except Misfit as misfit:
+        key = misfit.table[0] if misfit.table else misfit.key  # a key inside health or scaling: theirs
+        if misfit.kind == "unknown" and not misfit.table:
+            raise DeclarationError(f"{where}: unknown key {misfit.key!r}") from None
+        if misfit.kind == "missing" and not misfit.table:
+            raise DeclarationError(f"{where}: missing key {misfit.key!r}") from None
+        if str(key) in _MISFITS:
+            message = _MISFITS[str(key)].format(value=raw.get(str(key)))
+            raise DeclarationError(f"{where}: {message}") from None
+        raise DeclarationError(f"{where}: {misfit.wrong_type(raw)}") from None
 
 
 def load_service(folder: Path) -> Service:
@@ -51,51 +94,23 @@ def load_service(folder: Path) -> Service:
         raise DeclarationError(f"{where}: cannot read ({exc.strerror})") from exc
     except tomllib.TOMLDecodeError as exc:
         raise DeclarationError(f"{where}: not valid TOML: {exc}") from exc
-    extra = sorted(set(raw) - _KEYS)
-    if extra:
-        raise DeclarationError(f"{where}: unknown key {extra[0]!r}")
-    missing = sorted(_KEYS - set(raw))
-    if missing:
-        raise DeclarationError(f"{where}: missing key {missing[0]!r}")
-    name = raw["name"]
-    if not isinstance(name, str) or not NAME_RE.match(name) or name != folder.name:
-        raise DeclarationError(
-            f"{where}: name {name!r} must be the folder name, lower-case words joined by '-'"
-        )
-    package = raw["package"]
-    if not isinstance(package, str) or not package.isidentifier():
-        raise DeclarationError(f"{where}: package {package!r} is not a Python identifier")
-    routes = raw["routes"]
-    if (
-        not isinstance(routes, list)
-        or not routes
-        or not all(isinstance(r, str) and r.startswith("/") for r in routes)
-    ):
-        raise DeclarationError(f"{where}: routes must be a non-empty list of paths starting with '/'")
-    health = raw["health"]
-    if not isinstance(health, dict) or set(health) != {"live", "ready"}:
-        raise DeclarationError(f"{where}: health must have exactly 'live' and 'ready' paths")
-    scaling = raw["scaling"]
-    try:
-        bounds = Scaling(
-            min=int(scaling["min"]), max=int(scaling["max"]), instances=int(scaling["instances"])
-        )
-    except (KeyError, TypeError, ValueError) as exc:
-        raise DeclarationError(f"{where}: scaling needs integer min, max and instances") from exc
+    declared = _decode(raw, where)
+    if declared.name != folder.name:
+        raise DeclarationError(f"{where}: {_MISFITS['name'].format(value=declared.name)}")
+    if not declared.package.isidentifier():
+        raise DeclarationError(f"{where}: {_MISFITS['package'].format(value=declared.package)}")
+    bounds = declared.scaling
     if not 1 <= bounds.min <= bounds.instances <= bounds.max:
         raise DeclarationError(f"{where}: scaling must satisfy 1 <= min <= instances <= max")
-    deps = raw["depends_on"]
-    if not isinstance(deps, list) or not all(isinstance(d, str) for d in deps):
-        raise DeclarationError(f"{where}: depends_on must list service names")
     return Service(
-        name=name,
-        title=str(raw["title"]),
-        package=package,
-        lane=str(raw["lane"]),
-        routes=tuple(routes),
-        health_live=health["live"],
-        health_ready=health["ready"],
-        depends_on=tuple(deps),
+        name=declared.name,
+        title=declared.title,
+        package=declared.package,
+        lane=declared.lane,
+        routes=tuple(declared.routes),
+        health_live=declared.health.live,
+        health_ready=declared.health.ready,
+        depends_on=tuple(declared.depends_on),
         scaling=bounds,
         folder=folder,
     )

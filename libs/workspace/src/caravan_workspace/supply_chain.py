@@ -24,9 +24,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from caravan_workspace import index, paths
 from caravan_workspace.commons_bounds import index_env
 from caravan_workspace.registry import Context
+from caravan_workspace.runtime import index
 
 OWN_PREFIX = "caravan-"
 
@@ -76,7 +76,7 @@ def _uv() -> str:
 def audit_deployables(
     session: Any, root: Path, deployables: Iterable[str], out_dir: Path, *, audit: bool = True
 ) -> None:
-    ctx = Context(root=root, state_dir=paths.state_dir(root))
+    ctx = Context.at(root)
     if not index.health_ok(index.index_port(ctx)):
         session.error(
             f"the workspace package index is not running at {index.index_url(ctx)}: run `invoke stage 3`"

@@ -21,8 +21,8 @@ import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
-from caravan_workspace import index
 from caravan_workspace.release import COMMONS, project_version
+from caravan_workspace.runtime import index
 from caravan_workspace.services import NAME_RE
 
 TEMPLATE = "libs/commons/template"

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from caravan_workspace import index
 from caravan_workspace.registry import Context
+from caravan_workspace.runtime import index
 from caravan_workspace.runtime.supervisor import (
     Supervisor,
     _marked_processes,

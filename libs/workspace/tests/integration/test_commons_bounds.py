@@ -7,8 +7,9 @@ from pathlib import Path
 
 from release_support import build_fake_commons, index_ctx_fixture  # noqa: F401  (fixture index_ctx)
 
-from caravan_workspace import commons_bounds, index, release
+from caravan_workspace import commons_bounds, release
 from caravan_workspace.registry import Context
+from caravan_workspace.runtime import index
 
 
 def _service(folder: Path) -> Path:

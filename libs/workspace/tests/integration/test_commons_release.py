@@ -10,8 +10,9 @@ from pathlib import Path
 import pytest
 from release_support import index_ctx_fixture  # noqa: F401  (fixture index_ctx)
 
-from caravan_workspace import index, release
+from caravan_workspace import release
 from caravan_workspace.registry import Context
+from caravan_workspace.runtime import index
 
 PASSING = "def test_adds():\n    assert 1 + 1 == 2\n"
 FAILING = "def test_adds():\n    assert 1 + 1 == 3\n"

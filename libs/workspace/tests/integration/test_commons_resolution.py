@@ -17,8 +17,9 @@ from pathlib import Path
 import pytest
 from release_support import build_fake_commons, index_ctx_fixture, start_public_index  # noqa: F401  (fixture index_ctx)
 
-from caravan_workspace import index, release
+from caravan_workspace import release
 from caravan_workspace.registry import Context
+from caravan_workspace.runtime import index
 from caravan_workspace.runtime.supervisor import Supervisor
 
 RANGE = "caravan-commons>=0.1,<1"

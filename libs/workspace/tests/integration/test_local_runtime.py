@@ -19,8 +19,9 @@ from pathlib import Path
 import pytest
 
 from caravan_workspace.registry import Context, GateFailure
-from caravan_workspace.runtime.local import LocalRuntime, http_status
+from caravan_workspace.runtime.local import LocalRuntime
 from caravan_workspace.runtime.ports import PortCollision, read_ports
+from caravan_workspace.runtime.programs import http_status
 from caravan_workspace.stages import foundation as stage1
 
 INVOKE = Path(sys.executable).with_name("invoke")

@@ -13,8 +13,9 @@ from pathlib import Path
 import pytest
 from release_support import build_fake_commons, http_status, index_ctx_fixture  # noqa: F401  (fixture index_ctx)
 
-from caravan_workspace import index, release
+from caravan_workspace import release
 from caravan_workspace.registry import Context
+from caravan_workspace.runtime import index
 from caravan_workspace.runtime.supervisor import Supervisor, free_port
 
 

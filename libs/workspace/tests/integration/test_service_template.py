@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from caravan_workspace import index
 from caravan_workspace.release import COMMONS, project_version
+from caravan_workspace.runtime import index
 from caravan_workspace.services import load_service
 from caravan_workspace.template import TemplateError, commons_range, render_service
 

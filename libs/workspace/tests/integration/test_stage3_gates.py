@@ -6,8 +6,9 @@ import pytest
 from release_support import index_ctx_fixture  # noqa: F401  (fixture index_ctx)
 
 import caravan_workspace.stages.commons  # noqa: F401  (registers the stage 3 actions and gates)
-from caravan_workspace import index, registry, release
+from caravan_workspace import registry, release
 from caravan_workspace.registry import ActionError, Context, GateFailure
+from caravan_workspace.runtime import index
 
 
 def _gate(name: str, ctx: Context) -> str:

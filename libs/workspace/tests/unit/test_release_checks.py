@@ -8,8 +8,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from caravan_workspace import index, release
+from caravan_workspace import release
 from caravan_workspace.registry import Context
+from caravan_workspace.runtime import index
 from caravan_workspace.template import TemplateError, commons_range
 
 

@@ -2,7 +2,7 @@
 
 from pathlib import Path
 
-from caravan_workspace.runtime.local import source_digest
+from caravan_workspace.runtime.instances import source_digest
 
 
 def test_the_digest_follows_the_source_and_ignores_bytecode(tmp_path: Path) -> None:
@@ -22,7 +22,8 @@ def test_each_service_gets_its_own_postgres_database_per_workspace(
     tmp_path: Path, monkeypatch, repo_root
 ) -> None:
     from caravan_workspace.registry import Context
-    from caravan_workspace.runtime.local import POSTGRES_DSN_ENV, LocalRuntime
+    from caravan_workspace.runtime.databases import POSTGRES_DSN_ENV
+    from caravan_workspace.runtime.local import LocalRuntime
 
     first = LocalRuntime(Context(repo_root, tmp_path / "one"))
     second = LocalRuntime(Context(repo_root, tmp_path / "two"))
@@ -102,7 +103,8 @@ class FakeSession:
 
 
 def test_one_release_in_range_is_tested_once(tmp_path: Path, monkeypatch, repo_root) -> None:
-    from caravan_workspace import commons_bounds, index
+    from caravan_workspace import commons_bounds
+    from caravan_workspace.runtime import index
 
     monkeypatch.setattr(index, "health_ok", lambda port: True)
     same = FakeSession(["0.2.0", "0.2.0"])

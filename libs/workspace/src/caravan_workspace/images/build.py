@@ -28,11 +28,11 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from caravan_workspace import index
 from caravan_workspace.images import docker
 from caravan_workspace.images.base import ensure_base_image
 from caravan_workspace.images.docker import DockerError
 from caravan_workspace.registry import Context
+from caravan_workspace.runtime import index
 from caravan_workspace.services import load_services
 
 REPOSITORY = "caravan"

@@ -24,8 +24,10 @@ the probe timeout; ``status`` is the HTTP status (null when no answer), ``error`
 failed. Times are Unix seconds. Every round probes every instance concurrently, so an instance
 that dies is marked not ready within one interval (plus the probe timeout, at most the interval).
 
-This module needs nothing but the standard library: the checker runs under any Python, and the
-schema here is the one the commons reader decodes (a test checks both sides).
+catalog.json's schema is commons' (:class:`caravan_commons.discovery_local.CatalogDocument`): the
+checker writes the very document the resolvers decode. Besides commons it needs only the standard
+library and the workspace's stdlib-only ``state`` module, so commons' tests run it by path (``python
+-P .../catalog.py``) under their own interpreter, which does not install the workspace package.
 """
 
 from __future__ import annotations
@@ -35,18 +37,24 @@ import asyncio
 import contextlib
 import fcntl
 import json
-import os
 import re
 import signal
 import sys
-import tempfile
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-SCHEMA_VERSION = 1
+import msgspec
+
+if __name__ == "__main__" and not __package__:  # run by path: the package this file belongs to
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+
+from caravan_commons.discovery_local import CATALOG_VERSION, CatalogDocument, CatalogEntry, decode_catalog
+from caravan_workspace.state import write_atomic
+
+SCHEMA_VERSION = CATALOG_VERSION
 INSTANCES_FILE = "instances.json"
 CATALOG_FILE = "catalog.json"
 
@@ -69,20 +77,6 @@ class InstanceSpec:
     ready_path: str = "/health/ready"
 
 
-@dataclass(frozen=True)
-class InstanceStatus:
-    """One instance with the outcome of its last probe (an entry of catalog.json)."""
-
-    id: str
-    host: str
-    port: int
-    ready_path: str
-    ready: bool
-    checked_at: float
-    status: int | None = None
-    error: str | None = None
-
-
 def runtime_dir(state_dir: Path | str) -> Path:
     return Path(state_dir) / "runtime"
 
@@ -93,6 +87,11 @@ def instances_path(state_dir: Path | str) -> Path:
 
 def catalog_path(state_dir: Path | str) -> Path:
     return runtime_dir(state_dir) / CATALOG_FILE
+
+
+def discovery_env(state_dir: Path | str) -> dict[str, str]:
+    """The settings that point a program's discovery at this catalogue."""
+    return {"CARAVAN_DISCOVERY_BACKEND": "local", "CARAVAN_DISCOVERY_CATALOG": str(catalog_path(state_dir))}
 
 
 # ---------------------------------------------------------------------------- validation
@@ -154,23 +153,6 @@ def validate_instances(mapping: Mapping[str, Sequence[Any]]) -> dict[str, list[I
 # ---------------------------------------------------------------------------- files
 
 
-def _atomic_write_json(path: Path, document: Mapping[str, Any]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    data = json.dumps(document, indent=1, sort_keys=True).encode() + b"\n"
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
-
-
 @contextlib.contextmanager
 def _instances_lock(state_dir: Path | str) -> Iterator[None]:
     """Serialise writers of instances.json (the runtime may run several commands at once)."""
@@ -190,7 +172,7 @@ def _write_instances_unlocked(state_dir: Path | str, services: Mapping[str, Sequ
         "services": {name: [asdict(s) for s in specs] for name, specs in sorted(services.items()) if specs},
     }
     path = instances_path(state_dir)
-    _atomic_write_json(path, document)
+    write_atomic(path, json.dumps(document, indent=1, sort_keys=True).encode() + b"\n")
     return path
 
 
@@ -244,34 +226,25 @@ def read_instances(state_dir: Path | str) -> dict[str, list[InstanceSpec]]:
         raise CatalogError(f"{path}: {exc}") from exc
 
 
-def read_catalog(state_dir: Path | str) -> dict[str, list[InstanceStatus]]:
-    """catalog.json as statuses (for gates and ``invoke status``); missing file → empty."""
+def read_catalog(state_dir: Path | str) -> dict[str, list[CatalogEntry]]:
+    """catalog.json as commons decodes it (for gates and ``invoke status``); missing file → empty."""
     path = catalog_path(state_dir)
     try:
-        document = json.loads(path.read_bytes())
+        return decode_catalog(path.read_bytes()).services
     except FileNotFoundError:
         return {}
-    except (OSError, ValueError) as exc:
-        raise CatalogError(f"{path}: not readable JSON ({exc})") from exc
-    if not isinstance(document, Mapping) or document.get("version") != SCHEMA_VERSION:
-        raise CatalogError(f"{path}: expected an object with version {SCHEMA_VERSION}")
-    try:
-        return {
-            name: [InstanceStatus(**entry) for entry in entries]
-            for name, entries in document.get("services", {}).items()
-        }
-    except TypeError as exc:
+    except (OSError, ValueError) as exc:  # msgspec.DecodeError is a ValueError
         raise CatalogError(f"{path}: {exc}") from exc
 
 
-def ready_instances(state_dir: Path | str, service: str) -> list[InstanceStatus]:
+def ready_instances(state_dir: Path | str, service: str) -> list[CatalogEntry]:
     return [s for s in read_catalog(state_dir).get(service, []) if s.ready]
 
 
 # ---------------------------------------------------------------------------- probing
 
 
-async def probe(spec: InstanceSpec, timeout: float) -> InstanceStatus:
+async def probe(spec: InstanceSpec, timeout: float) -> CatalogEntry:
     """``GET ready_path`` over a fresh connection; ready when the status is 2xx."""
     status: int | None = None
     error: str | None = None
@@ -302,7 +275,7 @@ async def probe(spec: InstanceSpec, timeout: float) -> InstanceStatus:
             writer.close()
             with contextlib.suppress(Exception):
                 await writer.wait_closed()
-    return InstanceStatus(
+    return CatalogEntry(
         id=spec.id,
         host=spec.host,
         port=spec.port,
@@ -316,21 +289,18 @@ async def probe(spec: InstanceSpec, timeout: float) -> InstanceStatus:
 
 async def check_once(
     state_dir: Path | str, *, interval: float, timeout: float
-) -> dict[str, list[InstanceStatus]]:
+) -> dict[str, list[CatalogEntry]]:
     """One round: read instances.json, probe every instance concurrently, write catalog.json."""
     services = read_instances(state_dir)
     flat = [(name, spec) for name, specs in services.items() for spec in specs]
     results = await asyncio.gather(*(probe(spec, timeout) for _, spec in flat))
-    catalog: dict[str, list[InstanceStatus]] = {name: [] for name in services}
+    catalog: dict[str, list[CatalogEntry]] = {name: [] for name in sorted(services)}
     for (name, _), result in zip(flat, results, strict=True):
         catalog[name].append(result)
-    document = {
-        "version": SCHEMA_VERSION,
-        "interval_s": interval,
-        "written_at": time.time(),
-        "services": {name: [asdict(s) for s in entries] for name, entries in sorted(catalog.items())},
-    }
-    _atomic_write_json(catalog_path(state_dir), document)
+    document = CatalogDocument(
+        version=SCHEMA_VERSION, interval_s=interval, written_at=time.time(), services=catalog
+    )
+    write_atomic(catalog_path(state_dir), msgspec.json.encode(document) + b"\n")
     return catalog
 
 

@@ -14,7 +14,9 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 from caravan_workspace.foundation import Foundation
-from caravan_workspace.runtime.local import LocalRuntime, Program, RuntimeError_
+from caravan_workspace.runtime import catalog
+from caravan_workspace.runtime.local import LocalRuntime
+from caravan_workspace.runtime.programs import Program, RuntimeError_
 
 PROGRAM = "gateway-1"
 MEMBER = "gateway"
@@ -120,7 +122,7 @@ def program(rt: LocalRuntime, python: Path) -> Program:
         "CARAVAN_TRACE_FILE": str(rt.ctx.state_dir / "traces" / f"{PROGRAM}.jsonl"),
         "CARAVAN_ACCESS_LOG": "true",
         "PYTHONUNBUFFERED": "1",
-        **rt.discovery_env(),
+        **catalog.discovery_env(rt.ctx.state_dir),
         **rate_env(os.environ),
     }  # fmt: skip
     return Program(
@@ -132,9 +134,9 @@ def program(rt: LocalRuntime, python: Path) -> Program:
 def ensure(rt: LocalRuntime) -> list[str]:
     """Build the gateway's virtualenv when its project changed, provision the workspace API key,
     and run the gateway; returns what changed."""
-    rt.provision_identities()
+    rt.identities.provision()
     venv = rt.venv_dir(MEMBER)
-    rebuilt = rt.build_venv(rt.ctx.root / FOLDER, MEMBER, venv)
+    rebuilt = rt.environments.build(rt.ctx.root / FOLDER, MEMBER, venv)
     python = venv / "bin" / "python"
     changed = [f"api key of {c}" for c in provision_api_keys(rt, python)]
     gateway = program(rt, python)
@@ -142,7 +144,7 @@ def ensure(rt: LocalRuntime) -> list[str]:
     if rebuilt and not started:
         rt.supervisor.restart(gateway.name)
         started = [gateway.name]
-    rt.wait_ready([gateway], timeout=60)
-    rt.publish_instances()
+    rt.programs.wait_ready([gateway], timeout=60)
+    rt.programs.publish_instances()
     rt.sync_monitoring()
     return changed + started

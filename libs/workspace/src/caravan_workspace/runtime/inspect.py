@@ -7,7 +7,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from caravan_workspace.runtime.local import http_json, http_status
+from caravan_workspace.runtime.programs import http_json, http_status
 
 _SPAWNED = re.compile(rb"spawned: '([^']+)' with pid")
 

@@ -20,11 +20,20 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
+from caravan_workspace.runtime.programs import Programs
 from caravan_workspace.state import write_atomic
 
 PROMETHEUS = "prometheus"
 ALERTMANAGER = "alertmanager"
 SCRAPE_INTERVAL = "1s"
+#: Prometheus job of each kind of program that serves /metrics.
+JOBS = {
+    "service": "services",
+    "gateway": "gateway",
+    "probe": "runtime",
+    "catalog": "runtime",
+    "receiver": "runtime",
+}
 
 
 class MonitoringError(Exception):
@@ -178,6 +187,25 @@ def write_targets(state_dir: Path, targets: Iterable[Target], jobs: Iterable[str
             write_atomic(path, data)
             changed = True
     return changed
+
+
+def jobs() -> list[str]:
+    return sorted(set(JOBS.values()))
+
+
+def sync_targets(state_dir: Path, programs: Programs) -> bool:
+    """Rewrite Prometheus' target files from the live programs that serve metrics."""
+    recorded = programs.recorded()
+    targets = [
+        Target(
+            job=JOBS.get(str(recorded[name]["kind"]), "runtime"),
+            program=name,
+            member=str(recorded[name]["member"]),
+            port=port,
+        )
+        for name, port in programs.metrics_ports().items()
+    ]
+    return write_targets(state_dir, targets, jobs())
 
 
 def check_config(config_path: Path) -> None:

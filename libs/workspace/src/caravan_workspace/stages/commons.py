@@ -11,10 +11,11 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-from caravan_workspace import index, release
+from caravan_workspace import release
 from caravan_workspace import template as templates
 from caravan_workspace.gate_cache import Inputs
 from caravan_workspace.registry import ActionError, ActionResult, Context, GateFailure, action, gate
+from caravan_workspace.runtime import index
 
 PROBE_SERVICE = "svc-template-probe"
 REQUIRES_PROBE = "import importlib.metadata as m; print('\\n'.join(m.requires('caravan-commons') or []))"

@@ -9,8 +9,9 @@ from caravan_commons.identity import Signer
 from caravan_workspace import __version__
 from caravan_workspace.foundation import FoundationError
 from caravan_workspace.registry import ActionResult, Context, GateFailure, action, gate
-from caravan_workspace.runtime.local import LocalRuntime, Program, RuntimeError_, http_status
+from caravan_workspace.runtime.local import LocalRuntime
 from caravan_workspace.runtime.ports import PortCollision, listeners, process_tree
+from caravan_workspace.runtime.programs import Program, RuntimeError_, http_status
 from caravan_workspace.services import DeclarationError
 
 PROBE = "probe"
@@ -41,7 +42,7 @@ def probe_program(rt: LocalRuntime) -> Program:
         "CARAVAN_SERVICE_VERSION": __version__,
         "CARAVAN_TRACE_EXPORTER": "none",
         "PYTHONUNBUFFERED": "1",
-        **rt.identity_env(member),
+        **rt.identities.env(member),
     }
     return Program(
         name=PROBE,
@@ -59,12 +60,12 @@ def probe_program(rt: LocalRuntime) -> Program:
 def provision(ctx: Context) -> ActionResult:
     """Identities for every program, the supervisor, and the security probe."""
     rt = LocalRuntime(ctx)
-    created = rt.provision_identities()
+    created = rt.identities.provision()
     started = rt.supervisor.ensure_running()
     probe = probe_program(rt)
     try:
         changed = rt.run([probe])
-        rt.wait_ready([probe], timeout=READY_WAIT_S)  # after a restart every program starts at once
+        rt.programs.wait_ready([probe], timeout=READY_WAIT_S)  # after a restart every program starts at once
     except (RuntimeError_, PortCollision) as exc:
         raise GateFailure(str(exc)) from exc
     parts = []
@@ -136,9 +137,9 @@ def check_enforcement(rt: LocalRuntime, target: str, port: int, path: str) -> li
     """Allowed, forbidden and anonymous calls to one listener; returns what went wrong."""
     callers = rt.foundation.callers_of(target)
     allowed = next(
-        (c for c, paths in sorted(callers.items()) if paths is None and c in rt.known_identities()), None
+        (c for c, paths in sorted(callers.items()) if paths is None and c in rt.identities.known()), None
     )
-    forbidden = next((c for c in sorted(rt.known_identities()) if c not in callers and c != target), None)
+    forbidden = next((c for c in sorted(rt.identities.known()) if c not in callers and c != target), None)
     problems = []
     if allowed is not None:
         status = http_status(port, path, headers=_signer(rt, allowed).headers_for(target, "GET", path))
@@ -166,7 +167,7 @@ def security_groups(ctx: Context) -> str:
     problems = check_enforcement(rt, PROBE_STANDS_IN_FOR, port, "/probe")
     checked = 1
     try:
-        rt.wait_started(timeout=READY_WAIT_S)  # never probe a program still starting
+        rt.programs.wait_started(timeout=READY_WAIT_S)  # never probe a program still starting
     except RuntimeError_ as exc:
         raise GateFailure(str(exc), fix="invoke logs NAME") from exc
     for program in rt.running_service_programs():

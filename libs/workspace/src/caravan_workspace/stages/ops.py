@@ -18,7 +18,8 @@ from typing import Any
 from caravan_workspace.ops import alert_log, rules, runbooks
 from caravan_workspace.registry import Context, GateFailure, gate
 from caravan_workspace.runtime import monitoring
-from caravan_workspace.runtime.local import LocalRuntime, Program, RuntimeError_, http_status
+from caravan_workspace.runtime.local import LocalRuntime
+from caravan_workspace.runtime.programs import Program, RuntimeError_, http_status
 from caravan_workspace.runtime.supervisor import SupervisorError
 from caravan_workspace.stages import shared
 
@@ -145,7 +146,7 @@ def alerts_reach_receiver(ctx: Context, program: str = "svc-c-1") -> str:
         restarted = time.time()
         try:
             rt.supervisor.start(program)
-            rt.wait_ready([victim], timeout=START_WAIT_S)
+            rt.programs.wait_ready([victim], timeout=START_WAIT_S)
         except (SupervisorError, RuntimeError_) as exc:
             raise GateFailure(
                 f"could not start {program} again: {exc}", fix=f"invoke restart {program}"

@@ -25,9 +25,10 @@ from caravan_commons.architecture import domain_violations
 from caravan_workspace import release
 from caravan_workspace.gate_cache import Inputs, InputsFn
 from caravan_workspace.registry import ActionResult, Context, GateFailure, action, gate
-from caravan_workspace.runtime import catalog
+from caravan_workspace.runtime import catalog, databases
 from caravan_workspace.runtime import gateway as gateway_runtime
-from caravan_workspace.runtime.local import LocalRuntime, RuntimeError_
+from caravan_workspace.runtime.local import LocalRuntime
+from caravan_workspace.runtime.programs import RuntimeError_
 from caravan_workspace.services import Service
 
 
@@ -78,7 +79,7 @@ def service_inputs(tests: str | None, *, test_venv: bool = True) -> InputsFn:
 
     def inputs(ctx: Context, service: str) -> Inputs:
         rt, svc = _service(ctx, service)
-        python = rt.ensure_venv(svc, test=test_venv)
+        python = rt.environments.ensure(svc, test=test_venv)
         return project_inputs(svc.folder, tests, python, release.project_version(release.commons_dir(ctx)))
 
     return inputs
@@ -112,7 +113,7 @@ def _pytest(
             f"no tests in {folder.relative_to(rt.ctx.root)} yet", fix=f"write them ({svc.title})"
         )
     try:
-        python = rt.ensure_venv(svc, test=True)
+        python = rt.environments.ensure(svc, test=True)
     except RuntimeError_ as exc:
         raise GateFailure(str(exc), fix="invoke stage 3 (is caravan-commons published?)") from exc
     done = subprocess.run(
@@ -171,19 +172,19 @@ def repository_tests(ctx: Context, service: str) -> str:
 def migrations_apply(ctx: Context, service: str) -> str:
     """The service's migrations apply to an empty database."""
     rt, svc = _service(ctx, service)
-    module = rt.migrate_module(svc)
+    module = databases.migrate_module(svc)
     if module is None:
         module = f"{svc.package}.infrastructure.db.migrate"
         raise GateFailure(
             f"{service} has no migrations yet ({module})", fix=f"write the {svc.title} infrastructure"
         )
     try:
-        python = rt.ensure_venv(svc)
+        python = rt.environments.ensure(svc)
     except RuntimeError_ as exc:
         raise GateFailure(str(exc), fix="invoke stage 3 (is caravan-commons published?)") from exc
     with tempfile.TemporaryDirectory(prefix=f"{service}-migrations-") as tmp:
         try:
-            rt.migrate(svc, python, f"sqlite:///{Path(tmp) / 'empty.sqlite3'}")
+            rt.databases.migrate(svc, python, f"sqlite:///{Path(tmp) / 'empty.sqlite3'}")
         except RuntimeError_ as exc:
             raise GateFailure(f"{exc} (on an empty database)") from exc
     return "applied to an empty SQLite database"
@@ -200,7 +201,7 @@ def deploy(ctx: Context, service: str) -> ActionResult:
         changed = rt.deploy(svc)
     except RuntimeError_ as exc:
         raise GateFailure(str(exc)) from exc
-    n = rt.instances(svc)  # service.toml's count, or what `invoke scale` chose
+    n = rt.instances.count(svc)  # service.toml's count, or what `invoke scale` chose
     return ActionResult(
         changed=bool(changed),
         detail=f"{n} instance{'s' if n > 1 else ''} ready: {', '.join(changed) or 'unchanged'}",
@@ -212,7 +213,7 @@ def deployed(ctx: Context, service: str) -> str:
     """Every declared instance runs, answers ready, and discovery lists it as ready."""
     rt, svc = _service(ctx, service)
     programs = rt.service_programs(svc)
-    running = rt.running_names() | rt.starting_names()  # answering ready within startsecs counts
+    running = rt.programs.live_names()  # answering ready within startsecs counts
     missing = [p.name for p in programs if p.name not in running]
     if missing:
         raise GateFailure(f"not running: {', '.join(missing)}", fix=f"invoke stage {svc.lane}")
@@ -279,6 +280,6 @@ def api_through_gateway(ctx: Context, service: str) -> str:
         "CARAVAN_GATEWAY_CUSTOMER_KEY_FILE": str(gateway_runtime.api_key_file(rt, "demo")),
         "CARAVAN_GATEWAY_OTHER_CUSTOMER_KEY_FILE": str(gateway_runtime.api_key_file(rt, "demo-2")),
         "CARAVAN_IDENTITY_DIR": str(rt.identity_dir),
-        **rt.discovery_env(),
+        **catalog.discovery_env(rt.ctx.state_dir),
     }
     return _pytest(rt, svc, svc.folder / "tests" / "gateway", env, timeout=600) + " through the gateway"

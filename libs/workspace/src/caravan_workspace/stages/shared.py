@@ -14,7 +14,8 @@ from caravan_commons.discovery_local import LocalCatalogResolver
 from caravan_workspace.registry import ActionError, ActionResult, Context, GateFailure, action, gate
 from caravan_workspace.runtime import catalog, monitoring
 from caravan_workspace.runtime import gateway as gateway_runtime
-from caravan_workspace.runtime.local import LocalRuntime, Program, RuntimeError_, http_status
+from caravan_workspace.runtime.local import LocalRuntime
+from caravan_workspace.runtime.programs import Program, RuntimeError_, http_status
 
 CHECK_INTERVAL_S = 1.0
 DISCOVERY_PROBE = "discovery-probe"
@@ -56,7 +57,7 @@ def alertmanager_program(rt: LocalRuntime) -> Program:
 def receiver_program(rt: LocalRuntime) -> Program:
     """The workspace's alert receiver (Alertmanager's webhooks into the state folder; workspace
     probes for Prometheus): caravan_workspace.ops.receiver."""
-    from caravan_workspace import index
+    from caravan_workspace.runtime import index
 
     port = rt.ports.port_for(RECEIVER, "alerting")
     return Program(
@@ -130,7 +131,7 @@ def ensure_monitoring(ctx: Context) -> ActionResult:
         raise GateFailure(str(exc), fix="promtool check rules observability/rules/*.yml") from exc
     text = monitoring.render_config(
         ctx.state_dir,
-        rt.jobs(),
+        monitoring.jobs(),
         rule_files=[folder / "rules" / "*.yml"],
         alertmanager_port=alertmanager_port,
     )
@@ -144,7 +145,7 @@ def ensure_monitoring(ctx: Context) -> ActionResult:
         for name in changed_configs:
             if name not in started and rt.supervisor.program(name):
                 rt.supervisor.restart(name)
-        rt.wait_ready(programs, timeout=30)
+        rt.programs.wait_ready(programs, timeout=30)
     except RuntimeError_ as exc:
         raise GateFailure(str(exc)) from exc
     targets_changed |= rt.sync_monitoring()  # the programs started here serve metrics too
@@ -165,7 +166,7 @@ def monitoring_scrapes(ctx: Context) -> str:
     if port is None or not running or http_status(port, "/-/ready") != 200:
         raise GateFailure("Prometheus is not running", fix="invoke stage 2")
     try:
-        rt.wait_started(timeout=START_WAIT_S)  # programs the supervisor just started again
+        rt.programs.wait_started(timeout=START_WAIT_S)  # programs the supervisor just started again
     except RuntimeError_ as exc:
         raise GateFailure(str(exc), fix="invoke logs NAME") from exc
     rt.sync_monitoring()
@@ -208,7 +209,7 @@ def ensure_discovery(ctx: Context) -> ActionResult:
     """Run the catalogue's health checker and publish the running instances to it."""
     rt = LocalRuntime(ctx)
     changed = rt.run([checker_program(rt)])
-    rt.publish_instances()
+    rt.programs.publish_instances()
     return ActionResult(changed=bool(changed), detail=f"health checker every {CHECK_INTERVAL_S:g}s")
 
 
@@ -245,8 +246,8 @@ def discovery_works(ctx: Context) -> str:
     resolver = LocalCatalogResolver(catalog.catalog_path(ctx.state_dir), stat_interval=0)
     try:
         rt.run([probe])
-        rt.wait_ready([probe], timeout=30)
-        rt.publish_instances()
+        rt.programs.wait_ready([probe], timeout=30)
+        rt.programs.publish_instances()
         deadline = time.monotonic() + 10 * CHECK_INTERVAL_S
         while DISCOVERY_PROBE not in _resolve(resolver, DISCOVERY_PROBE):
             if time.monotonic() > deadline:
@@ -267,7 +268,7 @@ def discovery_works(ctx: Context) -> str:
     finally:
         rt.supervisor.remove_program(DISCOVERY_PROBE)
         rt.ports.release([DISCOVERY_PROBE])
-        rt.publish_instances()
+        rt.programs.publish_instances()
     if gone_after > bound:
         raise GateFailure(
             f"a killed instance stayed in the healthy set for {gone_after:.1f}s (bound {bound:.1f}s)",
@@ -343,8 +344,8 @@ def gateway_routes(ctx: Context) -> str:
     problems: list[str] = []
     try:
         rt.run([probe])
-        rt.wait_ready([probe], timeout=30)
-        rt.publish_instances()
+        rt.programs.wait_ready([probe], timeout=30)
+        rt.programs.publish_instances()
         deadline = time.monotonic() + 10 * CHECK_INTERVAL_S
         while True:  # until discovery lists the probe, the gateway answers 503
             code, ctype, body, _ = _through_gateway(port, f"{gateway_runtime.PROBE_ROUTE}/probe", key)
@@ -371,7 +372,7 @@ def gateway_routes(ctx: Context) -> str:
     finally:
         rt.supervisor.remove_program(gateway_runtime.PROBE_SERVICE)
         rt.ports.release([gateway_runtime.PROBE_SERVICE])
-        rt.publish_instances()
+        rt.programs.publish_instances()
     if problems:
         raise GateFailure("; ".join(problems), fix=f"invoke logs {gateway_runtime.PROGRAM}")
     return f"probe reached; unknown route → 404; bad key → 401; downed upstream → 503 in {took * 1000:.0f} ms"

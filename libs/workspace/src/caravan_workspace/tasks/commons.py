@@ -6,19 +6,11 @@ from invoke import Collection, Context, task
 from invoke.exceptions import Exit
 from packaging.version import InvalidVersion, Version
 
-from caravan_workspace import index, paths, registry
 from caravan_workspace import release as releases
+from caravan_workspace.runtime import index
+from caravan_workspace.tasks.common import workspace_context
 
 FAILED = 1
-
-
-def workspace_context() -> registry.Context:
-    """Root and state folder as a gate/action context, progress printed as it happens."""
-    try:
-        root = paths.find_root()
-    except paths.WorkspaceNotFound as exc:
-        raise Exit(f"error: {exc}", code=FAILED) from exc
-    return registry.Context(root=root, state_dir=paths.state_dir(root), progress=lambda m: print(f"  {m}"))
 
 
 @task(

@@ -20,7 +20,7 @@ def _port(ws: Workspace) -> int:
     from caravan_workspace.runtime.ports import PortBook
     from caravan_workspace.services import load_services
 
-    return console_port(PortBook(ws.state_dir, load_foundation(ws.root, load_services(ws.root))))
+    return console_port(PortBook(ws.ctx.state_dir, load_foundation(ws.ctx.root, load_services(ws.ctx.root))))
 
 
 def console_settings(ws: Workspace, port: int = 0) -> ConsoleSettings:
@@ -28,7 +28,10 @@ def console_settings(ws: Workspace, port: int = 0) -> ConsoleSettings:
     from caravan_workspace.console_web.settings import ConsoleSettings, ensure_token
 
     return ConsoleSettings(
-        root=ws.root, state_dir=ws.state_dir, token=ensure_token(ws.state_dir), port=port or _port(ws)
+        root=ws.ctx.root,
+        state_dir=ws.ctx.state_dir,
+        token=ensure_token(ws.ctx.state_dir),
+        port=port or _port(ws),
     )
 
 

@@ -8,8 +8,7 @@ from rich.table import Table
 
 from caravan_workspace.deploy import DeployError, target_module
 from caravan_workspace.images.docker import DockerError
-from caravan_workspace.tasks.common import FAILED, console
-from caravan_workspace.tasks.commons import workspace_context
+from caravan_workspace.tasks.common import FAILED, console, workspace_context
 
 
 def fail(exc: DeployError | DockerError) -> Exit:

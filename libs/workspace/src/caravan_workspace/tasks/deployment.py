@@ -7,11 +7,12 @@ import importlib
 from invoke import Context, task
 from invoke.exceptions import Exit
 
-from caravan_workspace import registry, render
+from caravan_workspace import render
 from caravan_workspace.deploy import DeployError
 from caravan_workspace.foundation import FoundationError
 from caravan_workspace.render.model import RenderError, environment_names
-from caravan_workspace.runtime.local import LocalRuntime, RuntimeError_
+from caravan_workspace.runtime.local import LocalRuntime
+from caravan_workspace.runtime.programs import RuntimeError_
 from caravan_workspace.services import DeclarationError
 from caravan_workspace.tasks.common import BAD_INPUT, FAILED, workspace
 from caravan_workspace.tasks.deploy import target_deploy
@@ -27,20 +28,20 @@ def render_files(c: Context, check: bool = False) -> None:
     """Render the Nomad jobs, Consul config entries and Kubernetes manifests from the declarations."""
     ws = workspace()
     try:
-        files = render.render(ws.root)
+        files = render.render(ws.ctx.root)
         if check:
-            stale = render.drift(ws.root, files)
+            stale = render.drift(ws.ctx.root, files)
             if stale:
                 raise Exit(
                     "\n".join(stale) + "\nerror: rendered files are stale: run `invoke render`", code=FAILED
                 )
             print(f"{len(files)} rendered files match the source")
             return
-        touched = render.write(ws.root, files)
+        touched = render.write(ws.ctx.root, files)
     except SOURCE_ERRORS as exc:
         raise Exit(f"error: {exc}", code=BAD_INPUT) from exc
     for path in touched:
-        print(f"wrote {path}" if (ws.root / path).exists() else f"removed {path}")
+        print(f"wrote {path}" if (ws.ctx.root / path).exists() else f"removed {path}")
     print(f"{len(files)} files rendered, {len(touched)} changed (nomad/, k8s/)")
 
 
@@ -58,10 +59,9 @@ def deploy(c: Context, target: str, env: str = "dev", tag: str = "", dry_run: bo
     ws = workspace()
     if target not in TARGETS:
         raise Exit(f"error: unknown target {target!r} (targets: {', '.join(TARGETS)})", code=BAD_INPUT)
-    if env not in environment_names(ws.root):
-        raise Exit(
-            f"error: unknown environment {env!r} ({', '.join(environment_names(ws.root))})", code=BAD_INPUT
-        )
+    names = environment_names(ws.ctx.root)
+    if env not in names:
+        raise Exit(f"error: unknown environment {env!r} ({', '.join(names)})", code=BAD_INPUT)
     if target == "docker":
         if tag or dry_run:
             raise Exit(
@@ -76,7 +76,7 @@ def deploy(c: Context, target: str, env: str = "dev", tag: str = "", dry_run: bo
     except ModuleNotFoundError as exc:
         raise Exit(f"error: target {target!r} is not available here ({exc})", code=FAILED) from exc
     try:
-        module.deploy(ws.root, env, tag=tag or None, dry_run=dry_run, out=print)
+        module.deploy(ws.ctx.root, env, tag=tag or None, dry_run=dry_run, out=print)
     except SOURCE_ERRORS as exc:
         raise Exit(f"error: {exc}", code=BAD_INPUT) from exc
     except DeployError as exc:
@@ -89,7 +89,7 @@ def scale(c: Context, name: str, count: str) -> None:
     if not count.isdigit():
         raise Exit(f"error: COUNT must be a whole number, not {count!r}", code=BAD_INPUT)
     ws = workspace()
-    ctx = registry.Context(root=ws.root, state_dir=ws.state_dir, progress=lambda m: print(f"scale: {m}"))
+    ctx = ws.context(lambda m: print(f"scale: {m}"))
     try:
         rt = LocalRuntime(ctx)
         changed = rt.scale(name, int(count))

@@ -32,11 +32,10 @@ def test(c: Context, session: list[str] | None = None, args: str = "") -> None:
         command += ["-s", name]
     if args:
         command += ["--", *shlex.split(args)]
-    root = paths.find_root()
-    state_dir = paths.state_dir(root)
-    supervisor = Supervisor(state_dir)
+    ctx = registry.Context.at(paths.find_root(), progress=lambda message: print(f"test: {message}"))
+    root = ctx.root
+    supervisor = Supervisor(ctx.state_dir)
     started_here = not supervisor.is_running()
-    ctx = registry.Context(root=root, state_dir=state_dir, progress=lambda message: print(f"test: {message}"))
     try:
         # Deployables install caravan-commons from the workspace index: have it up and current.
         for prepare in (commons_stage.ensure_index, commons_stage.publish_commons):

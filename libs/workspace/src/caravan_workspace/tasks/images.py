@@ -13,7 +13,7 @@ from invoke.exceptions import Exit
 from caravan_workspace.images.base import BaseImageError, ensure_base_image
 from caravan_workspace.images.build import GOAL_BYTES, ImageBuildError, build_all
 from caravan_workspace.images.docker import DockerError
-from caravan_workspace.tasks.commons import workspace_context
+from caravan_workspace.tasks.common import workspace_context
 
 if TYPE_CHECKING:
     from caravan_workspace.images.sbom import SbomError

@@ -40,7 +40,7 @@ def alerts(c: Context, all: bool = False, format: str = "table") -> None:
     if format not in ("table", "json"):
         raise Exit(f"error: unknown format {format!r}: use table or json", code=BAD_INPUT)
     ws = workspace()
-    states = alert_log.summarise(alert_log.read_log(ws.state_dir))
+    states = alert_log.summarise(alert_log.read_log(ws.ctx.state_dir))
     firing = [s for s in states if s.status == "firing"]
     resolved = [s for s in states if s.status != "firing"]
     shown_resolved = resolved if all else resolved[:10]
@@ -60,7 +60,7 @@ def alerts(c: Context, all: bool = False, format: str = "table") -> None:
         since = _ago(s.first_received, now) + (
             "" if s.status == "firing" else f", resolved {_ago(s.last_received, now)}"
         )
-        runbook = ws.root / s.runbook if s.runbook and not s.runbook.startswith("http") else None
+        runbook = ws.ctx.root / s.runbook if s.runbook and not s.runbook.startswith("http") else None
         table.add_row(
             Text(s.status, style=STATUS_STYLE.get(s.status, "yellow")),
             s.name,
@@ -68,7 +68,7 @@ def alerts(c: Context, all: bool = False, format: str = "table") -> None:
             s.subject,
             s.summary,
             since,
-            str(runbook.relative_to(ws.root)) if runbook and runbook.exists() else (s.runbook or "–"),
+            str(runbook.relative_to(ws.ctx.root)) if runbook and runbook.exists() else (s.runbook or "–"),
         )
     out.print(table)
     if len(shown_resolved) < len(resolved):

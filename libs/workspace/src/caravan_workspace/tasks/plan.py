@@ -51,7 +51,7 @@ def plan(c: Context, format: str = "table", graph: bool = False) -> None:
         )
     if graph:
         try:
-            svg, png = graphs.render(ws.plan, records, ws.state_dir / "graph")
+            svg, png = graphs.render(ws.plan, records, ws.ctx.state_dir / "graph")
         except graphs.GraphError as exc:
             raise Exit(f"error: {exc}", code=FAILED) from exc
         out.print(f"graph: {svg}\ngraph: {png}")
@@ -76,7 +76,12 @@ def _run(
         out.print(Text(f"re-checking the gates of stage {deps} (dependencies)", style="dim"))
     with ConsoleReporter(out) as reporter:
         engine = Engine(
-            ws.plan, root=ws.root, state_dir=ws.state_dir, store=ws.store, reporter=reporter, fresh=fresh
+            ws.plan,
+            root=ws.ctx.root,
+            state_dir=ws.ctx.state_dir,
+            store=ws.store,
+            reporter=reporter,
+            fresh=fresh,
         )
         result = engine.run(numbers, with_deps=with_deps, check_deps=check_deps, command=command)
     for refusal in result.refusals:
@@ -144,11 +149,11 @@ DEMO_STAGE = 13
 def _print_demo_order(ws: Workspace) -> None:
     """The order the integration stage placed, its status and its waterfall (when there is one)."""
     try:
-        order = json.loads((ws.state_dir / "integration" / "demo-order.json").read_text())
+        order = json.loads((ws.ctx.state_dir / "integration" / "demo-order.json").read_text())
     except (OSError, ValueError):
         return
     print(f"\ndemo order {order.get('id')}: {order.get('status')}")
-    found = find_trace(read_spans(ws.state_dir / "traces"), str(order.get("id")))
+    found = find_trace(read_spans(ws.ctx.state_dir / "traces"), str(order.get("id")))
     for line in waterfall(found, width=max(console().width, 80)) if found else []:
         print(line)
 

@@ -13,8 +13,8 @@ from rich.text import Text
 
 from caravan_workspace.console import STATUS_STYLE, lanes_line, stage_status
 from caravan_workspace.runtime.inspect import format_uptime, probe_program
-from caravan_workspace.runtime.local import http_status, read_programs
 from caravan_workspace.runtime.ports import read_ports
+from caravan_workspace.runtime.programs import http_status, read_programs
 from caravan_workspace.runtime.supervisor import Supervisor, SupervisorError
 from caravan_workspace.tasks import deploy as deploy_tasks
 from caravan_workspace.tasks.common import BAD_INPUT, FAILED, Workspace, console, workspace
@@ -28,10 +28,10 @@ PROGRAM_STYLE = {"RUNNING": "green", "STARTING": "cyan", "BACKOFF": "yellow", "S
 def print_status(ws: Workspace) -> None:
     """The programs the workspace runs (from the supervisor) and every stage's status."""
     out = console()
-    supervisor = Supervisor(ws.state_dir)
+    supervisor = Supervisor(ws.ctx.state_dir)
     if supervisor.is_running():
-        ports = read_ports(ws.state_dir)
-        recorded = read_programs(ws.state_dir)
+        ports = read_ports(ws.ctx.state_dir)
+        recorded = read_programs(ws.ctx.state_dir)
         programs = Table(title="Programs")
         for column in ("program", "state", "pid", "uptime", "address", "version", "readiness"):
             programs.add_column(column)
@@ -88,7 +88,7 @@ def down(c: Context, target: str = "local", purge: bool = False) -> None:
     if target != "local":
         return deploy_tasks.target_down(target, purge)
     ws = workspace()
-    supervisor = Supervisor(ws.state_dir)
+    supervisor = Supervisor(ws.ctx.state_dir)
     try:
         stopped = supervisor.shutdown()
     except SupervisorError as exc:
@@ -117,7 +117,7 @@ def logs(c: Context, name: str, follow: bool = False, target: str = "local") -> 
     if target != "local":
         return deploy_tasks.target_logs(target, name)
     ws = workspace()
-    path = Supervisor(ws.state_dir).log_path(name)
+    path = Supervisor(ws.ctx.state_dir).log_path(name)
     if not path.exists():
         raise Exit(f"error: no log for program {name!r} (see `invoke status` for names)", code=BAD_INPUT)
     if follow:
@@ -133,7 +133,7 @@ def trace(c: Context, id: str) -> None:
     if not needle:
         raise Exit("error: give an order id or a trace id", code=BAD_INPUT)
     ws = workspace()
-    found = find_trace(read_spans(ws.state_dir / "traces"), needle)
+    found = find_trace(read_spans(ws.ctx.state_dir / "traces"), needle)
     if found is None:
         raise Exit(
             f"error: no trace mentions {needle!r} (traces are read from the runtime's trace files; "
@@ -149,7 +149,7 @@ def trace(c: Context, id: str) -> None:
 def restart(c: Context, name: str) -> None:
     """Start a program again (stopped, crashed or running) and wait until it answers ready."""
     ws = workspace()
-    supervisor = Supervisor(ws.state_dir)
+    supervisor = Supervisor(ws.ctx.state_dir)
     if not supervisor.is_running():
         raise Exit("error: the supervisor is not running (`invoke up` starts everything)", code=FAILED)
     if supervisor.program(name) is None:
@@ -160,8 +160,8 @@ def restart(c: Context, name: str) -> None:
         supervisor.wait_for(name, ("RUNNING",), timeout=60)
     except SupervisorError as exc:
         raise Exit(f"error: {exc} (see `invoke logs {name}`)", code=FAILED) from exc
-    info = read_programs(ws.state_dir).get(name, {})
-    port = read_ports(ws.state_dir).get(name)
+    info = read_programs(ws.ctx.state_dir).get(name, {})
+    port = read_ports(ws.ctx.state_dir).get(name)
     ready_path = info.get("ready_path")
     while port and ready_path and http_status(port, str(ready_path), timeout=1.0) != 200:
         if time.monotonic() - started > 60:

@@ -9,8 +9,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from caravan_workspace.runtime.inspect import format_uptime, probe_program, spawn_counts
-from caravan_workspace.runtime.local import read_programs
 from caravan_workspace.runtime.ports import read_ports
+from caravan_workspace.runtime.programs import read_programs
 from caravan_workspace.runtime.supervisor import Supervisor, SupervisorError
 from caravan_workspace.services import Service
 

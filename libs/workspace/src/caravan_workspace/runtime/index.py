@@ -26,7 +26,6 @@ import urllib.request
 from dataclasses import dataclass
 from html.parser import HTMLParser
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from packaging.utils import (
     InvalidSdistFilename,
@@ -36,11 +35,11 @@ from packaging.utils import (
     parse_wheel_filename,
 )
 
+from caravan_workspace.foundation import FoundationError, load_foundation
 from caravan_workspace.registry import Context
+from caravan_workspace.runtime.ports import PortBook, PortCollision
 from caravan_workspace.runtime.supervisor import Supervisor, free_port, port_in_use
-
-if TYPE_CHECKING:
-    from caravan_workspace.runtime.ports import PortBook
+from caravan_workspace.services import DeclarationError, load_services
 
 HOST = "127.0.0.1"
 # The first port of the foundation's operations tier (foundation/foundation.toml): the one port
@@ -254,10 +253,6 @@ def _server_command(ctx: Context, port: int) -> list[str]:
 
 def _port_book(ctx: Context) -> PortBook | None:
     """The runtime's port book, or None in a workspace without a foundation model (a stand-in)."""
-    from caravan_workspace.foundation import FoundationError, load_foundation
-    from caravan_workspace.runtime.ports import PortBook
-    from caravan_workspace.services import DeclarationError, load_services
-
     if not (ctx.root / "foundation").is_dir():
         return None
     try:
@@ -271,8 +266,6 @@ def _choose_port(ctx: Context) -> int:
     services' pyprojects name) when free; else one the runtime allocates from the foundation's
     operations tier (a free loopback port in a workspace without one). Recorded in the runtime's
     port book, so the network-plan gate knows the index's listener."""
-    from caravan_workspace.runtime.ports import PortCollision
-
     book = _port_book(ctx)
     allocated = book.allocated().get(PROGRAM) if book is not None else None
     port = _configured_port() or _recorded_port(ctx) or allocated
