@@ -12,6 +12,8 @@ Variants:
 - ``full-default``     the same at commons' default sample ratio (``trace_sample_ratio``): the
                        variant the 0.60 goal is judged on;
 - ``full-no-tracing``  the same with ``trace_exporter=none`` (what tracing costs);
+- ``full-default-no-access-log`` ``full-default`` without the access log (what a line costs;
+                       not run by default);
 - ``full-default-unbuffered`` ``full-default`` writing every log line as it comes
                        (``log_flush_interval_s=0``; not run by default);
 - ``full-stock-otel``  full, but with the stock opentelemetry-instrumentation-asgi middleware
@@ -47,6 +49,7 @@ from pathlib import Path
 RESULTS = Path(__file__).resolve().parent / "results" / "commons_stack.json"
 VARIANTS = (
     "bare", "full", "full-default", "full-no-tracing", "full-stock-otel", "full-default-unbuffered",
+    "full-default-no-access-log",
 )  # fmt: skip
 DEFAULT_VARIANTS = ("bare", "full", "full-default", "full-no-tracing")
 #: The variant the goal is judged on: the stack as a service runs it by default.
@@ -77,7 +80,7 @@ def build_app(variant: str, workdir: str):  # type: ignore[no-untyped-def]
         "CARAVAN_LOG_FILE": os.path.join(workdir, "bench.log"),
         "CARAVAN_TRACE_FILE": os.path.join(workdir, "bench.traces.jsonl"),
         "CARAVAN_TRACE_EXPORTER": "none" if variant == "full-no-tracing" else "file",
-        "CARAVAN_ACCESS_LOG": "true",  # as the runtime runs every service
+        "CARAVAN_ACCESS_LOG": "false" if variant == "full-default-no-access-log" else "true",  # as run
     }
     if not variant.startswith("full-default"):
         env["CARAVAN_TRACE_SAMPLE_RATIO"] = "1.0"
