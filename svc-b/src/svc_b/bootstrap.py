@@ -28,7 +28,7 @@ from caravan_commons.discovery_config import resolver_from_env
 from caravan_commons.idempotency import IdempotencyStore
 from caravan_commons.piccolo_app import APP_CONFIG as COMMONS_APP
 from svc_b import metrics
-from svc_b.api.controllers import InfoController, OrderController
+from svc_b.api.controllers import OrderController
 from svc_b.api.placing import OrderDesk
 from svc_b.config import Settings
 from svc_b.infrastructure.clients import CATALOG, PAYMENTS, HttpCatalog, HttpPayments, payments_client_config
@@ -134,7 +134,7 @@ def build_app(
 
     app = create_app(
         settings,
-        route_handlers=[InfoController, OrderController],
+        route_handlers=[OrderController],
         dependencies={
             "saga": Provide(provide_saga, sync_to_thread=False),
             "desk": Provide(provide_desk, sync_to_thread=False),

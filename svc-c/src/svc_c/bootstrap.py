@@ -13,7 +13,7 @@ from caravan_commons.app import create_app
 from caravan_commons.db import Database
 from caravan_commons.idempotency import IdempotencyStore
 from svc_c import metrics
-from svc_c.api.controllers import InfoController, LedgerController, PaymentController
+from svc_c.api.controllers import LedgerController, PaymentController
 from svc_c.api.deps import Payments, payments_provider
 from svc_c.api.openapi import link_payment_operations
 from svc_c.config import Settings
@@ -35,7 +35,7 @@ def build_app(settings: Settings) -> Litestar:
     )
     app = create_app(
         settings,
-        route_handlers=[InfoController, PaymentController, LedgerController],
+        route_handlers=[PaymentController, LedgerController],
         dependencies={"payments": Provide(payments_provider(payments), sync_to_thread=False)},
         readiness_checks={"database": db.readiness_check},
         lifespan=[

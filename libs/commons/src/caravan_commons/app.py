@@ -6,7 +6,8 @@ It wires, in this order around every HTTP request::
         → Litestar's exception handling (ProblemDetailsPlugin with the Caravan mapping) → routes
 
 and adds ``GET /health/live``, ``GET /health/ready`` (runs the service's readiness checks; 503
-problem+json naming the failed ones), ``GET /metrics`` (Prometheus) and the OpenAPI document at
+problem+json naming the failed ones), ``GET /metrics`` (Prometheus), ``GET /info`` (which service,
+version and commons answer: :class:`ServiceInfo`) and the OpenAPI document at
 ``/schema/openapi.json`` whose error answers are all documented as problem+json.
 
 When the settings name public keys and allowed callers, every route except health, /metrics and
@@ -24,12 +25,13 @@ import asyncio
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from litestar import Litestar, Response, get
+from litestar import Controller, Litestar, Response, get
 from litestar.middleware import DefineMiddleware
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import JsonRenderPlugin
 from loguru import logger
 
+import caravan_commons
 from caravan_commons import identity
 from caravan_commons.deadline import DeadlineMiddleware
 from caravan_commons.errors import UpstreamUnavailableError
@@ -62,6 +64,28 @@ class Liveness(WireStruct):
 class Readiness(WireStruct):
     checks: dict[str, str]
     status: str = "ok"
+
+
+class ServiceInfo(WireStruct):
+    service: str
+    version: str
+    commons: str
+
+
+def _info_controller(settings: ServiceSettings) -> type[Controller]:
+    body = ServiceInfo(
+        service=settings.service_name, version=settings.service_version, commons=caravan_commons.__version__
+    )
+
+    class InfoController(Controller):
+        path = "/"
+        tags = ["info"]
+
+        @get("/info", summary="Which service and which versions answer", sync_to_thread=False)
+        def info(self) -> ServiceInfo:
+            return body
+
+    return InfoController
 
 
 def _health_handlers(settings: ServiceSettings, checks: Mapping[str, ReadinessCheck]) -> list[Any]:
@@ -158,6 +182,7 @@ def create_app(
         route_handlers=[
             *_health_handlers(settings, readiness_checks or {}),
             _metrics_handler(registry),
+            _info_controller(settings),
             *route_handlers,
         ],
         dependencies=dict(dependencies or {}),
@@ -217,4 +242,4 @@ def _repair_options_allow(app: Litestar) -> int:
     return repaired
 
 
-__all__ = ["READINESS_TIMEOUT_S", "Liveness", "Readiness", "ReadinessCheck", "create_app"]
+__all__ = ["READINESS_TIMEOUT_S", "Liveness", "Readiness", "ReadinessCheck", "ServiceInfo", "create_app"]

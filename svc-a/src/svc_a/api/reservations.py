@@ -20,7 +20,8 @@ from caravan_commons.errors import ForbiddenError
 from caravan_commons.idempotency import REPLAYED_HEADER, fingerprint, key_id, require_key
 from caravan_commons.principal import OPERATOR, principal_of
 from caravan_commons.problems import problem_responses
-from svc_a.api.deps import CatalogDep, UnitOfWork, strict_body
+from caravan_commons.schemas import strict_decode
+from svc_a.api.deps import CatalogDep, UnitOfWork
 from svc_a.api.params import IdempotencyKey, OrderIdPath
 from svc_a.api.schemas import ReservationCreate, ReservationOut
 from svc_a.domain.reservation import Reservation
@@ -66,7 +67,7 @@ class ReservationController(Controller):
         data: JSONBody[ReservationCreate],
         idempotency_key: IdempotencyKey = None,
     ) -> Response[ReservationOut]:
-        data = await strict_body(request, ReservationCreate)
+        data = strict_decode(await request.body(), ReservationCreate)
         claim = None
         if idempotency_key is not None:
             key = require_key(request.headers, required=False)

@@ -5,10 +5,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
-
-import msgspec
-from litestar import Request
+from typing import TypeVar
 
 from caravan_commons.errors import ConflictError
 from caravan_commons.idempotency import IDEMPOTENCY_HEADER, IdempotencyStore
@@ -50,24 +47,6 @@ class Payments:
             yield
         finally:
             self._authorizing.discard(key)
-
-
-def _integral_numbers(value: Any) -> Any:
-    """JSON's view of numbers: ``1250.0`` is the integer 1250 (as JSON Schema counts it)."""
-    if isinstance(value, float) and value.is_integer() and abs(value) < 2**63:
-        return int(value)
-    if isinstance(value, dict):
-        return {k: _integral_numbers(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_integral_numbers(v) for v in value]
-    return value
-
-
-async def strict_body(request: Request, type_: type[T]) -> T:
-    """The request body decoded *strictly* into ``type_``. Litestar has already validated it, but
-    leniently (a numeric string such as ``"10"`` passes as an integer); the wire contract is JSON
-    types as JSON Schema defines them, so a msgspec error here is a 400 like any other bad body."""
-    return msgspec.convert(_integral_numbers(msgspec.json.decode(await request.body())), type_, strict=True)
 
 
 def payments_provider(payments: Payments) -> Callable[[], Payments]:
