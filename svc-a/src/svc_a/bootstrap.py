@@ -32,8 +32,7 @@ def build_app(settings: Settings) -> Litestar:
     loops: the reservation sweeper and the Idempotency-Key sweeper."""
     db = build_database(settings)
 
-    def uow_factory() -> PiccoloUnitOfWork:
-        return PiccoloUnitOfWork(db)
+    uow_factory = partial(PiccoloUnitOfWork, db)
 
     catalog = Catalog(
         uow_factory=uow_factory,

@@ -6,29 +6,28 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any, TypeVar
+from typing import Any
 
 from litestar import Request
 from litestar.datastructures import State
 from litestar.di import NamedDependency
 
 from caravan_commons.idempotency import IdempotencyStore
-from svc_a.infrastructure.unit_of_work import PiccoloUnitOfWork
-
-T = TypeVar("T")
+from svc_a.service_layer.ports import AbstractUnitOfWork
 
 
 @dataclass(frozen=True)
 class Catalog:
     """The Catalog's collaborators, kept in ``app.state.catalog``."""
 
-    uow_factory: Callable[[], PiccoloUnitOfWork]
+    #: a fresh unit of work; ``read_only=True`` for one that only reads
+    uow_factory: Callable[..., AbstractUnitOfWork]
     idempotency: IdempotencyStore
     reservation_ttl: timedelta
 
 
 #: How handlers ask for a fresh unit of work and for the wiring (explicit Litestar markers).
-UnitOfWork = NamedDependency[PiccoloUnitOfWork]
+UnitOfWork = NamedDependency[AbstractUnitOfWork]
 CatalogDep = NamedDependency[Catalog]
 
 
@@ -37,9 +36,7 @@ def provide_catalog(state: State) -> Catalog:
     return catalog
 
 
-def provide_uow(state: State, request: Request[Any, Any, Any]) -> PiccoloUnitOfWork:
+def provide_uow(state: State, request: Request[Any, Any, Any]) -> AbstractUnitOfWork:
     """A fresh unit of work; read-only for GET and HEAD (no write lock, no row locks)."""
     catalog: Catalog = state.catalog
-    uow = catalog.uow_factory()
-    uow.read_only = request.method in ("GET", "HEAD")
-    return uow
+    return catalog.uow_factory(read_only=request.method in ("GET", "HEAD"))

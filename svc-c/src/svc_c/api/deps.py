@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
-from typing import TypeVar
 
 from caravan_commons.errors import ConflictError
 from caravan_commons.idempotency import IDEMPOTENCY_HEADER, IdempotencyStore
@@ -13,11 +12,9 @@ from caravan_commons.schemas import decoder_for
 from svc_c.api.schemas import PaymentOut
 from svc_c.domain.model import Payment
 from svc_c.domain.processor import SimulatedProcessor
-from svc_c.infrastructure.unit_of_work import PiccoloUnitOfWork
 from svc_c.service_layer.ports import AbstractUnitOfWork
 
 _payment_decoder = decoder_for(PaymentOut)
-T = TypeVar("T")
 
 Effect = Callable[[AbstractUnitOfWork], Awaitable[Payment]]
 
@@ -28,7 +25,7 @@ class Payments:
     clears records older payments left; the payment and movement rows are now the keys' records),
     the processor."""
 
-    new_uow: Callable[..., PiccoloUnitOfWork]
+    new_uow: Callable[..., AbstractUnitOfWork]
     store: IdempotencyStore
     processor: SimulatedProcessor
     _authorizing: set[str] = field(default_factory=set, init=False)
