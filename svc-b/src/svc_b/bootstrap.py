@@ -29,11 +29,11 @@ from caravan_commons.idempotency import IdempotencyStore
 from caravan_commons.piccolo_app import APP_CONFIG as COMMONS_APP
 from svc_b import metrics
 from svc_b.api.controllers import OrderController
-from svc_b.api.placing import OrderDesk
 from svc_b.config import Settings
 from svc_b.infrastructure.clients import CATALOG, PAYMENTS, HttpCatalog, HttpPayments, payments_client_config
 from svc_b.infrastructure.db.piccolo_app import APP_CONFIG
 from svc_b.infrastructure.db.unit_of_work import PiccoloUnitOfWork
+from svc_b.service_layer.placing import OrderDesk
 from svc_b.service_layer.retrying import RetryPolicy
 from svc_b.service_layer.runner import OrderRunner
 from svc_b.service_layer.saga import Saga

@@ -8,6 +8,8 @@ from litestar.testing import TestClient
 
 import caravan_commons
 from caravan_commons.app import create_app
+from caravan_commons.errors import ConflictError
+from caravan_commons.idempotency import key_id, once
 from caravan_commons.schemas import INTEGRAL_BOUND, WireStruct, strict_decode
 from caravan_commons.settings import ServiceSettings
 
@@ -76,3 +78,17 @@ def test_integral_floats_at_or_past_the_bound_stay_floats() -> None:
 def test_malformed_json_is_a_decode_error() -> None:
     with pytest.raises(msgspec.DecodeError):
         strict_decode(b'{"lines": [', Order)
+
+
+def test_once_refuses_a_twin_while_the_first_runs_and_frees_the_key_after() -> None:
+    with once("k-1", scope="alice") as claim:
+        assert claim == key_id("k-1", "alice")
+        with pytest.raises(ConflictError) as refused, once("k-1", scope="alice"):
+            pass
+        assert refused.value.status == 409 and "still being processed" in refused.value.detail
+        with once("k-1", scope="bob"), once("k-2", scope="alice"):  # other scopes, other keys: free
+            pass
+    with pytest.raises(RuntimeError), once("k-1", scope="alice"):
+        raise RuntimeError("the effect failed")
+    with once("k-1", scope="alice"):  # freed after a failure too
+        pass

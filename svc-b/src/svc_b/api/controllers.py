@@ -21,9 +21,10 @@ from caravan_commons.idempotency import IDEMPOTENCY_HEADER, REPLAYED_HEADER, req
 from caravan_commons.principal import customer_of, requires_customer
 from caravan_commons.problems import problem_responses
 from caravan_commons.schemas import strict_decode
-from svc_b.api.placing import OrderDesk
+from svc_b.api.placing import place_order
 from svc_b.api.schemas import MAX_PAGE, ORDER_ID_PATTERN, OrderOut, OrderPage, PlaceOrderIn
 from svc_b.domain.model import Order
+from svc_b.service_layer.placing import OrderDesk
 from svc_b.service_layer.saga import Saga
 
 #: An Idempotency-Key: a token, optionally quoted as the draft's sf-string (``"..."``).
@@ -116,7 +117,7 @@ class OrderController(Controller):
         key = require_key({IDEMPOTENCY_HEADER: idempotency_key})
         assert key is not None
         strict = strict_decode(await request.body(), PlaceOrderIn)
-        return await desk.place(customer=customer_of(request), key=key, request=strict, prefer=prefer)
+        return await place_order(desk, customer=customer_of(request), key=key, request=strict, prefer=prefer)
 
     @get(
         "/",

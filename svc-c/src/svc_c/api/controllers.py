@@ -16,7 +16,7 @@ from litestar.di import NamedDependency
 from litestar.params import HeaderParameter, JSONBody, PathParameter
 
 from caravan_commons.deadline import current_deadline
-from caravan_commons.idempotency import IDEMPOTENCY_HEADER, REPLAYED_HEADER, fingerprint, require_key
+from caravan_commons.idempotency import IDEMPOTENCY_HEADER, REPLAYED_HEADER, fingerprint, once, require_key
 from caravan_commons.principal import requires_scope
 from caravan_commons.problems import problem_responses
 from caravan_commons.schemas import strict_decode
@@ -86,7 +86,7 @@ class PaymentController(Controller):
             key=key,
             request_digest=fingerprint(request.method, request.url.path, await request.body()),
         )
-        with payments.authorizing(key):
+        with once(key, scope="authorize"):  # a twin in this process: 409 (across: the unique key)
             deadline = current_deadline()
             outcome = await handlers.authorize_keyed(
                 cmd,
