@@ -8,10 +8,10 @@ from functools import partial
 from litestar import Litestar
 from litestar.di import Provide
 
-from caravan_commons import piccolo_app as commons_piccolo_app
 from caravan_commons.app import create_app
 from caravan_commons.db import Database
 from caravan_commons.idempotency import IdempotencyStore
+from caravan_commons.piccolo_app import APP_CONFIG as COMMONS_APP
 from svc_c import metrics
 from svc_c.api.controllers import LedgerController, PaymentController
 from svc_c.api.deps import Payments, payments_provider
@@ -26,7 +26,7 @@ def build_app(settings: Settings) -> Litestar:
     """The app with the whole commons stack (health, metrics, tracing, problem+json errors), the
     payment and ledger endpoints, the database pool and the Idempotency-Key sweeper."""
     assert settings.database_url is not None  # the commons settings default it to a SQLite file
-    db = Database.for_settings(settings, [commons_piccolo_app.APP_CONFIG, piccolo_app.APP_CONFIG])
+    db = Database.for_settings(settings, [COMMONS_APP, piccolo_app.APP_CONFIG])
     store = IdempotencyStore(db.engine, ttl=timedelta(seconds=settings.idempotency_ttl_s))
     payments = Payments(
         new_uow=partial(PiccoloUnitOfWork, db),

@@ -12,7 +12,11 @@ is a 422.
 
 from __future__ import annotations
 
+from typing import Any
+
 from litestar import Controller, Request, Response, get, post
+from litestar.connection import ASGIConnection
+from litestar.handlers import BaseRouteHandler
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import JSONBody
 
@@ -33,7 +37,7 @@ def _answer(reservation: Reservation, created: bool) -> Response[ReservationOut]
     return Response(content=ReservationOut.of(reservation), status_code=201 if created else 200)
 
 
-def not_for_customers(connection: Request, _handler: object) -> None:
+def not_for_customers(connection: ASGIConnection[Any, Any, Any, Any], _handler: BaseRouteHandler) -> None:
     """A Litestar guard: a request acting for a customer needs the operator scope (403 before any
     lookup, so a customer learns nothing about which reservations exist)."""
     principal = principal_of(connection)
