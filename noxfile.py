@@ -183,9 +183,14 @@ def lint(session: nox.Session) -> None:
 
 @nox.session(python=PYTHON, tags=["static"])
 def typecheck(session: nox.Session) -> None:
-    """mypy over the workspace tooling and commons."""
-    session.install("mypy", "-e", "libs/workspace", "-e", "libs/commons[postgres,server]", "types-setuptools")
-    session.run("mypy", "libs/workspace/src", "libs/commons/src", *session.posargs)
+    """mypy over the workspace tooling, commons and every service (commons from its source here)."""
+    services = sorted(declaration.parent.name for declaration in ROOT.glob("*/service.toml"))
+    editable = [arg for folder in services for arg in ("-e", folder)]
+    session.install(
+        "mypy", "-e", "libs/workspace", "-e", "libs/commons[postgres,server]", *editable, "types-setuptools"
+    )
+    sources = ["libs/workspace/src", "libs/commons/src", *(f"{folder}/src" for folder in services)]
+    session.run("mypy", *sources, *session.posargs)
 
 
 @nox.session(python=PYTHON, tags=["static"])
