@@ -58,9 +58,8 @@ def build_app(settings: Settings) -> Litestar:
             metrics.sampler(uow_factory=uow_factory, interval=settings.metrics_sample_interval_s),
         ],
         openapi_title="Catalog",
+        collectors=metrics.COLLECTORS,
     )
-    for collector in metrics.COLLECTORS:
-        app.state.metrics_registry.register(collector)
     app.state.catalog = catalog
     app.state.database = db
     return app

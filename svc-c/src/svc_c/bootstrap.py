@@ -46,10 +46,9 @@ def build_app(settings: Settings) -> Litestar:
             ),
         ],
         openapi_title="Payments",
+        collectors=metrics.COLLECTORS,
     )
     link_payment_operations(app)
-    for collector in metrics.COLLECTORS:
-        app.state.metrics_registry.register(collector)
     app.state.db = db
     app.state.payments = payments
     return app

@@ -5,14 +5,12 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
 import pytest
-from db_fixtures import ENGINES, database_url, migrated_db  # noqa: F401 - fixtures
+from db_fixtures import ENGINES, create_notes_table, database_url, migrated_db, notes_in  # noqa: F401 - fixtures
 from piccolo.engine.exceptions import TransactionError
 from piccolo.querystring import QueryString
 
-from caravan_commons.db import Database, rows_as_dicts
+from caravan_commons.db import Database
 from caravan_commons.db_unit_of_work import DatabaseUnitOfWork
 
 pytestmark = pytest.mark.parametrize("database_url", ENGINES, indirect=True)
@@ -27,14 +25,12 @@ class NotesUnitOfWork(DatabaseUnitOfWork):
 
 
 @pytest.fixture
-async def db(migrated_db: Database) -> AsyncIterator[Database]:
-    await migrated_db.engine.run_ddl("CREATE TABLE notes (note VARCHAR(100) NOT NULL)")
-    yield migrated_db
+async def db(migrated_db: Database) -> Database:
+    return await create_notes_table(migrated_db, "notes")
 
 
 async def notes(db: Database) -> list[str]:
-    rows = rows_as_dicts(await db.engine.run_querystring(QueryString("SELECT note FROM notes")))
-    return sorted(r["note"] for r in rows)
+    return await notes_in(db, "notes")
 
 
 async def test_only_what_is_committed_is_kept(db: Database) -> None:

@@ -7,7 +7,7 @@ import pytest
 from litestar.testing import TestClient
 
 import caravan_commons
-from caravan_commons.app import create_app
+from caravan_commons.app import ServicePlugin, create_app
 from caravan_commons.errors import ConflictError
 from caravan_commons.idempotency import key_id, once
 from caravan_commons.schemas import INTEGRAL_BOUND, WireStruct, strict_decode
@@ -92,3 +92,28 @@ def test_once_refuses_a_twin_while_the_first_runs_and_frees_the_key_after() -> N
         raise RuntimeError("the effect failed")
     with once("k-1", scope="alice"):  # freed after a failure too
         pass
+
+
+def test_the_plugin_is_built_before_the_app_and_serves_its_collectors() -> None:
+    from prometheus_client import Counter
+    from prometheus_client.registry import CollectorRegistry
+
+    settings = ServiceSettings(service_name="unit-svc")
+    orders = Counter("unit_orders", "orders seen", registry=CollectorRegistry())
+    orders.inc(3)
+    kit = ServicePlugin(settings, collectors=[orders], tracing=False, openapi_title="Unit")
+    assert kit.signer is None  # no identity key configured: nothing signs outgoing calls
+    app = create_app(settings, kit=kit)
+    assert app.state.metrics_registry is kit.metrics_registry and app.state.signer is None
+    with TestClient(app) as client:
+        assert "unit_orders_total 3.0" in client.get("/metrics").text
+        assert client.get("/schema/openapi.json").json()["info"]["title"] == "Unit"
+
+
+def test_a_kit_is_configured_once_and_for_its_own_settings() -> None:
+    settings = ServiceSettings(service_name="unit-svc")
+    kit = ServicePlugin(settings, tracing=False)
+    with pytest.raises(TypeError, match="configure the kit"):
+        create_app(settings, kit=kit, openapi_title="Other")
+    with pytest.raises(ValueError, match="other settings"):
+        create_app(ServiceSettings(service_name="unit-svc"), kit=kit)
