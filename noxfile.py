@@ -183,10 +183,17 @@ def lint(session: nox.Session) -> None:
 
 @nox.session(python=PYTHON, tags=["static"])
 def typecheck(session: nox.Session) -> None:
-    """mypy over the workspace tooling, commons and the gateway (commons from this tree: no index)."""
-    session.install("mypy", "-e", "libs/workspace", "-e", "libs/commons[postgres,server]", "types-setuptools")
+    """mypy over the workspace tooling, commons, the gateway and every service (commons from its
+    source here: no index)."""
+    services = sorted(declaration.parent.name for declaration in ROOT.glob("*/service.toml"))
+    editable = [arg for folder in services for arg in ("-e", folder)]
+    session.install(
+        "mypy", "-e", "libs/workspace", "-e", "libs/commons[postgres,server]", *editable, "types-setuptools"
+    )
     session.install("--no-sources", "-e", "shared/gateway")  # its commons is the one just installed
-    session.run("mypy", "libs/workspace/src", "libs/commons/src", "shared/gateway/src", *session.posargs)
+    sources = ["libs/workspace/src", "libs/commons/src", "shared/gateway/src",
+               *(f"{folder}/src" for folder in services)]  # fmt: skip
+    session.run("mypy", *sources, *session.posargs)
 
 
 @nox.session(python=PYTHON, tags=["static"])

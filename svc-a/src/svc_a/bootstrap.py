@@ -8,10 +8,10 @@ from functools import partial
 from litestar import Litestar
 from litestar.di import Provide
 
-from caravan_commons import piccolo_app as commons_app
 from caravan_commons.app import create_app
 from caravan_commons.db import Database
 from caravan_commons.idempotency import IdempotencyStore
+from caravan_commons.piccolo_app import APP_CONFIG as COMMONS_APP
 from svc_a import metrics
 from svc_a.api.controllers import CONTROLLERS
 from svc_a.api.deps import Catalog, provide_catalog, provide_uow
@@ -23,7 +23,7 @@ from svc_a.infrastructure.unit_of_work import PiccoloUnitOfWork
 
 def build_database(settings: Settings) -> Database:
     assert settings.database_url is not None  # commons' settings default it
-    return Database.for_settings(settings, [commons_app.APP_CONFIG, piccolo_app.APP_CONFIG])
+    return Database.for_settings(settings, [COMMONS_APP, piccolo_app.APP_CONFIG])
 
 
 def build_app(settings: Settings) -> Litestar:
@@ -32,8 +32,7 @@ def build_app(settings: Settings) -> Litestar:
     loops: the reservation sweeper and the Idempotency-Key sweeper."""
     db = build_database(settings)
 
-    def uow_factory() -> PiccoloUnitOfWork:
-        return PiccoloUnitOfWork(db)
+    uow_factory = partial(PiccoloUnitOfWork, db)
 
     catalog = Catalog(
         uow_factory=uow_factory,
@@ -59,9 +58,8 @@ def build_app(settings: Settings) -> Litestar:
             metrics.sampler(uow_factory=uow_factory, interval=settings.metrics_sample_interval_s),
         ],
         openapi_title="Catalog",
+        collectors=metrics.COLLECTORS,
     )
-    for collector in metrics.COLLECTORS:
-        app.state.metrics_registry.register(collector)
     app.state.catalog = catalog
     app.state.database = db
     return app

@@ -13,8 +13,8 @@ import os
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from datetime import timedelta
+from functools import partial
 from pathlib import Path
-from typing import Any
 
 from litestar import Litestar
 from litestar.di import Provide
@@ -26,14 +26,16 @@ from caravan_commons.db import Database
 from caravan_commons.discovery import Resolver
 from caravan_commons.discovery_config import resolver_from_env
 from caravan_commons.idempotency import IdempotencyStore
+from caravan_commons.identity import Signer
 from caravan_commons.piccolo_app import APP_CONFIG as COMMONS_APP
+from caravan_commons.plugin import ServicePlugin
 from svc_b import metrics
-from svc_b.api.controllers import InfoController, OrderController
-from svc_b.api.placing import OrderDesk
+from svc_b.api.controllers import OrderController
 from svc_b.config import Settings
 from svc_b.infrastructure.clients import CATALOG, PAYMENTS, HttpCatalog, HttpPayments, payments_client_config
 from svc_b.infrastructure.db.piccolo_app import APP_CONFIG
 from svc_b.infrastructure.db.unit_of_work import PiccoloUnitOfWork
+from svc_b.service_layer.placing import OrderDesk
 from svc_b.service_layer.retrying import RetryPolicy
 from svc_b.service_layer.runner import OrderRunner
 from svc_b.service_layer.saga import Saga
@@ -43,54 +45,59 @@ from svc_b.service_layer.saga import Saga
 RUNNER_STOP_GRACE_S = 5.0
 
 
-@dataclass
+@dataclass(frozen=True)
 class Wiring:
-    """What the app's handlers and background tasks share (``app.state.wiring``)."""
+    """What the app's handlers and background tasks share (``app.state.wiring``), built at once
+    by :meth:`build`."""
 
     settings: Settings
     database: Database
-    resolver: Resolver
-    catalog_client: ServiceClient | None = None
-    payments_client: ServiceClient | None = None
-    saga: Saga | None = None
-    store: IdempotencyStore | None = None
-    desk: OrderDesk | None = None
-    runner: OrderRunner | None = None
+    catalog_client: ServiceClient
+    payments_client: ServiceClient
+    saga: Saga
+    runner: OrderRunner
+    #: keys stored by svc-b before 0.3 (the order's row is the key's record now) age out
+    store: IdempotencyStore
+    desk: OrderDesk
 
-    def connect(self, signer: Any) -> None:
-        """Build the clients and the saga (the signer exists once the app does)."""
-        settings = self.settings
+    @classmethod
+    def build(
+        cls, settings: Settings, database: Database, resolver: Resolver, signer: Signer | None
+    ) -> Wiring:
+        """The clients of svc-a and svc-c (signing every call with ``signer``), the saga, its
+        runner and the order desk."""
         config = ClientConfig(
             default_timeout=settings.call_timeout_s,
             circuit_cooldown=settings.circuit_cooldown_s,
             user_agent="svc-b",
         )
-        self.catalog_client = ServiceClient(self.resolver, config, headers_provider=signer)
-        self.payments_client = ServiceClient(
-            self.resolver, payments_client_config(config), headers_provider=signer
-        )
-        metrics.export_circuits({CATALOG: self.catalog_client, PAYMENTS: self.payments_client})
-        self.saga = Saga(
-            uow=lambda: PiccoloUnitOfWork(self.database),
-            catalog=HttpCatalog(self.catalog_client),
-            payments=HttpPayments(self.payments_client),
+        catalog_client = ServiceClient(resolver, config, headers_provider=signer)
+        payments_client = ServiceClient(resolver, payments_client_config(config), headers_provider=signer)
+        metrics.export_circuits({CATALOG: catalog_client, PAYMENTS: payments_client})
+        saga = Saga(
+            uow=partial(PiccoloUnitOfWork, database),
+            catalog=HttpCatalog(catalog_client),
+            payments=HttpPayments(payments_client),
             retry=RetryPolicy(deadline=timedelta(seconds=settings.saga_retry_deadline_s)),
             lease=timedelta(seconds=settings.order_lease_s),
         )
-        self.runner = OrderRunner(
-            self.saga, resume_within=timedelta(seconds=settings.recovery_resume_within_s)
-        )
-        # keys stored by svc-b before 0.3 (the order's row is the key's record now) age out
-        self.store = IdempotencyStore(self.database.engine)
-        self.desk = OrderDesk(
-            self.saga, self.runner, wait=settings.place_wait_s, max_wait=settings.place_wait_max_s
-        )
+        runner = OrderRunner(saga, resume_within=timedelta(seconds=settings.recovery_resume_within_s))
+        desk = OrderDesk(saga, runner, wait=settings.place_wait_s, max_wait=settings.place_wait_max_s)
         if settings.secret_key_file:
-            self.desk.id_secret = Path(settings.secret_key_file).read_bytes().strip()
+            desk.id_secret = Path(settings.secret_key_file).read_bytes().strip()
+        return cls(
+            settings,
+            database,
+            catalog_client,
+            payments_client,
+            saga,
+            runner,
+            IdempotencyStore(database.engine),
+            desk,
+        )
 
     @contextlib.asynccontextmanager
     async def clients(self, _app: object = None) -> AsyncIterator[None]:
-        assert self.catalog_client is not None and self.payments_client is not None
         async with self.catalog_client.lifespan(), self.payments_client.lifespan():
             yield
 
@@ -99,17 +106,14 @@ class Wiring:
         """Every ``sweep_interval_s``: renew this instance's leases, claim due orders (a crashed
         instance's, or ones whose wait is over) and drive them. On shutdown the orders in flight get
         ``RUNNER_STOP_GRACE_S`` to finish."""
-        runner = self.runner
-        assert runner is not None
-        async with periodic("order sweeper", runner.sweep_once, interval=self.settings.sweep_interval_s):
+        async with periodic("order sweeper", self.runner.sweep_once, interval=self.settings.sweep_interval_s):
             try:
                 yield
             finally:
-                await runner.stop(RUNNER_STOP_GRACE_S)
+                await self.runner.stop(RUNNER_STOP_GRACE_S)
 
     @contextlib.asynccontextmanager
     async def idempotency_sweeper(self, _app: object = None) -> AsyncIterator[None]:
-        assert self.store is not None
         async with self.store.sweeper(interval=self.settings.idempotency_sweep_interval_s):
             yield
 
@@ -124,26 +128,22 @@ def build_app(
     """
     assert settings.database_url is not None  # the settings default it
     database = Database.for_settings(settings, [COMMONS_APP, APP_CONFIG])
-    wiring = Wiring(
-        settings, database, resolver or resolver_from_env(os.environ if environ is None else environ)
+    kit = ServicePlugin(
+        settings,
+        readiness_checks={"database": database.readiness_check},
+        collectors=metrics.COLLECTORS,
+        openapi_title="Orders",
     )
-
-    def provide_saga() -> Saga:
-        assert wiring.saga is not None
-        return wiring.saga
-
-    def provide_desk() -> OrderDesk:
-        assert wiring.desk is not None
-        return wiring.desk
-
+    resolver = resolver or resolver_from_env(os.environ if environ is None else environ)
+    wiring = Wiring.build(settings, database, resolver, kit.signer)
     app = create_app(
         settings,
-        route_handlers=[InfoController, OrderController],
+        kit=kit,
+        route_handlers=[OrderController],
         dependencies={
-            "saga": Provide(provide_saga, sync_to_thread=False),
-            "desk": Provide(provide_desk, sync_to_thread=False),
+            "saga": Provide(lambda: wiring.saga, sync_to_thread=False),
+            "desk": Provide(lambda: wiring.desk, sync_to_thread=False),
         },
-        readiness_checks={"database": database.readiness_check},
         # in order: the database opens first and closes last
         lifespan=[
             database.lifespan,
@@ -152,10 +152,6 @@ def build_app(
             wiring.order_sweeper,
             metrics.sampler(lambda: wiring.saga, interval=settings.metrics_sample_interval_s),
         ],
-        openapi_title="Orders",
     )
-    wiring.connect(app.state.signer)
-    for collector in metrics.COLLECTORS:
-        app.state.metrics_registry.register(collector)
     app.state.wiring = wiring
     return app

@@ -18,13 +18,13 @@ from fakes import DOWN, FakeCatalog, FakePayments, unavailable
 from litestar.testing import TestClient
 
 import caravan_commons
-from caravan_commons.idempotency import key_id
+from caravan_commons.idempotency import once
 from caravan_commons.money import Money
-from svc_b.api.placing import order_id_for
 from svc_b.bootstrap import Wiring, build_app
 from svc_b.config import Settings
 from svc_b.domain.model import Order, OrderLine
 from svc_b.infrastructure.db.migrate import migrate
+from svc_b.service_layer.placing import key_scope, order_id_for
 from svc_b.service_layer.unit_of_work import SagaProgress, StepOutcome
 
 OTHER = {"X-Caravan-Customer": f"other-{uuid.uuid4()}"}
@@ -163,9 +163,8 @@ def test_the_same_key_with_another_payload_is_422(api: Api) -> None:
 
 
 def test_a_key_in_flight_is_409(api: Api) -> None:
-    assert api.wiring.desk is not None
-    api.wiring.desk.in_flight.add(key_id("k-busy", api.customer))
-    assert_problem(api.place(key="k-busy"), 409)
+    with once("k-busy", scope=key_scope(api.customer)):
+        assert_problem(api.place(key="k-busy"), 409)
     assert api.catalog.stock["TENT-2P"] == 10
 
 
@@ -493,7 +492,6 @@ def test_its_circuits_stay_open_for_the_configured_cooldown(database_url: str) -
     app = build_app(settings, environ={"CARAVAN_DISCOVERY_BACKEND": "static"})
     wiring: Wiring = app.state.wiring
     with TestClient(app=app):
-        assert wiring.catalog_client is not None and wiring.payments_client is not None
         assert wiring.catalog_client.circuit("svc-a").cooldown == 0.7
         assert wiring.payments_client.circuit("svc-c").cooldown == 0.7
     assert Settings().circuit_cooldown_s == 1.0

@@ -14,10 +14,11 @@ from upstream_fakes import FakeCatalogService, FakePaymentsService, serving
 from caravan_commons.client import ClientConfig, ServiceClient
 from caravan_commons.discovery import StaticResolver
 from caravan_commons.errors import DeadlineExceededError, UpstreamUnavailableError
+from caravan_commons.idempotency import header_value
 from caravan_commons.money import Money
 from caravan_commons.testing import free_port
 from svc_b.domain.model import OrderStatus
-from svc_b.infrastructure.clients import HttpCatalog, HttpPayments, payments_client_config
+from svc_b.infrastructure.clients import HttpCatalog, HttpPayments, payments_client_config, reservation_body
 from svc_b.service_layer.ports import (
     NothingAuthorized,
     OutOfStock,
@@ -25,6 +26,7 @@ from svc_b.service_layer.ports import (
     ReservationLost,
     StockRequest,
     UnknownProduct,
+    step_key,
 )
 from svc_b.service_layer.saga import LineRequest, PlaceOrder, Saga
 
@@ -100,6 +102,9 @@ async def test_reserving_sends_the_order_and_maps_refusals(setup: Setup) -> None
     await setup.catalog.reserve("o-1", [StockRequest("TENT-2P", 2)])
     sent = setup.catalog_service.requests[-1]
     assert sent.body == {"order_id": "o-1", "lines": [{"sku": "TENT-2P", "quantity": 2}]}
+    # what the contract test checks against svc-a's document, and the step's one key scheme
+    assert sent.body == reservation_body("o-1", [StockRequest("TENT-2P", 2)])
+    assert sent.headers["Idempotency-Key"] == header_value(step_key("o-1", "reserve"))
     assert setup.catalog_service.stock["TENT-2P"] == 3
     await setup.catalog.reserve("o-1", [StockRequest("TENT-2P", 2)])  # idempotent per order
     assert setup.catalog_service.stock["TENT-2P"] == 3

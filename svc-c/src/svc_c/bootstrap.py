@@ -8,12 +8,12 @@ from functools import partial
 from litestar import Litestar
 from litestar.di import Provide
 
-from caravan_commons import piccolo_app as commons_piccolo_app
 from caravan_commons.app import create_app
 from caravan_commons.db import Database
 from caravan_commons.idempotency import IdempotencyStore
+from caravan_commons.piccolo_app import APP_CONFIG as COMMONS_APP
 from svc_c import metrics
-from svc_c.api.controllers import InfoController, LedgerController, PaymentController
+from svc_c.api.controllers import LedgerController, PaymentController
 from svc_c.api.deps import Payments, payments_provider
 from svc_c.api.openapi import link_payment_operations
 from svc_c.config import Settings
@@ -26,7 +26,7 @@ def build_app(settings: Settings) -> Litestar:
     """The app with the whole commons stack (health, metrics, tracing, problem+json errors), the
     payment and ledger endpoints, the database pool and the Idempotency-Key sweeper."""
     assert settings.database_url is not None  # the commons settings default it to a SQLite file
-    db = Database.for_settings(settings, [commons_piccolo_app.APP_CONFIG, piccolo_app.APP_CONFIG])
+    db = Database.for_settings(settings, [COMMONS_APP, piccolo_app.APP_CONFIG])
     store = IdempotencyStore(db.engine, ttl=timedelta(seconds=settings.idempotency_ttl_s))
     payments = Payments(
         new_uow=partial(PiccoloUnitOfWork, db),
@@ -35,7 +35,7 @@ def build_app(settings: Settings) -> Litestar:
     )
     app = create_app(
         settings,
-        route_handlers=[InfoController, PaymentController, LedgerController],
+        route_handlers=[PaymentController, LedgerController],
         dependencies={"payments": Provide(payments_provider(payments), sync_to_thread=False)},
         readiness_checks={"database": db.readiness_check},
         lifespan=[
@@ -46,10 +46,9 @@ def build_app(settings: Settings) -> Litestar:
             ),
         ],
         openapi_title="Payments",
+        collectors=metrics.COLLECTORS,
     )
     link_payment_operations(app)
-    for collector in metrics.COLLECTORS:
-        app.state.metrics_registry.register(collector)
     app.state.db = db
     app.state.payments = payments
     return app

@@ -237,13 +237,16 @@ class Database:
         """The engine's transaction (rolls back unless the block ends without an exception)."""
         return self.engine.transaction()
 
-    def write_transaction(self) -> Any:
+    def write_transaction(self, *, allow_nested: bool = True) -> Any:
         """A transaction that will write: on SQLite it takes the write lock up front (the service
         engine's writer; piccolo's own engine: ``BEGIN IMMEDIATE``), so writers queue instead of
-        failing on a lock upgrade."""
+        failing on a lock upgrade. ``allow_nested=False``: opening it inside another transaction
+        is an error (piccolo's ``TransactionError``) instead of joining that one."""
         if isinstance(self.engine, SQLiteEngine):
-            return self.engine.transaction(transaction_type=TransactionType.immediate)
-        return self.engine.transaction()
+            return self.engine.transaction(
+                transaction_type=TransactionType.immediate, allow_nested=allow_nested
+            )
+        return self.engine.transaction(allow_nested=allow_nested)
 
     def read_transaction(self) -> Any:
         """A transaction that only reads: on the SQLite service engine a reader of its own (no

@@ -36,7 +36,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import time
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -109,6 +109,34 @@ def key_id(key: str, scope: str = "") -> str:
     return hashlib.sha256(scope.encode() + b"\x00" + key.encode()).hexdigest()
 
 
+#: The keys (their :func:`key_id`) being processed in this process: :func:`once`'s claims.
+_IN_FLIGHT: set[str] = set()
+
+
+def in_flight_error(key: str) -> ConflictError:
+    """The 409 for a request whose Idempotency-Key is still being processed."""
+    return ConflictError(
+        f"a request with this {IDEMPOTENCY_HEADER} is still being processed; retry later",
+        idempotency_key=key,
+    )
+
+
+@contextlib.contextmanager
+def once(key: str, *, scope: str = "") -> Iterator[str]:
+    """Claim ``key`` (within ``scope``: the endpoint and/or the caller) while the block runs: a twin
+    request in this process gets :func:`in_flight_error` (409) instead of running the effect again.
+    Yields the claim's :func:`key_id`. Across processes the effect's own record settles it (a unique
+    row, an advisory lock): this claim only spares the database the race in one process."""
+    claim = key_id(key, scope)
+    if claim in _IN_FLIGHT:
+        raise in_flight_error(key)
+    _IN_FLIGHT.add(claim)
+    try:
+        yield claim
+    finally:
+        _IN_FLIGHT.discard(claim)
+
+
 class StoredResponse(msgspec.Struct, frozen=True):
     status: int
     headers: dict[str, str]
@@ -156,7 +184,6 @@ class IdempotencyStore:
         self.engine = engine
         self.ttl = ttl
         self._clock = clock
-        self._in_flight: set[str] = set()
 
     @contextlib.asynccontextmanager
     async def begin(
@@ -166,33 +193,21 @@ class IdempotencyStore:
         if self.engine.current_transaction.get() is not transaction or transaction is None:
             raise RuntimeError("IdempotencyStore.begin() must run inside the transaction it is given")
         kid = key_id(key, scope)
-        registered = False
-        if is_postgres(self.engine):
-            rows = await self._query("SELECT pg_try_advisory_xact_lock({}) AS locked", _advisory_lock_id(kid))
-            if not rows[0]["locked"]:
-                raise self._in_flight_error(key)
-        else:
-            if kid in self._in_flight:
-                raise self._in_flight_error(key)
-            self._in_flight.add(kid)
-            registered = True
-        try:
+        async with contextlib.AsyncExitStack() as claims:
+            if is_postgres(self.engine):
+                rows = await self._query(
+                    "SELECT pg_try_advisory_xact_lock({}) AS locked", _advisory_lock_id(kid)
+                )
+                if not rows[0]["locked"]:
+                    raise in_flight_error(key)
+            else:
+                claims.enter_context(once(key, scope=f"{TABLE}\n{scope}"))
             slot = Slot(key, fingerprint, await self._stored(kid, key, fingerprint))
             yield slot
             if slot.replay is None:
                 if slot.completed is None:
                     raise RuntimeError("the idempotent block ended without slot.complete(status, body)")
                 await self._insert(kid, key, scope, slot)
-        finally:
-            if registered:
-                self._in_flight.discard(kid)
-
-    @staticmethod
-    def _in_flight_error(key: str) -> ConflictError:
-        return ConflictError(
-            f"a request with this {IDEMPOTENCY_HEADER} is still being processed; retry later",
-            idempotency_key=key,
-        )
 
     async def _query(self, sql: str, *args: Any) -> list[dict[str, Any]]:
         return rows_as_dicts(await self.engine.run_querystring(QueryString(sql, *args)))
@@ -241,7 +256,7 @@ class IdempotencyStore:
             )
         except Exception as exc:  # a concurrent twin committed first (unique primary key)
             if "unique" in str(exc).lower() or "duplicate" in str(exc).lower():
-                raise self._in_flight_error(key) from exc
+                raise in_flight_error(key) from exc
             raise
 
     async def sweep(self) -> int:

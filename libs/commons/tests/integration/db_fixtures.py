@@ -11,8 +11,9 @@ from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 import pytest
+from piccolo.querystring import QueryString
 
-from caravan_commons.db import Database, apply_migrations
+from caravan_commons.db import Database, apply_migrations, rows_as_dicts
 from caravan_commons.piccolo_app import APP_CONFIG
 
 POSTGRES_DSN_ENV = "CARAVAN_TEST_POSTGRES_DSN"
@@ -71,3 +72,14 @@ async def migrated_db(database_url: str, tmp_path: Path) -> AsyncIterator[Databa
     db = Database(database_url, [APP_CONFIG])
     async with db.lifespan():
         yield db
+
+
+async def create_notes_table(db: Database, table: str) -> Database:
+    """A scratch table of notes: where a test's effects go."""
+    await db.engine.run_ddl(f"CREATE TABLE {table} (note VARCHAR(100) NOT NULL)")
+    return db
+
+
+async def notes_in(db: Database, table: str) -> list[str]:
+    rows = rows_as_dicts(await db.engine.run_querystring(QueryString(f"SELECT note FROM {table}")))
+    return sorted(r["note"] for r in rows)

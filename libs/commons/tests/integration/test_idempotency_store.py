@@ -5,11 +5,10 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from datetime import timedelta
 
 import pytest
-from db_fixtures import ENGINES, database_url, migrated_db  # noqa: F401 - fixtures
+from db_fixtures import ENGINES, create_notes_table, database_url, migrated_db, notes_in  # noqa: F401 - fixtures
 from piccolo.querystring import QueryString
 
 from caravan_commons.db import Database, rows_as_dicts
@@ -31,14 +30,12 @@ class Clock:
 
 
 @pytest.fixture
-async def db(migrated_db: Database) -> AsyncIterator[Database]:
-    await migrated_db.engine.run_ddl("CREATE TABLE effects (note VARCHAR(100) NOT NULL)")
-    yield migrated_db
+async def db(migrated_db: Database) -> Database:
+    return await create_notes_table(migrated_db, "effects")
 
 
 async def effects(db: Database) -> list[str]:
-    rows = rows_as_dicts(await db.engine.run_querystring(QueryString("SELECT note FROM effects")))
-    return sorted(r["note"] for r in rows)
+    return await notes_in(db, "effects")
 
 
 async def handle(

@@ -8,7 +8,8 @@ from litestar.params import JSONBody
 
 from caravan_commons.principal import OPERATOR, requires_scope
 from caravan_commons.problems import problem_responses
-from svc_a.api.deps import UnitOfWork, strict_body
+from caravan_commons.schemas import strict_decode
+from svc_a.api.deps import UnitOfWork
 from svc_a.api.params import DEFAULT_PAGE_SIZE, ActiveFilter, Cursor, Limit, SkuFilter, SkuPath
 from svc_a.api.schemas import ProductCreate, ProductOut, ProductPage, ProductPatch
 from svc_a.service_layer import handlers
@@ -53,7 +54,7 @@ class ProductController(Controller):
     async def create_product(
         self, request: Request, uow: UnitOfWork, data: JSONBody[ProductCreate]
     ) -> ProductOut:
-        data = await strict_body(request, ProductCreate)
+        data = strict_decode(await request.body(), ProductCreate)
         product = await handlers.add_product(data.to_domain(), uow, initial_stock=data.initial_stock)
         return ProductOut.of(product)
 
@@ -70,5 +71,5 @@ class ProductController(Controller):
         sku: SkuPath,
         data: JSONBody[ProductPatch],
     ) -> ProductOut:
-        data = await strict_body(request, ProductPatch)
+        data = strict_decode(await request.body(), ProductPatch)
         return ProductOut.of(await handlers.change_product(sku, data.apply, uow))

@@ -12,7 +12,11 @@ is a 422.
 
 from __future__ import annotations
 
+from typing import Any
+
 from litestar import Controller, Request, Response, get, post
+from litestar.connection import ASGIConnection
+from litestar.handlers import BaseRouteHandler
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import JSONBody
 
@@ -20,7 +24,8 @@ from caravan_commons.errors import ForbiddenError
 from caravan_commons.idempotency import REPLAYED_HEADER, fingerprint, key_id, require_key
 from caravan_commons.principal import OPERATOR, principal_of
 from caravan_commons.problems import problem_responses
-from svc_a.api.deps import CatalogDep, UnitOfWork, strict_body
+from caravan_commons.schemas import strict_decode
+from svc_a.api.deps import CatalogDep, UnitOfWork
 from svc_a.api.params import IdempotencyKey, OrderIdPath
 from svc_a.api.schemas import ReservationCreate, ReservationOut
 from svc_a.domain.reservation import Reservation
@@ -32,7 +37,7 @@ def _answer(reservation: Reservation, created: bool) -> Response[ReservationOut]
     return Response(content=ReservationOut.of(reservation), status_code=201 if created else 200)
 
 
-async def not_for_customers(connection: Request, _handler: object) -> None:
+async def not_for_customers(connection: ASGIConnection[Any, Any, Any, Any], _handler: BaseRouteHandler) -> None:
     """A Litestar guard: a request acting for a customer needs the operator scope (403 before any
     lookup, so a customer learns nothing about which reservations exist)."""
     principal = principal_of(connection)
@@ -66,7 +71,7 @@ class ReservationController(Controller):
         data: JSONBody[ReservationCreate],
         idempotency_key: IdempotencyKey = None,
     ) -> Response[ReservationOut]:
-        data = await strict_body(request, ReservationCreate)
+        data = strict_decode(await request.body(), ReservationCreate)
         claim = None
         if idempotency_key is not None:
             key = require_key(request.headers, required=False)

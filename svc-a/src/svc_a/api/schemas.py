@@ -48,12 +48,6 @@ DEFAULT_PAGE_SIZE = 50
 MAX_SKU_FILTER = MAX_LINES
 
 
-class ServiceInfo(WireStruct):
-    service: str
-    version: str
-    commons: str
-
-
 class MoneyWire(WireStruct):
     amount: Annotated[int, msgspec.Meta(ge=0, le=10**15, description="minor units, e.g. cents")]
     currency: Currency

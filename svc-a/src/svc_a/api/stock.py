@@ -7,7 +7,8 @@ from litestar.params import JSONBody
 
 from caravan_commons.principal import OPERATOR, requires_scope
 from caravan_commons.problems import problem_responses
-from svc_a.api.deps import UnitOfWork, strict_body
+from caravan_commons.schemas import strict_decode
+from svc_a.api.deps import UnitOfWork
 from svc_a.api.params import SkuPath
 from svc_a.api.schemas import RestockIn, StockOut
 from svc_a.service_layer import handlers
@@ -35,5 +36,5 @@ class StockController(Controller):
         sku: SkuPath,
         data: JSONBody[RestockIn],
     ) -> StockOut:
-        data = await strict_body(request, RestockIn)
+        data = strict_decode(await request.body(), RestockIn)
         return StockOut.of(await handlers.restock(sku, data.quantity, uow))

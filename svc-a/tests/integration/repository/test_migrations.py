@@ -12,7 +12,7 @@ import pytest
 
 from caravan_commons.db import Database
 from svc_a.infrastructure.db import piccolo_app
-from svc_a.infrastructure.db.migrate import CONF_MODULE, main, migrate
+from svc_a.infrastructure.db.migrate import CONF_MODULE, migrate
 
 from .conftest import empty_database
 
@@ -63,10 +63,3 @@ def test_migrations_apply_from_empty_and_roll_back(kind: str, tmp_path: Path) ->
         assert "caravan_idempotency" in tables(url)  # commons' own app is untouched
         migrate(url)
         assert tables(url) >= TABLES
-
-
-def test_migrate_command_fails_with_one_line_on_a_bad_url(capsys: pytest.CaptureFixture[str]) -> None:
-    assert main({"CARAVAN_DATABASE_URL": "mysql://localhost/x"}) == 1
-    assert main({}) == 1
-    err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 2 and "unsupported scheme" in err[0] and "not set" in err[1]

@@ -10,22 +10,21 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
-import msgspec
 from litestar import Controller, Request, Response, get, post
 from litestar.datastructures import ResponseHeader
 from litestar.di import NamedDependency
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import HeaderParameter, JSONBody, PathParameter, QueryParameter
 
-import caravan_commons
 from caravan_commons.errors import NotFoundError
 from caravan_commons.idempotency import IDEMPOTENCY_HEADER, REPLAYED_HEADER, require_key
 from caravan_commons.principal import customer_of, requires_customer
 from caravan_commons.problems import problem_responses
-from caravan_commons.schemas import json_decoder
-from svc_b.api.placing import OrderDesk
-from svc_b.api.schemas import MAX_PAGE, ORDER_ID_PATTERN, OrderOut, OrderPage, PlaceOrderIn, ServiceInfo
+from caravan_commons.schemas import strict_decode
+from svc_b.api.placing import place_order
+from svc_b.api.schemas import MAX_PAGE, ORDER_ID_PATTERN, OrderOut, OrderPage, PlaceOrderIn
 from svc_b.domain.model import Order
+from svc_b.service_layer.placing import OrderDesk
 from svc_b.service_layer.saga import Saga
 
 #: An Idempotency-Key: a token, optionally quoted as the draft's sf-string (``"..."``).
@@ -35,17 +34,6 @@ CURSOR_PATTERN = r"^[0-9]{1,16}\." + ORDER_ID_PATTERN.removeprefix("^")
 
 
 OrderIdPath = Annotated[str, PathParameter(description="the order's id (as answered when it was placed)")]
-
-
-def integral(value: Any) -> Any:
-    """JSON numbers with an integral value as ints (JSON Schema's ``integer`` accepts ``2.0``)."""
-    if isinstance(value, float) and value.is_integer() and abs(value) < 2**63:
-        return int(value)
-    if isinstance(value, list):
-        return [integral(item) for item in value]
-    if isinstance(value, dict):
-        return {key: integral(item) for key, item in value.items()}
-    return value
 
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -59,20 +47,6 @@ def encode_cursor(order: Order) -> str:
 def decode_cursor(cursor: str) -> tuple[datetime, str]:
     micros, order_id = cursor.split(".", 1)  # the pattern guarantees the shape
     return EPOCH + int(micros) * MICROSECOND, order_id
-
-
-class InfoController(Controller):
-    path = "/"
-    tags = ["info"]
-
-    @get("/info", summary="Which service and which versions answer", sync_to_thread=False)
-    def info(self, request: Request) -> ServiceInfo:
-        settings = request.app.state.settings
-        return ServiceInfo(
-            service=settings.service_name,
-            version=settings.service_version,
-            commons=caravan_commons.__version__,
-        )
 
 
 class OrderController(Controller):
@@ -142,10 +116,8 @@ class OrderController(Controller):
     ) -> Response[OrderOut]:
         key = require_key({IDEMPOTENCY_HEADER: idempotency_key})
         assert key is not None
-        body = await request.body()
-        # Litestar converts leniently ("1" for 1); the contract has strict JSON types: decode again
-        strict = msgspec.convert(integral(json_decoder.decode(body)), PlaceOrderIn, strict=True)
-        return await desk.place(customer=customer_of(request), key=key, request=strict, prefer=prefer)
+        strict = strict_decode(await request.body(), PlaceOrderIn)
+        return await place_order(desk, customer=customer_of(request), key=key, request=strict, prefer=prefer)
 
     @get(
         "/",

@@ -30,12 +30,6 @@ CardToken = Annotated[
 ]
 
 
-class ServiceInfo(WireStruct):
-    service: str
-    version: str
-    commons: str
-
-
 class LineIn(WireStruct):
     sku: Sku
     quantity: Quantity

@@ -45,6 +45,7 @@ from svc_b.service_layer.ports import (
     ReservationLost,
     StockRequest,
     UnknownProduct,
+    step_key,
 )
 from svc_b.service_layer.retrying import retry_after
 
@@ -199,10 +200,7 @@ class HttpCatalog(CatalogPort):
             raise UpstreamUnavailableError(f"{self.service} sent an unusable price: {exc.detail}") from exc
 
     async def reserve(self, order_id: str, lines: Sequence[StockRequest]) -> None:
-        body = {
-            "order_id": order_id,
-            "lines": [{"sku": line.sku, "quantity": line.quantity} for line in lines],
-        }
+        body = reservation_body(order_id, lines)
         try:
             await _call(
                 self.service,
@@ -212,7 +210,7 @@ class HttpCatalog(CatalogPort):
                     self.service,
                     "/reservations",
                     json=body,
-                    idempotency_key=f"order-{order_id}-reserve",
+                    idempotency_key=step_key(order_id, "reserve"),
                     timeout=self.timeout,
                 ),
             )
@@ -231,7 +229,7 @@ class HttpCatalog(CatalogPort):
             self.service,
             f"POST {path}",
             lambda: self.client.post(
-                self.service, path, idempotency_key=f"order-{order_id}-{action}", timeout=self.timeout
+                self.service, path, idempotency_key=step_key(order_id, action), timeout=self.timeout
             ),
         )
 

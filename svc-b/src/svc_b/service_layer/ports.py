@@ -89,6 +89,8 @@ class PaymentsPort(abc.ABC):
     async def refund(self, idempotency_key: str, authorization_id: str, amount: Money) -> None: ...
 
 
-def payment_key(order_id: str, step: str) -> str:
-    """The Idempotency-Key of one payment call of one order (derived, so a retry reuses it)."""
+def step_key(order_id: str, step: str) -> str:
+    """The Idempotency-Key of one saga step's call of one order (``reserve``, ``commit``,
+    ``release`` at the catalog; ``authorize``, ``capture``, ``void``, ``refund`` at payments):
+    derived, so a retry reuses it. The one place the scheme is written."""
     return f"order-{order_id}-{step}"

@@ -41,7 +41,7 @@ from svc_b.service_layer.ports import (
     PaymentsPort,
     ReservationLost,
     StockRequest,
-    payment_key,
+    step_key,
 )
 from svc_b.service_layer.retrying import RetryPolicy
 from svc_b.service_layer.unit_of_work import AbstractUnitOfWork, SagaProgress, StepOutcome
@@ -222,7 +222,7 @@ class Saga:
                 fail_when_unavailable=True,
             )
         if step == "authorize_payment":
-            key = payment_key(order.id, "authorize")
+            key = step_key(order.id, "authorize")
             return await self._step(
                 order,
                 progress,
@@ -244,7 +244,7 @@ class Saga:
                 refusals={ReservationLost: CancelReason.OUT_OF_STOCK},
             )
         if step == "capture_payment":
-            key = payment_key(order.id, "capture")
+            key = step_key(order.id, "capture")
             auth = order.authorization_id or ""
             return await self._step(
                 order,
@@ -331,13 +331,13 @@ class Saga:
         auth = order.authorization_id or ""
         try:
             if order.payment is PaymentState.CAPTURED:
-                key = payment_key(order.id, "refund")
+                key = step_key(order.id, "refund")
                 await self._attempt(
                     order, "refund", lambda: self.payments.refund(key, auth, order.total), undo=True
                 )
                 order.refund_payment()
             elif order.payment is PaymentState.AUTHORIZED:
-                key = payment_key(order.id, "void")
+                key = step_key(order.id, "void")
                 await self._attempt(order, "void", lambda: self.payments.void(key, auth), undo=True)
                 order.void_payment()
             elif order.payment is PaymentState.NONE and "authorize_payment" in progress.started:
@@ -364,7 +364,7 @@ class Saga:
     async def _void_lost_authorization(self, order: Order) -> None:
         """The authorise call started but its answer was lost: repeat it with the same key to
         learn the outcome, and void the authorisation if there is one."""
-        key = payment_key(order.id, "authorize")
+        key = step_key(order.id, "authorize")
         try:
             auth = await self._attempt(
                 order,
@@ -376,7 +376,7 @@ class Saga:
             )
         except (PaymentDeclined, NothingAuthorized):
             return
-        void_key = payment_key(order.id, "void")
+        void_key = step_key(order.id, "void")
         await self._attempt(order, "void", lambda: self.payments.void(void_key, auth), undo=True)
 
     async def _attempt(

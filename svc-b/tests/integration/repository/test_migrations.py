@@ -8,11 +8,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
 from caravan_commons.db import Database
 from caravan_commons.piccolo_app import APP_CONFIG as COMMONS_APP
-from svc_b.infrastructure.db.migrate import CONF_MODULE, main, migrate
+from svc_b.infrastructure.db.migrate import CONF_MODULE, migrate
 from svc_b.infrastructure.db.piccolo_app import APP_CONFIG
 
 TABLES = ["svc_b_orders", "svc_b_order_lines", "svc_b_saga_steps"]
@@ -63,19 +61,3 @@ async def test_migrations_roll_back_and_forward_again(tmp_path: Path, sqlite_tem
         migrate(url)
         await db.readiness_check()
         assert all([await table_exists(db, t) for t in TABLES])
-
-
-@pytest.mark.parametrize(
-    ("url", "message"),
-    [(None, "CARAVAN_DATABASE_URL is not set"), ("mysql://x/y", "unsupported scheme 'mysql'")],
-)
-def test_migrate_cli_fails_with_one_line(
-    url: str | None, message: str, capsys: pytest.CaptureFixture[str]
-) -> None:
-    """What ``python -m svc_b.infrastructure.db.migrate`` runs (``sys.exit(main())``), in-process."""
-    env = {k: v for k, v in os.environ.items() if k != "CARAVAN_DATABASE_URL"}
-    if url:
-        env["CARAVAN_DATABASE_URL"] = url
-    assert main(env) == 1
-    stderr = capsys.readouterr().err
-    assert stderr.strip().count("\n") == 0 and message in stderr

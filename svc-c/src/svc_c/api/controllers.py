@@ -15,12 +15,12 @@ from litestar import Controller, Request, Response, get, post
 from litestar.di import NamedDependency
 from litestar.params import HeaderParameter, JSONBody, PathParameter
 
-import caravan_commons
 from caravan_commons.deadline import current_deadline
-from caravan_commons.idempotency import IDEMPOTENCY_HEADER, REPLAYED_HEADER, fingerprint, require_key
+from caravan_commons.idempotency import IDEMPOTENCY_HEADER, REPLAYED_HEADER, fingerprint, once, require_key
 from caravan_commons.principal import requires_scope
 from caravan_commons.problems import problem_responses
-from svc_c.api.deps import Payments, strict_body
+from caravan_commons.schemas import strict_decode
+from svc_c.api.deps import Payments
 from svc_c.api.guards import operators_or_services
 from svc_c.api.schemas import (
     AuthorizeRequest,
@@ -28,7 +28,6 @@ from svc_c.api.schemas import (
     CaptureRequest,
     PaymentOut,
     RefundRequest,
-    ServiceInfo,
 )
 from svc_c.service_layer import handlers
 from svc_c.service_layer.commands import Authorize, Capture, Refund, Void
@@ -52,20 +51,6 @@ PaymentsDep = NamedDependency[Payments]
 #: Answers any route may give: identity enforcement and security groups (401, 403), and the
 #: caller's deadline (X-Request-Timeout-Ms) passing before the answer is ready (504).
 _ANY_ROUTE = (401, 403, 504)
-
-
-class InfoController(Controller):
-    path = "/"
-    tags = ["info"]
-
-    @get("/info", summary="Which service and which versions answer", sync_to_thread=False)
-    def info(self, request: Request) -> ServiceInfo:
-        settings = request.app.state.settings
-        return ServiceInfo(
-            service=settings.service_name,
-            version=settings.service_version,
-            commons=caravan_commons.__version__,
-        )
 
 
 def _answer(outcome: handlers.Outcome, status: int) -> Response[PaymentOut]:
@@ -93,7 +78,7 @@ class PaymentController(Controller):
     ) -> Response[PaymentOut]:
         key = require_key(request.headers)
         assert key is not None
-        data = await strict_body(request, AuthorizeRequest)
+        data = strict_decode(await request.body(), AuthorizeRequest)
         cmd = Authorize(
             order_id=data.order_id,
             amount=data.amount.to_money(),
@@ -101,7 +86,7 @@ class PaymentController(Controller):
             key=key,
             request_digest=fingerprint(request.method, request.url.path, await request.body()),
         )
-        with payments.authorizing(key):
+        with once(key, scope="authorize"):  # a twin in this process: 409 (across: the unique key)
             deadline = current_deadline()
             outcome = await handlers.authorize_keyed(
                 cmd,
@@ -136,7 +121,7 @@ class PaymentController(Controller):
         payments: PaymentsDep,
         idempotency_key: OptionalKey = None,
     ) -> Response[PaymentOut]:
-        data = await strict_body(request, CaptureRequest)
+        data = strict_decode(await request.body(), CaptureRequest)
         cmd = Capture(payment_id, data.amount.to_money(), require_key(request.headers, required=False))
         return _answer(await handlers.capture_keyed(cmd, payments.new_uow()), 200)
 
@@ -172,7 +157,7 @@ class PaymentController(Controller):
         payments: PaymentsDep,
         idempotency_key: OptionalKey = None,
     ) -> Response[PaymentOut]:
-        data = await strict_body(request, RefundRequest)
+        data = strict_decode(await request.body(), RefundRequest)
         cmd = Refund(payment_id, data.amount.to_money(), require_key(request.headers, required=False))
         return _answer(await handlers.refund_keyed(cmd, payments.new_uow()), 200)
 

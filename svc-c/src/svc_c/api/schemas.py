@@ -42,12 +42,6 @@ CardToken = Annotated[
 ]
 
 
-class ServiceInfo(WireStruct):
-    service: str
-    version: str
-    commons: str
-
-
 class Amount(WireStruct):
     amount: MinorUnits
     currency: Currency

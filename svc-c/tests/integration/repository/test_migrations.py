@@ -14,7 +14,7 @@ from conftest import PostgresServer, fresh_url
 
 from caravan_commons.db import Database, rows_as_dicts
 from caravan_commons.piccolo_app import APP_CONFIG as COMMONS_APP
-from svc_c.infrastructure.db.migrate import CONF_MODULE, main, migrate
+from svc_c.infrastructure.db.migrate import CONF_MODULE, migrate
 from svc_c.infrastructure.db.piccolo_app import APP_CONFIG
 
 TABLES = {"payments", "ledger_movements", "ledger_entries"}
@@ -68,18 +68,6 @@ def test_migrations_apply_from_empty_and_roll_back(
     assert "caravan_idempotency" in tables_in(url)  # commons' app is untouched
     migrate(url)  # and forwards again
     assert tables_in(url) >= TABLES
-
-
-def test_the_command_needs_a_database_url(capsys: pytest.CaptureFixture[str]) -> None:
-    assert main({}) == 2
-    err = capsys.readouterr().err.strip()
-    assert err.count("\n") == 0 and "CARAVAN_DATABASE_URL is not set" in err
-
-
-def test_the_command_names_an_unsupported_url(capsys: pytest.CaptureFixture[str]) -> None:
-    assert main({"CARAVAN_DATABASE_URL": "mysql://somewhere/db"}) == 1
-    err = capsys.readouterr().err.strip()
-    assert err.count("\n") == 0 and "unsupported scheme 'mysql'" in err
 
 
 def test_the_command_as_a_process_reports_success(tmp_path: Path) -> None:
