@@ -37,7 +37,9 @@ def _answer(reservation: Reservation, created: bool) -> Response[ReservationOut]
     return Response(content=ReservationOut.of(reservation), status_code=201 if created else 200)
 
 
-async def not_for_customers(connection: ASGIConnection[Any, Any, Any, Any], _handler: BaseRouteHandler) -> None:
+async def not_for_customers(
+    connection: ASGIConnection[Any, Any, Any, Any], _handler: BaseRouteHandler
+) -> None:
     """A Litestar guard: a request acting for a customer needs the operator scope (403 before any
     lookup, so a customer learns nothing about which reservations exist)."""
     principal = principal_of(connection)
