@@ -202,7 +202,7 @@ def print_table(hello: dict, saturation: dict, half: dict, counted: dict) -> flo
     ]  # fmt: skip
     for service, row in counted["per_order"].items():
         cpu_saturated = saturation["per_order"][service]["cpu_s"]
-        if row["statements"] is not None:
+        if service != "gateway" and row["statements"] is not None:
             rows.append((
                 f"{service} per order: statements / commits",
                 f"{fmt(row['statements'])} / {fmt(row['commits'])}",
