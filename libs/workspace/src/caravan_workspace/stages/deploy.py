@@ -76,7 +76,7 @@ except urllib.error.HTTPError as exc:
 #: secret (without it, each process draws a random key and replicas disagree).
 ORDER_ID = """
 import os, pathlib, sys
-from svc_b.api.placing import order_id_for
+from svc_b.service_layer.placing import order_id_for
 secret = pathlib.Path(os.environ["CARAVAN_SECRET_KEY_FILE"]).read_bytes().strip()
 print(order_id_for(sys.argv[1], sys.argv[2], secret))
 """
