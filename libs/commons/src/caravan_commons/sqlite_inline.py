@@ -111,10 +111,6 @@ class InlineConnection:
     def row_factory(self, factory: Any) -> None:
         self._connection.row_factory = factory
 
-    @property
-    def in_transaction(self) -> bool:
-        return self._connection.in_transaction
-
     async def run(self, sql: str, parameters: Sequence[Any] = ()) -> sqlite3.Cursor:
         """Execute now; while another process holds the lock, wait (asynchronously) and try again."""
         try:
@@ -135,14 +131,6 @@ class InlineConnection:
 
     def execute(self, sql: str, parameters: Sequence[Any] | None = None) -> InlineCursor:
         return InlineCursor(self, sql, parameters or ())
-
-    async def commit(self) -> None:
-        if self._connection.in_transaction:
-            await self.run("COMMIT")
-
-    async def rollback(self) -> None:
-        if self._connection.in_transaction:
-            await self.run("ROLLBACK")
 
     async def set_trace_callback(self, callback: Callable[[str], object] | None) -> None:
         self._connection.set_trace_callback(callback)
